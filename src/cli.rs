@@ -1,0 +1,109 @@
+//! Command-line interface: argument parsing and dispatch to the parts.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Env, Profile};
+use crate::error::Result;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dockhand",
+    version,
+    about = "Keeps a Docker engine ready: Colima on macOS, dockerd on Linux, supervised.",
+    after_help = "Exit codes: 0 ok, 1 not ready, 2 bad config or usage, 3 already running, \
+4 engine prerequisite missing, 5 service manager unavailable, 6 unsafe or conflicting path, \
+7 external command failed, 10 I/O error."
+)]
+pub struct Cli {
+    /// Config file (default: $DOCKHAND_CONFIG, else $XDG_CONFIG_HOME/dockhand/config.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Profile to act on.
+    #[arg(long, short, global = true, value_name = "NAME", default_value = "default")]
+    pub profile: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Supervise the profile's engine in the foreground: start it, keep it
+    /// ready, restart it with backoff, stop it on SIGTERM/SIGINT.
+    Run,
+    /// Show whether the engine is ready (exit 0) or not (exit 1).
+    Status {
+        /// Print state.json's fields plus supervisor_running and socket_answers.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate or show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Install, remove or inspect the login service (launchd / systemd).
+    #[command(subcommand)]
+    Service(crate::service::ServiceCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Validate every profile of the config file.
+    Check,
+    /// Print the effective config of a profile, defaults filled in.
+    Show,
+}
+
+/// What every command needs: the loaded config and the chosen profile name.
+pub struct Context {
+    pub config: Config,
+    pub profile_name: String,
+}
+
+impl Context {
+    pub fn profile(&self) -> Result<Profile> {
+        self.config.profile(&self.profile_name)
+    }
+}
+
+/// Parse arguments, run the command, return the process exit code.
+pub fn main() -> u8 {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dockhand: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    let config = Config::load(cli.config.as_deref(), Env::from_process()?)?;
+    let ctx = Context {
+        config,
+        profile_name: cli.profile,
+    };
+    match cli.command {
+        Command::Run => crate::supervisor::run(ctx.profile()?),
+        Command::Status { json } => crate::status::run(&ctx.profile()?, json),
+        Command::Config(ConfigCmd::Check) => {
+            let names = ctx.config.profile_names();
+            println!(
+                "{}: ok ({} profile{}: {})",
+                ctx.config.source.path().display(),
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            );
+            Ok(0)
+        }
+        Command::Config(ConfigCmd::Show) => {
+            print!("{}", crate::config::show(&ctx.profile()?));
+            Ok(0)
+        }
+        Command::Service(cmd) => crate::service::run(cmd, &ctx),
+    }
+}

@@ -1,0 +1,794 @@
+//! Configuration: where the file is, what it may say, and the effective
+//! profile with every default filled in.
+//!
+//! The file is TOML with profiles under `[profiles.<name>]`. Unknown keys,
+//! wrong types, bad durations and engine tables that don't match `engine`
+//! are refused with the file, line and column (exit code 2).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Where the config came from, for messages and for `--config` in services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// No file: built-in defaults (the path that was looked for).
+    Defaults(PathBuf),
+    /// The default location (`$XDG_CONFIG_HOME/dockhand/config.toml`).
+    DefaultFile(PathBuf),
+    /// `--config` or `$DOCKHAND_CONFIG`.
+    Explicit(PathBuf),
+}
+
+impl Source {
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Defaults(p) | Source::DefaultFile(p) | Source::Explicit(p) => p,
+        }
+    }
+    /// The config path a service definition must pass with `--config`.
+    pub fn explicit_path(&self) -> Option<&Path> {
+        match self {
+            Source::Explicit(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// The process environment that config resolution depends on, captured once
+/// so that tests and service rendering can supply their own.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub home: PathBuf,
+    pub xdg_config_home: Option<PathBuf>,
+    pub xdg_state_home: Option<PathBuf>,
+    pub colima_home: Option<PathBuf>,
+    pub lima_home: Option<PathBuf>,
+    pub dockhand_config: Option<PathBuf>,
+    pub macos: bool,
+}
+
+impl Env {
+    pub fn from_process() -> Result<Env> {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let home = var("HOME").ok_or_else(|| {
+            Error::Config("HOME is not set: dockhand needs it to find its config and state".into())
+        })?;
+        Ok(Env {
+            home,
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            xdg_state_home: var("XDG_STATE_HOME"),
+            colima_home: var("COLIMA_HOME"),
+            lima_home: var("LIMA_HOME"),
+            dockhand_config: var("DOCKHAND_CONFIG"),
+            macos: cfg!(target_os = "macos"),
+        })
+    }
+
+    pub fn config_home(&self) -> PathBuf {
+        self.xdg_config_home
+            .clone()
+            .unwrap_or_else(|| self.home.join(".config"))
+    }
+
+    pub fn state_home(&self) -> PathBuf {
+        self.xdg_state_home
+            .clone()
+            .unwrap_or_else(|| self.home.join(".local/state"))
+    }
+
+    pub fn colima_home(&self) -> PathBuf {
+        self.colima_home
+            .clone()
+            .unwrap_or_else(|| self.home.join(".colima"))
+    }
+
+    pub fn lima_home(&self) -> PathBuf {
+        self.lima_home
+            .clone()
+            .unwrap_or_else(|| self.colima_home().join("_lima"))
+    }
+
+    /// `~`, `~/x`, `$HOME` and `${HOME}` at the start of a path.
+    pub fn expand(&self, raw: &str) -> PathBuf {
+        let home = self.home.to_string_lossy();
+        for prefix in ["${HOME}", "$HOME", "~"] {
+            if let Some(rest) = raw.strip_prefix(prefix)
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                return PathBuf::from(format!("{home}{rest}"));
+            }
+        }
+        PathBuf::from(raw)
+    }
+}
+
+// ---------------------------------------------------------------- the file
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    profiles: BTreeMap<String, Spanned<RawProfile>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Colima,
+    Dockerd,
+    Command,
+}
+
+impl EngineKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Colima => "colima",
+            EngineKind::Dockerd => "dockerd",
+            EngineKind::Command => "command",
+        }
+    }
+}
+
+/// A duration written as "30s", "2m", "1h 30m".
+#[derive(Debug, Clone, Copy)]
+struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?} ({e}): expected a duration such as \"30s\", \"2m\" or \"1h\""
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    engine: Option<EngineKind>,
+    socket: Option<String>,
+    state_dir: Option<String>,
+    log_file: Option<String>,
+    label: Option<String>,
+    probe_interval: Option<Spanned<Dur>>,
+    probe_timeout: Option<Spanned<Dur>>,
+    start_timeout: Option<Spanned<Dur>>,
+    stop_timeout: Option<Spanned<Dur>>,
+    restart_backoff_max: Option<Spanned<Dur>>,
+    dockerd: Option<Spanned<RawDockerd>>,
+    command: Option<Spanned<RawCommand>>,
+    colima: Option<Spanned<RawColima>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDockerd {
+    binary: Option<String>,
+    data_root: Option<String>,
+    exec_root: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommand {
+    argv: Spanned<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColima {
+    profile: Option<String>,
+    cpu: Option<u32>,
+    memory: Option<u32>,
+    disk: Option<u32>,
+    vm_type: Option<Spanned<String>>,
+    arch: Option<String>,
+    runtime: Option<Spanned<String>>,
+    #[serde(default)]
+    mounts: Vec<String>,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+// ------------------------------------------------------- effective profile
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    #[serde(skip)]
+    pub name: String,
+    pub engine: EngineKind,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub log_file: PathBuf,
+    pub label: String,
+    #[serde(serialize_with = "ser_dur")]
+    pub probe_interval: Duration,
+    #[serde(serialize_with = "ser_dur")]
+    pub probe_timeout: Duration,
+    #[serde(serialize_with = "ser_dur")]
+    pub start_timeout: Duration,
+    #[serde(serialize_with = "ser_dur")]
+    pub stop_timeout: Duration,
+    #[serde(serialize_with = "ser_dur")]
+    pub restart_backoff_max: Duration,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerd: Option<Dockerd>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Command>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colima: Option<Colima>,
+}
+
+fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dockerd {
+    pub binary: String,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Command {
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Colima {
+    /// Colima's profile name as given to `colima start <profile>`.
+    pub profile: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    pub runtime: String,
+    pub mounts: Vec<String>,
+    pub args: Vec<String>,
+    /// Colima's base directory (`$COLIMA_HOME` or `~/.colima`).
+    pub home: PathBuf,
+    /// Lima's directory (`$LIMA_HOME` or `<colima home>/_lima`).
+    pub lima_home: PathBuf,
+}
+
+impl Colima {
+    /// The Lima instance ID (also the docker context name): `colima` for the
+    /// default profile, `colima-<name>` otherwise.
+    pub fn instance(&self) -> String {
+        match short_profile(&self.profile) {
+            "default" => "colima".into(),
+            other => format!("colima-{other}"),
+        }
+    }
+    /// Lima's directory of this instance (`ha.pid`, `qemu.pid`/`vz.pid`, ...).
+    pub fn instance_dir(&self) -> PathBuf {
+        self.lima_home.join(self.instance())
+    }
+}
+
+/// Colima's short profile name: "", "colima" and "default" are `default`;
+/// a leading `colima-` is stripped.
+pub fn short_profile(p: &str) -> &str {
+    match p {
+        "" | "colima" | "default" => "default",
+        other => other.strip_prefix("colima-").unwrap_or(other),
+    }
+}
+
+impl Profile {
+    pub fn lock_path(&self) -> PathBuf {
+        self.state_dir.join("lock")
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.state_dir.join("state.json")
+    }
+}
+
+/// A loaded config: the source and the raw profiles.
+pub struct Config {
+    pub source: Source,
+    pub env: Env,
+    text: String,
+    file: RawFile,
+}
+
+impl Config {
+    /// `--config PATH`, else `$DOCKHAND_CONFIG`, else the default location;
+    /// a missing default file means built-in defaults, a missing explicit
+    /// file is an error.
+    pub fn load(explicit: Option<&Path>, env: Env) -> Result<Config> {
+        let source = match explicit.map(Path::to_path_buf).or(env.dockhand_config.clone()) {
+            Some(p) => Source::Explicit(absolute(&p)),
+            None => {
+                let p = env.config_home().join("dockhand/config.toml");
+                if p.exists() {
+                    Source::DefaultFile(p)
+                } else {
+                    Source::Defaults(p)
+                }
+            }
+        };
+        let text = match &source {
+            Source::Defaults(_) => String::new(),
+            Source::DefaultFile(p) | Source::Explicit(p) => std::fs::read_to_string(p)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "cannot read config {}: {e}{}",
+                        p.display(),
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            " (create it, or drop --config / DOCKHAND_CONFIG to use built-in defaults)"
+                        } else {
+                            ""
+                        }
+                    ))
+                })?,
+        };
+        Config::parse(source, env, text)
+    }
+
+    pub fn parse(source: Source, env: Env, text: String) -> Result<Config> {
+        let file: RawFile = toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| line_col(&text, s.start))
+                .map(|(l, c)| format!(":{l}:{c}"))
+                .unwrap_or_default();
+            Error::Config(format!(
+                "{}{at}: {}",
+                source.path().display(),
+                e.message().trim_end()
+            ))
+        })?;
+        let cfg = Config {
+            source,
+            env,
+            text,
+            file,
+        };
+        // Refuse any bad profile up front, not only the one asked for.
+        for name in cfg.file.profiles.keys() {
+            cfg.profile(name)?;
+        }
+        Ok(cfg)
+    }
+
+    pub fn profile_names(&self) -> Vec<String> {
+        if self.file.profiles.is_empty() {
+            vec![DEFAULT_PROFILE.to_string()]
+        } else {
+            self.file.profiles.keys().cloned().collect()
+        }
+    }
+
+    /// The effective profile `name`, defaults filled in.
+    pub fn profile(&self, name: &str) -> Result<Profile> {
+        let empty = RawProfile::default();
+        let raw = match self.file.profiles.get(name) {
+            Some(p) => p.get_ref(),
+            None if name == DEFAULT_PROFILE => &empty,
+            None => {
+                let known = self.profile_names().join(", ");
+                return Err(Error::Config(format!(
+                    "unknown profile `{name}` in {}: known profiles are {known}; add a [profiles.{name}] table or pick one of those",
+                    self.source.path().display()
+                )));
+            }
+        };
+        self.resolve(name, raw)
+    }
+
+    fn err_at(&self, span: std::ops::Range<usize>, msg: String) -> Error {
+        let (l, c) = line_col(&self.text, span.start);
+        Error::Config(format!("{}:{l}:{c}: {msg}", self.source.path().display()))
+    }
+
+    fn resolve(&self, name: &str, raw: &RawProfile) -> Result<Profile> {
+        let env = &self.env;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(Error::Config(format!(
+                "{}: profile name {name:?} may only contain letters, digits, '-', '_' and '.'",
+                self.source.path().display()
+            )));
+        }
+        let engine = raw.engine.unwrap_or(if env.macos {
+            EngineKind::Colima
+        } else {
+            EngineKind::Dockerd
+        });
+        // An engine table must match `engine`.
+        let tables = [
+            (EngineKind::Dockerd, raw.dockerd.as_ref().map(Spanned::span)),
+            (EngineKind::Command, raw.command.as_ref().map(Spanned::span)),
+            (EngineKind::Colima, raw.colima.as_ref().map(Spanned::span)),
+        ];
+        for (kind, span) in tables {
+            if let Some(span) = span
+                && kind != engine
+            {
+                return Err(self.err_at(
+                    span,
+                    format!(
+                        "profile `{name}` has a [{kind}] table but engine = \"{}\": remove the table or set engine = \"{kind}\"",
+                        engine.as_str(),
+                        kind = kind.as_str()
+                    ),
+                ));
+            }
+        }
+
+        let state_dir = raw
+            .state_dir
+            .as_deref()
+            .map(|s| env.expand(s))
+            .unwrap_or_else(|| env.state_home().join("dockhand").join(name));
+        let log_file = raw
+            .log_file
+            .as_deref()
+            .map(|s| env.expand(s))
+            .unwrap_or_else(|| {
+                if env.macos {
+                    env.home
+                        .join("Library/Logs/dockhand")
+                        .join(format!("{name}.log"))
+                } else {
+                    state_dir.join("dockhand.log")
+                }
+            });
+        let dur = |v: &Option<Spanned<Dur>>, default: u64| {
+            v.as_ref()
+                .map(|d| d.get_ref().0)
+                .unwrap_or(Duration::from_secs(default))
+        };
+        let probe_interval = dur(&raw.probe_interval, 30);
+        let probe_timeout = dur(&raw.probe_timeout, 5);
+        let start_timeout = dur(&raw.start_timeout, 180);
+        let stop_timeout = dur(&raw.stop_timeout, 60);
+        let restart_backoff_max = dur(&raw.restart_backoff_max, 300);
+        for (key, v, value) in [
+            ("probe_interval", &raw.probe_interval, probe_interval),
+            ("probe_timeout", &raw.probe_timeout, probe_timeout),
+            ("start_timeout", &raw.start_timeout, start_timeout),
+            ("stop_timeout", &raw.stop_timeout, stop_timeout),
+            ("restart_backoff_max", &raw.restart_backoff_max, restart_backoff_max),
+        ] {
+            if value < Duration::from_millis(10)
+                && let Some(s) = v
+            {
+                return Err(self.err_at(
+                    s.span(),
+                    format!("{key} must be at least 10ms, such as \"1s\""),
+                ));
+            }
+        }
+        if probe_timeout > probe_interval
+            && let Some(s) = raw.probe_timeout.as_ref().or(raw.probe_interval.as_ref())
+        {
+            return Err(self.err_at(
+                s.span(),
+                format!(
+                    "probe_timeout ({}) must not exceed probe_interval ({})",
+                    humantime::format_duration(probe_timeout),
+                    humantime::format_duration(probe_interval)
+                ),
+            ));
+        }
+
+        let label = raw.label.clone().unwrap_or_else(|| {
+            if name == DEFAULT_PROFILE {
+                "local.docker".into()
+            } else {
+                format!("local.docker.{name}")
+            }
+        });
+
+        let mut dockerd = None;
+        let mut command = None;
+        let mut colima = None;
+        let socket = match engine {
+            EngineKind::Dockerd => {
+                let d = raw.dockerd.as_ref().map(Spanned::get_ref);
+                dockerd = Some(Dockerd {
+                    binary: d
+                        .and_then(|d| d.binary.clone())
+                        .map(|b| {
+                            if b.contains('/') {
+                                env.expand(&b).to_string_lossy().into_owned()
+                            } else {
+                                b
+                            }
+                        })
+                        .unwrap_or_else(|| "dockerd".into()),
+                    data_root: d
+                        .and_then(|d| d.data_root.as_deref())
+                        .map(|s| env.expand(s))
+                        .unwrap_or_else(|| state_dir.join("data")),
+                    exec_root: d
+                        .and_then(|d| d.exec_root.as_deref())
+                        .map(|s| env.expand(s))
+                        .unwrap_or_else(|| state_dir.join("exec")),
+                    args: d.map(|d| d.args.clone()).unwrap_or_default(),
+                });
+                raw.socket
+                    .as_deref()
+                    .map(|s| env.expand(s))
+                    .unwrap_or_else(|| state_dir.join("docker.sock"))
+            }
+            EngineKind::Command => {
+                let Some(c) = raw.command.as_ref() else {
+                    return Err(Error::Config(format!(
+                        "{}: profile `{name}` has engine = \"command\" but no [profiles.{name}.command] table with argv = [\"program\", \"arg\", ...]",
+                        self.source.path().display()
+                    )));
+                };
+                let argv = c.get_ref().argv.get_ref();
+                if argv.is_empty() || argv[0].is_empty() {
+                    return Err(self.err_at(
+                        c.get_ref().argv.span(),
+                        "argv must name a program: argv = [\"program\", \"arg\", ...]".into(),
+                    ));
+                }
+                command = Some(Command {
+                    argv: argv.clone(),
+                });
+                match raw.socket.as_deref() {
+                    Some(s) => env.expand(s),
+                    None => {
+                        return Err(Error::Config(format!(
+                            "{}: profile `{name}` has engine = \"command\" but no socket: set socket to the unix socket the command serves the Docker API on",
+                            self.source.path().display()
+                        )));
+                    }
+                }
+            }
+            EngineKind::Colima => {
+                let c = raw.colima.as_ref().map(Spanned::get_ref);
+                if let Some(v) = c.and_then(|c| c.vm_type.as_ref())
+                    && !["qemu", "vz", "krunkit"].contains(&v.get_ref().as_str())
+                {
+                    return Err(self.err_at(
+                        v.span(),
+                        format!(
+                            "vm_type {:?} is not one of \"qemu\", \"vz\", \"krunkit\"",
+                            v.get_ref()
+                        ),
+                    ));
+                }
+                if let Some(v) = c.and_then(|c| c.runtime.as_ref())
+                    && v.get_ref() != "docker"
+                {
+                    return Err(self.err_at(
+                        v.span(),
+                        format!(
+                            "runtime {:?} serves no Docker API: dockhand supervises runtime = \"docker\"",
+                            v.get_ref()
+                        ),
+                    ));
+                }
+                let col = Colima {
+                    profile: c
+                        .and_then(|c| c.profile.clone())
+                        .unwrap_or_else(|| name.to_string()),
+                    cpu: c.and_then(|c| c.cpu),
+                    memory: c.and_then(|c| c.memory),
+                    disk: c.and_then(|c| c.disk),
+                    vm_type: c.and_then(|c| c.vm_type.as_ref().map(|v| v.get_ref().clone())),
+                    arch: c.and_then(|c| c.arch.clone()),
+                    runtime: "docker".into(),
+                    mounts: c.map(|c| c.mounts.clone()).unwrap_or_default(),
+                    args: c.map(|c| c.args.clone()).unwrap_or_default(),
+                    home: env.colima_home(),
+                    lima_home: env.lima_home(),
+                };
+                let socket = raw.socket.as_deref().map(|s| env.expand(s)).unwrap_or_else(|| {
+                    col.home
+                        .join(short_profile(&col.profile))
+                        .join("docker.sock")
+                });
+                colima = Some(col);
+                socket
+            }
+        };
+
+        Ok(Profile {
+            name: name.to_string(),
+            engine,
+            socket,
+            state_dir,
+            log_file,
+            label,
+            probe_interval,
+            probe_timeout,
+            start_timeout,
+            stop_timeout,
+            restart_backoff_max,
+            dockerd,
+            command,
+            colima,
+        })
+    }
+}
+
+/// The effective profile as TOML, for `dockhand config show`.
+pub fn show(profile: &Profile) -> String {
+    let mut profiles = BTreeMap::new();
+    profiles.insert(profile.name.clone(), profile);
+    let mut root = BTreeMap::new();
+    root.insert("profiles", profiles);
+    toml::to_string_pretty(&root).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            home: "/home/u".into(),
+            xdg_config_home: None,
+            xdg_state_home: None,
+            colima_home: None,
+            lima_home: None,
+            dockhand_config: None,
+            macos: false,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(
+            Source::Explicit("/c.toml".into()),
+            env(),
+            text.to_string(),
+        )
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Err(Error::Config(m)) => m,
+            Err(e) => panic!("wrong error kind: {e}"),
+            Ok(_) => panic!("accepted: {text}"),
+        }
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let c = parse("").unwrap();
+        let p = c.profile("default").unwrap();
+        assert_eq!(p.engine, EngineKind::Dockerd);
+        assert_eq!(p.state_dir, PathBuf::from("/home/u/.local/state/dockhand/default"));
+        assert_eq!(p.socket, p.state_dir.join("docker.sock"));
+        assert_eq!(p.log_file, p.state_dir.join("dockhand.log"));
+        assert_eq!(p.probe_interval, Duration::from_secs(30));
+        assert_eq!(p.label, "local.docker");
+    }
+
+    #[test]
+    fn macos_defaults_to_colima() {
+        let mut e = env();
+        e.macos = true;
+        let c = Config::parse(Source::Defaults("/x".into()), e, String::new()).unwrap();
+        let p = c.profile("default").unwrap();
+        assert_eq!(p.engine, EngineKind::Colima);
+        assert_eq!(p.socket, PathBuf::from("/home/u/.colima/default/docker.sock"));
+        assert_eq!(p.log_file, PathBuf::from("/home/u/Library/Logs/dockhand/default.log"));
+        assert_eq!(p.colima.unwrap().instance_dir(), PathBuf::from("/home/u/.colima/_lima/colima"));
+    }
+
+    #[test]
+    fn colima_instance_names() {
+        let c = parse("[profiles.work]\nengine = \"colima\"\n").unwrap();
+        let p = c.profile("work").unwrap();
+        let col = p.colima.unwrap();
+        assert_eq!(col.instance(), "colima-work");
+        assert_eq!(p.socket, PathBuf::from("/home/u/.colima/work/docker.sock"));
+        assert_eq!(p.label, "local.docker.work");
+    }
+
+    #[test]
+    fn tilde_and_home_expand() {
+        let c = parse("[profiles.default]\nstate_dir = \"~/s\"\nlog_file = \"$HOME/l.log\"\nsocket = \"${HOME}/d.sock\"\n").unwrap();
+        let p = c.profile("default").unwrap();
+        assert_eq!(p.state_dir, PathBuf::from("/home/u/s"));
+        assert_eq!(p.log_file, PathBuf::from("/home/u/l.log"));
+        assert_eq!(p.socket, PathBuf::from("/home/u/d.sock"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let m = err("[profiles.default]\nengine = \"dockerd\"\n  sockett = \"/x\"\n");
+        assert!(m.starts_with("/c.toml:3:3: "), "{m}");
+        assert!(m.contains("sockett"), "{m}");
+    }
+
+    #[test]
+    fn wrong_type() {
+        let m = err("[profiles.default]\nprobe_interval = 30\n");
+        assert!(m.starts_with("/c.toml:2:18: "), "{m}");
+    }
+
+    #[test]
+    fn bad_duration() {
+        let m = err("[profiles.default]\nstop_timeout = \"soon\"\n");
+        assert!(m.starts_with("/c.toml:2:16: "), "{m}");
+        assert!(m.contains("expected a duration"), "{m}");
+    }
+
+    #[test]
+    fn engine_table_mismatch() {
+        let m = err("[profiles.default]\nengine = \"dockerd\"\n[profiles.default.colima]\ncpu = 2\n");
+        assert!(m.starts_with("/c.toml:3:"), "{m}");
+        assert!(m.contains("[colima] table but engine = \"dockerd\""), "{m}");
+    }
+
+    #[test]
+    fn unknown_profile() {
+        let c = parse("[profiles.a]\n").unwrap();
+        match c.profile("b") {
+            Err(Error::Config(m)) => assert!(m.contains("unknown profile `b`"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_needs_argv_and_socket() {
+        let m = err("[profiles.p]\nengine = \"command\"\nsocket = \"/s\"\n");
+        assert!(m.contains("argv"), "{m}");
+        let m = err("[profiles.p]\nengine = \"command\"\n[profiles.p.command]\nargv = [\"x\"]\n");
+        assert!(m.contains("no socket"), "{m}");
+        let m = err("[profiles.p]\nengine = \"command\"\nsocket = \"/s\"\n[profiles.p.command]\nargv = []\n");
+        assert!(m.starts_with("/c.toml:5:8"), "{m}");
+    }
+
+    #[test]
+    fn show_round_trips_durations() {
+        let c = parse("[profiles.default]\nprobe_interval = \"2m\"\n").unwrap();
+        let s = show(&c.profile("default").unwrap());
+        assert!(s.contains("probe_interval = \"2m\""), "{s}");
+        assert!(s.contains("[profiles.default.dockerd]"), "{s}");
+    }
+}
