@@ -71,6 +71,15 @@ impl Context {
 /// Parse arguments, run the command, return the process exit code.
 pub fn main() -> u8 {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run) {
+        // A short command piped into `head` or `grep -q` ends quietly, as
+        // other CLI tools do. The supervisor keeps ignoring SIGPIPE: a
+        // restarted log reader must not kill it.
+        // SAFETY: setting a signal disposition before any threads start.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -15,7 +15,7 @@ pub enum Error {
     Config(String),
 
     #[error(
-        "another dockhand supervisor already runs profile `{profile}` (lock {}, pid {pid}); stop it with `dockhand down --profile {profile}` or SIGTERM",
+        "another dockhand supervisor already runs profile `{profile}` (lock {}, pid {pid}); stop it with `kill {pid}` (SIGTERM) or use that one",
         lock.display()
     )]
     AlreadyRunning {

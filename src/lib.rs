@@ -3,7 +3,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod error;
+pub mod logging;
+pub mod probe;
 pub mod service;
+pub mod state;
 pub mod status;
 pub mod supervisor;
+pub mod sys;

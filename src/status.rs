@@ -1,3 +1,77 @@
+//! `dockhand status`: the supervisor's recorded state plus a probe of our
+//! own, so it tells the truth even when no supervisor runs.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
 use crate::config::Profile;
 use crate::error::Result;
-pub fn run(_p: &Profile, _json: bool) -> Result<u8> { Ok(0) }
+use crate::probe::{self, Ping};
+use crate::state::{self, Phase, State};
+
+#[derive(Serialize)]
+struct Report {
+    #[serde(flatten)]
+    state: State,
+    supervisor_running: bool,
+    socket_answers: bool,
+}
+
+pub fn run(p: &Profile, json: bool) -> Result<u8> {
+    let holder = state::holder_pid(&p.lock_path());
+    let recorded = state::read(p);
+    let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
+    let state = recorded.clone().unwrap_or(State {
+        profile: p.name.clone(),
+        phase: Phase::Stopped,
+        engine_pid: None,
+        socket: p.socket.clone(),
+        restarts: 0,
+        last_error: None,
+        since: String::new(),
+        supervisor_pid: 0,
+    });
+    let ready = holder.is_some() && state.phase == Phase::Ready && ping == Ping::Ok;
+    if json {
+        let report = Report {
+            state,
+            supervisor_running: holder.is_some(),
+            socket_answers: ping == Ping::Ok,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+        return Ok(if ready { 0 } else { 1 });
+    }
+    let socket = p.socket.display();
+    match holder {
+        Some(pid) => {
+            let since = if state.since.is_empty() {
+                String::new()
+            } else {
+                format!(" since {}", state.since)
+            };
+            println!(
+                "profile {}: {}{since} (supervisor pid {pid})",
+                p.name, state.phase
+            );
+            if let Some(e) = state.engine_pid {
+                println!("engine pid: {e}");
+            }
+        }
+        None => println!(
+            "profile {}: no supervisor running (start one with `dockhand run --profile {}` or `dockhand service install`)",
+            p.name, p.name
+        ),
+    }
+    println!("socket {socket}: {ping}");
+    println!("restarts: {}", state.restarts);
+    if let Some(e) = &state.last_error
+        && state.phase != Phase::Ready
+    {
+        println!("last error: {e}");
+    }
+    Ok(if ready { 0 } else { 1 })
+}

@@ -1,3 +1,379 @@
+//! `dockhand run`: keep one profile's engine ready.
+//!
+//! starting ─▶ ready ─(probe fails)─▶ unhealthy ─(fails again)─▶ restarting
+//!    │          │                        └─(answers)─▶ ready       │
+//!    │          └─(engine exits)──────────────────────────▶ restarting
+//!    └─(start fails)─▶ failed ─(backoff)─▶ restarting ─▶ starting
+//! any ─(SIGTERM/SIGINT)─▶ stopping ─▶ stopped (exit 0)
+
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, sleep_until};
+use tracing::{error, info, warn};
+
 use crate::config::Profile;
-use crate::error::Result;
-pub fn run(_p: Profile) -> Result<u8> { Ok(0) }
+use crate::engine::{Engine, Running};
+use crate::error::{Error, Result};
+use crate::probe;
+use crate::state::{self, Lock, Phase, State};
+use crate::sys;
+
+/// A restart waits 0 s the first time after a stable run, then 1 s, 2 s,
+/// 4 s ... up to `restart_backoff_max`.
+pub struct Backoff {
+    failures: u32,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(max: Duration) -> Backoff {
+        Backoff { failures: 0, max }
+    }
+    pub fn next_delay(&mut self) -> Duration {
+        let d = match self.failures {
+            0 => Duration::ZERO,
+            n => Duration::from_secs(1u64 << (n - 1).min(20)).min(self.max),
+        };
+        self.failures = self.failures.saturating_add(1);
+        d
+    }
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// How long an engine must stay ready before the backoff resets.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// How often the wall clock is compared with the monotonic clock to
+/// notice a resume from sleep (cheap: two clock reads).
+const CLOCK_CHECK: Duration = Duration::from_secs(5);
+/// A wall-clock lead over the monotonic clock beyond this is a resume.
+const RESUME_JUMP: Duration = Duration::from_secs(3);
+
+pub fn run(profile: Profile) -> Result<u8> {
+    state::private_dir(&profile.state_dir)?;
+    let _lock = Lock::acquire(&profile)?;
+    let engine = Engine::new(&profile);
+    engine.check()?;
+    crate::logging::init(&profile.log_file)?;
+    sys::become_subreaper();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", e))?;
+    rt.block_on(async {
+        sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
+        Supervisor::new(profile, engine).run().await
+    })
+}
+
+struct Supervisor {
+    p: Profile,
+    engine: Engine,
+    st: State,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Why the ready phase ended.
+enum Exit {
+    Shutdown,
+    Restart(String),
+}
+
+impl Supervisor {
+    fn new(p: Profile, engine: Engine) -> Supervisor {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            info!("{name} received: stopping");
+            let _ = tx.send(true);
+        });
+        let st = State {
+            profile: p.name.clone(),
+            phase: Phase::Starting,
+            engine_pid: None,
+            socket: p.socket.clone(),
+            restarts: 0,
+            last_error: None,
+            since: state::now_rfc3339(),
+            supervisor_pid: std::process::id(),
+        };
+        Supervisor {
+            p,
+            engine,
+            st,
+            shutdown: rx,
+        }
+    }
+
+    async fn shutdown_requested(&mut self) {
+        let _ = self.shutdown.wait_for(|v| *v).await;
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Enter `phase`, record it atomically, log the reason.
+    fn set(&mut self, phase: Phase, pid: Option<i32>, reason: &str) {
+        let changed = self.st.phase != phase || self.st.engine_pid != pid;
+        self.st.phase = phase;
+        self.st.engine_pid = pid;
+        if changed {
+            self.st.since = state::now_rfc3339();
+        }
+        if matches!(phase, Phase::Failed | Phase::Unhealthy | Phase::Restarting) {
+            self.st.last_error = Some(reason.to_string());
+        }
+        match phase {
+            Phase::Failed => error!("{phase}: {reason}"),
+            Phase::Unhealthy | Phase::Restarting => warn!("{phase}: {reason}"),
+            _ => info!("{phase}: {reason}"),
+        }
+        if let Err(e) = state::write(&self.p, &self.st) {
+            error!("{e}");
+        }
+        notify(phase, reason);
+    }
+
+    async fn run(mut self) -> Result<u8> {
+        info!(
+            "dockhand {} supervising profile `{}` ({:?} engine, socket {})",
+            env!("CARGO_PKG_VERSION"),
+            self.p.name,
+            self.p.engine,
+            self.p.socket.display()
+        );
+        let mut backoff = Backoff::new(self.p.restart_backoff_max);
+        let mut running: Option<Running> = None;
+        let mut first = true;
+        loop {
+            if self.stopping() {
+                break;
+            }
+            // 1. An engine: adopt one that answers, else clean up and start.
+            let mut r = match self.obtain(first).await {
+                Ok(Some(r)) => r,
+                Ok(None) => break, // shutdown during start
+                Err(Obtain::Fatal(e)) => {
+                    self.set(Phase::Failed, None, &e.to_string());
+                    return Err(e);
+                }
+                Err(Obtain::Failed(why, r)) => {
+                    if let Some(r) = r {
+                        self.set(Phase::Restarting, r.pid, &why);
+                        self.engine.stop(r, self.p.stop_timeout).await;
+                    }
+                    let delay = backoff.next_delay().max(Duration::from_secs(1));
+                    self.set(
+                        Phase::Failed,
+                        None,
+                        &format!(
+                            "{why} (next attempt in {})",
+                            humantime::format_duration(delay)
+                        ),
+                    );
+                    if !self.pause(delay).await {
+                        break;
+                    }
+                    self.st.restarts += 1;
+                    first = false;
+                    continue;
+                }
+            };
+            first = false;
+            let how = if r.adopted { "adopted the running engine" } else { "engine answers /_ping" };
+            self.set(Phase::Ready, r.pid, how);
+            let ready_at = Instant::now();
+
+            // 2. Watch it until it ends, hangs, or we are told to stop.
+            match self.watch(&mut r).await {
+                Exit::Shutdown => {
+                    running = Some(r);
+                    break;
+                }
+                Exit::Restart(why) => {
+                    if ready_at.elapsed() >= STABLE_AFTER {
+                        backoff.reset();
+                    }
+                    self.set(Phase::Restarting, r.pid, &why);
+                    self.engine.stop(r, self.p.stop_timeout).await;
+                    let delay = backoff.next_delay();
+                    if !delay.is_zero() {
+                        info!(
+                            "next start in {} (backoff)",
+                            humantime::format_duration(delay)
+                        );
+                    }
+                    if !self.pause(delay).await {
+                        break;
+                    }
+                    self.st.restarts += 1;
+                }
+            }
+        }
+        // 3. Stop within stop_timeout, remove runtime files, exit 0.
+        self.set(Phase::Stopping, self.st.engine_pid, "stop requested");
+        if let Some(r) = running.take() {
+            self.engine.stop(r, self.p.stop_timeout).await;
+        }
+        self.engine.remove_runtime_files().await;
+        self.set(Phase::Stopped, None, "engine stopped");
+        Ok(0)
+    }
+
+    /// Sleep `d` unless a shutdown comes first; false on shutdown.
+    async fn pause(&mut self, d: Duration) -> bool {
+        if d.is_zero() {
+            return !self.stopping();
+        }
+        tokio::select! {
+            _ = sleep(d) => true,
+            _ = self.shutdown_requested() => false,
+        }
+    }
+
+    async fn obtain(&mut self, first: bool) -> Result<Option<Running>, Obtain> {
+        self.set(
+            Phase::Starting,
+            None,
+            if first { "supervisor started" } else { "restarting the engine" },
+        );
+        if let Some(r) = self.engine.adopt().await {
+            return Ok(Some(r));
+        }
+        match self.engine.clean_stale().await {
+            Ok(notes) => notes.iter().for_each(|n| info!("{n}")),
+            Err(e @ (Error::UnsafePath(_) | Error::EngineMissing { .. } | Error::EngineUnusable(_))) => {
+                return Err(Obtain::Fatal(e));
+            }
+            Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
+        }
+        let mut r = match self.engine.spawn().await {
+            Ok(r) => r,
+            Err(e @ (Error::EngineMissing { .. } | Error::UnsafePath(_))) => {
+                return Err(Obtain::Fatal(e));
+            }
+            Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
+        };
+        self.st.engine_pid = r.pid;
+        let deadline = Instant::now() + self.p.start_timeout;
+        let res = {
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                res = self.engine.wait_ready(&mut r, deadline) => Some(res),
+                _ = shutdown.wait_for(|v| *v) => None,
+            }
+        };
+        match res {
+            Some(Ok(())) => Ok(Some(r)),
+            Some(Err(why)) => Err(Obtain::Failed(why, Some(r))),
+            None => {
+                self.set(Phase::Stopping, r.pid, "stop requested during start");
+                self.engine.stop(r, self.p.stop_timeout).await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn watch(&mut self, r: &mut Running) -> Exit {
+        let interval = self.p.probe_interval;
+        let timeout = self.p.probe_timeout;
+        let mut next_probe = Instant::now() + interval;
+        let mut clock = (Instant::now(), SystemTime::now());
+        let mut next_clock = Instant::now() + CLOCK_CHECK;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let mut probe_now = false;
+            tokio::select! {
+                why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+                _ = sleep_until(next_probe) => probe_now = true,
+                _ = sleep_until(next_clock) => {
+                    let (mono, wall) = (Instant::now(), SystemTime::now());
+                    let mono_d = mono - clock.0;
+                    let wall_d = wall.duration_since(clock.1).unwrap_or_default();
+                    if wall_d > mono_d + RESUME_JUMP {
+                        info!(
+                            "resumed from sleep (wall clock {} ahead): probing now",
+                            humantime::format_duration(Duration::from_secs((wall_d - mono_d).as_secs()))
+                        );
+                        probe_now = true;
+                    }
+                    clock = (mono, wall);
+                    next_clock = mono + CLOCK_CHECK;
+                }
+            }
+            if !probe_now {
+                continue;
+            }
+            next_probe = Instant::now() + interval;
+            let first = probe::ping(&self.p.socket, timeout).await;
+            if first.is_ok() {
+                continue;
+            }
+            // One failure may be a blip; a second one in a row is not.
+            self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
+            let second = tokio::select! {
+                p = probe::ping(&self.p.socket, timeout) => p,
+                why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+            };
+            if second.is_ok() {
+                self.set(Phase::Ready, r.pid, "probe answers again");
+                next_probe = Instant::now() + interval;
+                continue;
+            }
+            return Exit::Restart(format!("engine does not answer: {second}"));
+        }
+    }
+}
+
+enum Obtain {
+    /// Retrying can't help (missing binary, a socket path someone else
+    /// uses): exit with the error's code.
+    Fatal(Error),
+    /// Start failed; back off and try again.
+    Failed(String, Option<Running>),
+}
+
+/// Tell systemd (Type=notify) where we are; a no-op elsewhere.
+fn notify(phase: Phase, reason: &str) {
+    use sd_notify::NotifyState;
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let status = format!("{phase}: {reason}");
+    let mut states = vec![NotifyState::Status(&status)];
+    match phase {
+        Phase::Ready => states.push(NotifyState::Ready),
+        Phase::Stopping => states.push(NotifyState::Stopping),
+        _ => {}
+    }
+    let _ = sd_notify::notify(false, &states);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(10));
+        let seq: Vec<u64> = (0..7).map(|_| b.next_delay().as_secs()).collect();
+        assert_eq!(seq, [0, 1, 2, 4, 8, 10, 10]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::ZERO);
+    }
+}

@@ -1,15 +1,621 @@
 //! `dockhand service`: install the supervisor as a launchd user agent
 //! (macOS) or a systemd user unit (Linux).
+//!
+//! The definitions are rendered by pure functions ([`launchd::render`],
+//! [`systemd::render`]) from an [`Inputs`] value, so that they can be tested
+//! and reviewed on any host. Everything that touches the machine (finding
+//! the binary and the tools, writing files, running `launchctl` /
+//! `systemctl`) lives in this module's helpers and in the two platform
+//! modules' `install` / `uninstall` / `status` / `restart`.
+//!
+//! The platform is the host's (macOS: launchd, otherwise systemd) unless
+//! the environment variable `DOCKHAND_SERVICE_PLATFORM=launchd|systemd`
+//! overrides it: a testing and override knob, used by the tests to drive
+//! the launchd path on Linux with a stand-in `launchctl`.
+
+pub mod launchd;
+pub mod systemd;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
 
 use crate::cli::Context;
-use crate::error::Result;
+use crate::config::Profile;
+use crate::error::{Error, IoContext, Result};
+
+/// Environment variable that overrides the host's service platform.
+pub const PLATFORM_ENV: &str = "DOCKHAND_SERVICE_PLATFORM";
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceCmd {
     /// Render the service definition to stdout; touches nothing.
-    Print,
+    Print {
+        /// Which service manager to render for (default: the host's).
+        #[arg(long, value_enum)]
+        platform: Option<Platform>,
+    },
+    /// Write the service definition (atomically, mode 0644) and load it.
+    /// Re-running with nothing changed changes nothing.
+    Install,
+    /// Stop and unload the service and remove its definition.
+    Uninstall,
+    /// Show whether the service is installed and running, the service
+    /// manager's view and the supervisor's own state. Exit 0 when installed
+    /// and running, 1 otherwise.
+    Status,
+    /// Restart the service (the supervisor adopts a healthy engine).
+    Restart,
 }
 
-pub fn run(_cmd: ServiceCmd, _ctx: &Context) -> Result<u8> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Platform {
+    /// A launchd user agent (macOS).
+    Launchd,
+    /// A systemd user unit (Linux).
+    Systemd,
+}
+
+impl Platform {
+    /// The host's platform: launchd on macOS, systemd elsewhere.
+    pub fn host() -> Platform {
+        if cfg!(target_os = "macos") {
+            Platform::Launchd
+        } else {
+            Platform::Systemd
+        }
+    }
+
+    /// `$DOCKHAND_SERVICE_PLATFORM` if set, else the host's.
+    fn from_env() -> Result<Platform> {
+        match std::env::var(PLATFORM_ENV).ok().filter(|v| !v.is_empty()) {
+            None => Ok(Platform::host()),
+            Some(v) if v == "launchd" => Ok(Platform::Launchd),
+            Some(v) if v == "systemd" => Ok(Platform::Systemd),
+            Some(v) => Err(Error::Config(format!(
+                "{PLATFORM_ENV}={v:?} is not one of \"launchd\", \"systemd\": unset it to use the host's service manager"
+            ))),
+        }
+    }
+
+    /// The platform that install/uninstall/status/restart act on; refuses
+    /// hosts that have neither launchd nor systemd (unless overridden).
+    fn for_actions() -> Result<Platform> {
+        let overridden = std::env::var_os(PLATFORM_ENV).is_some_and(|v| !v.is_empty());
+        if !overridden && !cfg!(any(target_os = "macos", target_os = "linux")) {
+            return Err(Error::ServiceManager(format!(
+                "unsupported platform `{}`: dockhand service supports launchd (macOS) and systemd (Linux); run `dockhand run` from your own service manager instead",
+                std::env::consts::OS
+            )));
+        }
+        Platform::from_env()
+    }
+}
+
+/// Everything a service definition is rendered from. Built from the running
+/// process by [`Inputs::gather`]; tests build their own.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// Absolute path of the dockhand binary.
+    pub binary: PathBuf,
+    /// Profile name, passed as `--profile`.
+    pub profile: String,
+    /// launchd label.
+    pub label: String,
+    /// Absolute config path, passed as `--config` when a non-default config
+    /// is used.
+    pub config: Option<PathBuf>,
+    /// The profile's own log file (dockhand's rotated log).
+    pub log_file: PathBuf,
+    pub start_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub home: PathBuf,
+    /// Login name, for nix's `/etc/profiles/per-user/$USER/bin`.
+    pub user: Option<String>,
+    /// Directories where colima, limactl, docker and qemu were found on the
+    /// installing PATH, in PATH order, without duplicates.
+    pub tool_dirs: Vec<PathBuf>,
+    pub colima_home: Option<PathBuf>,
+    pub lima_home: Option<PathBuf>,
+    pub docker_config: Option<PathBuf>,
+}
+
+/// The programs whose directories go first on the service's PATH.
+/// `qemu-img` stands in for the `qemu-system-*` binaries beside it.
+pub const TOOLS: [&str; 4] = ["colima", "limactl", "docker", "qemu-img"];
+
+impl Inputs {
+    /// Inputs from this process: the canonical path of the running binary,
+    /// the tools found on `$PATH`, and the environment.
+    pub fn gather(ctx: &Context, profile: &Profile) -> Result<Inputs> {
+        let binary = std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .ctx(|| "cannot find the path of the running dockhand binary".into())?;
+        let env = &ctx.config.env;
+        let path_var = std::env::var_os("PATH").unwrap_or_default();
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(|v| absolute(Path::new(&v)))
+        };
+        Ok(Inputs {
+            binary,
+            profile: profile.name.clone(),
+            label: profile.label.clone(),
+            config: ctx.config.source.explicit_path().map(absolute),
+            log_file: profile.log_file.clone(),
+            start_timeout: profile.start_timeout,
+            stop_timeout: profile.stop_timeout,
+            home: env.home.clone(),
+            user: ["USER", "LOGNAME"]
+                .iter()
+                .filter_map(|k| std::env::var(k).ok())
+                .find(|v| !v.is_empty()),
+            tool_dirs: find_tool_dirs(&path_var, &TOOLS),
+            colima_home: env.colima_home.as_deref().map(absolute),
+            lima_home: env.lima_home.as_deref().map(absolute),
+            docker_config: var("DOCKER_CONFIG"),
+        })
+    }
+
+    /// `run --profile P [--config C]`, after the binary.
+    pub fn run_args(&self) -> Vec<String> {
+        let mut v = vec!["run".to_string(), "--profile".into(), self.profile.clone()];
+        if let Some(c) = &self.config {
+            v.push("--config".into());
+            v.push(c.to_string_lossy().into_owned());
+        }
+        v
+    }
+
+    /// The service's PATH: the tools' directories, then nix's and
+    /// Homebrew's usual profile directories, then the system's; no
+    /// duplicates, order kept.
+    pub fn path_var(&self) -> String {
+        let mut dirs: Vec<String> = self
+            .tool_dirs
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        dirs.push("/run/current-system/sw/bin".into());
+        if let Some(u) = &self.user {
+            dirs.push(format!("/etc/profiles/per-user/{u}/bin"));
+        }
+        dirs.push(
+            self.home
+                .join(".nix-profile/bin")
+                .to_string_lossy()
+                .into_owned(),
+        );
+        for d in [
+            "/opt/homebrew/bin",
+            "/usr/local/bin",
+            "/usr/bin",
+            "/bin",
+            "/usr/sbin",
+            "/sbin",
+        ] {
+            dirs.push(d.into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        dirs.retain(|d| seen.insert(d.clone()));
+        dirs.join(":")
+    }
+}
+
+/// Whole seconds, rounded up.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The directory of the first executable named `tool` on `path_var`, for
+/// each tool, in PATH order and without duplicates. Relative PATH entries
+/// are ignored (they mean nothing to a service).
+pub fn find_tool_dirs(path_var: &OsStr, tools: &[&str]) -> Vec<PathBuf> {
+    let entries: Vec<PathBuf> = std::env::split_paths(path_var)
+        .filter(|d| d.is_absolute())
+        .collect();
+    let mut found: Vec<usize> = tools
+        .iter()
+        .filter_map(|t| entries.iter().position(|d| is_executable(&d.join(t))))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for i in found {
+        if !out.contains(&entries[i]) {
+            out.push(entries[i].clone());
+        }
+    }
+    out
+}
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Find `program` on `$PATH`.
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+}
+
+// ------------------------------------------------------ external commands
+
+/// A service manager's command-line tool (`launchctl`, `systemctl`),
+/// located on PATH once and run without a shell.
+pub(crate) struct Tool {
+    name: &'static str,
+    path: PathBuf,
+    /// Leading arguments of every call (`--user` for systemctl).
+    prefix: &'static [&'static str],
+}
+
+impl Tool {
+    pub(crate) fn locate(
+        name: &'static str,
+        prefix: &'static [&'static str],
+        needed_for: &str,
+    ) -> Result<Tool> {
+        match which(name) {
+            Some(path) => Ok(Tool { name, path, prefix }),
+            None => Err(Error::ServiceManager(format!(
+                "`{name}` not found on PATH: {needed_for}"
+            ))),
+        }
+    }
+
+    fn display(&self, args: &[&str]) -> String {
+        let mut s = self.name.to_string();
+        for a in self.prefix.iter().chain(args) {
+            s.push(' ');
+            s.push_str(a);
+        }
+        s
+    }
+
+    /// Run and capture; any exit status is returned to the caller.
+    pub(crate) fn output(&self, args: &[&str]) -> Result<Output> {
+        std::process::Command::new(&self.path)
+            .args(self.prefix)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ctx(|| format!("cannot run `{}`", self.display(args)))
+    }
+
+    /// Run; a non-zero exit is [`Error::Command`] with its stderr.
+    pub(crate) fn run(&self, args: &[&str]) -> Result<Output> {
+        let out = self.output(args)?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(self.failure(args, &out, ""))
+        }
+    }
+
+    pub(crate) fn failure(&self, args: &[&str], out: &Output, hint: &str) -> Error {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let text = if stderr.trim().is_empty() {
+            stdout.trim()
+        } else {
+            stderr.trim()
+        };
+        let status = match out.status.code() {
+            Some(c) => format!("exit status {c}"),
+            None => "killed by a signal".into(),
+        };
+        let mut detail = if text.is_empty() {
+            status
+        } else {
+            format!("{} ({status})", text.replace('\n', "; "))
+        };
+        detail.push_str(hint);
+        Error::Command {
+            command: self.display(args),
+            detail,
+        }
+    }
+}
+
+// ----------------------------------------------------------------- files
+
+/// What is at a definition's path compared with what would be written.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FileState {
+    Missing,
+    Same,
+    Different,
+}
+
+/// Compare the file at `path` with `content`. A symlink (for example one
+/// that nix-darwin or home-manager manages) is refused: dockhand never
+/// writes through or removes someone else's link.
+pub(crate) fn file_state(path: &Path, content: &str) -> Result<FileState> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::Missing),
+        Err(e) => return Err(Error::io(format!("cannot inspect {}", path.display()), e)),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(Error::UnsafePath(format!(
+                "{} is a symlink (managed by nix-darwin or home-manager?): dockhand won't write through it or remove it; remove it yourself or keep managing the service there",
+                path.display()
+            )));
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(Error::UnsafePath(format!(
+                "{} exists and is not a regular file: move it away first",
+                path.display()
+            )));
+        }
+        Ok(_) => {}
+    }
+    let old = std::fs::read(path).ctx(|| format!("cannot read {}", path.display()))?;
+    Ok(if old == content.as_bytes() {
+        FileState::Same
+    } else {
+        FileState::Different
+    })
+}
+
+/// Write `content` to `path` atomically: a temporary file in the same
+/// directory, fsync, mode 0644, rename over the old file. Creates the
+/// directory if needed.
+pub(crate) fn write_atomic(path: &Path, content: &str) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).ctx(|| format!("cannot create {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .ctx(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(content.as_bytes())
+            .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(0o644)))
+            .and_then(|()| f.sync_all())
+            .ctx(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .ctx(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    } else if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    result
+}
+
+/// Make sure an unchanged file has mode 0644 (launchd refuses plists that
+/// others can write).
+pub(crate) fn fix_mode(path: &Path) -> Result<()> {
+    let m = std::fs::metadata(path).ctx(|| format!("cannot inspect {}", path.display()))?;
+    if m.permissions().mode() & 0o7777 != 0o644 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .ctx(|| format!("cannot chmod 0644 {}", path.display()))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn remove_file(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(format!("cannot remove {}", path.display()), e)),
+    }
+}
+
+// ---------------------------------------------------------------- status
+
+pub(crate) fn not_installed(path: &Path, profile: &str) -> Error {
+    Error::Config(format!(
+        "the service of profile `{profile}` is not installed ({} does not exist): run `dockhand service install --profile {profile}` first",
+        path.display()
+    ))
+}
+
+/// Add the `file:` line of `status`; returns whether the definition is
+/// installed.
+pub(crate) fn describe_file(
+    path: &Path,
+    content: &str,
+    lines: &mut Vec<(String, String)>,
+) -> Result<bool> {
+    let (installed, how) = match file_state(path, content) {
+        Ok(FileState::Missing) => (false, "not installed"),
+        Ok(FileState::Same) => (true, "installed, up to date"),
+        Ok(FileState::Different) => (
+            true,
+            "installed, differs from what `dockhand service install` would write now",
+        ),
+        Err(Error::UnsafePath(_)) => (true, "a symlink or special file, not managed by dockhand"),
+        Err(e) => return Err(e),
+    };
+    lines.push(("file".into(), format!("{} ({how})", path.display())));
+    Ok(installed)
+}
+
+/// Lines about the supervisor's own state (`<state_dir>/state.json`).
+pub(crate) fn supervisor_lines(profile: &Profile) -> Vec<(String, String)> {
+    let path = profile.state_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return vec![("phase".into(), format!("unknown (no {})", path.display()))];
+        }
+        Err(e) => return vec![("phase".into(), format!("unknown ({}: {e})", path.display()))],
+    };
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return vec![("phase".into(), format!("unknown ({}: {e})", path.display()))],
+    };
+    let field = |k: &str| match v.get(k) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.is_empty() => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let mut lines = vec![(
+        "phase".to_string(),
+        field("phase").unwrap_or_else(|| "unknown".into()),
+    )];
+    if let Some(e) = field("last_error") {
+        lines.push(("last error".into(), e));
+    }
+    lines
+}
+
+pub(crate) fn print_lines(lines: &[(String, String)]) {
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    for (k, v) in lines {
+        println!("{:width$} {v}", format!("{k}:"));
+    }
+}
+
+// ------------------------------------------------------------- dispatch
+
+pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
+    let profile = ctx.profile()?;
+    let platform = match &cmd {
+        ServiceCmd::Print { platform: Some(p) } => *p,
+        ServiceCmd::Print { platform: None } => Platform::from_env()?,
+        _ => Platform::for_actions()?,
+    };
+    let inputs = Inputs::gather(ctx, &profile)?;
+    if let ServiceCmd::Print { .. } = cmd {
+        match platform {
+            Platform::Launchd => print!("{}", launchd::render(&inputs)),
+            Platform::Systemd => print!("{}", systemd::render(&inputs)),
+        }
+        return Ok(0);
+    }
+    let env = &ctx.config.env;
+    match platform {
+        Platform::Launchd => {
+            let path = launchd::plist_path(&env.home, &inputs.label);
+            match cmd {
+                ServiceCmd::Print { .. } => unreachable!("handled above"),
+                ServiceCmd::Install => launchd::install(&inputs, &path)?,
+                ServiceCmd::Uninstall => launchd::uninstall(&inputs, &path)?,
+                ServiceCmd::Status => return launchd::status(&inputs, &path, &profile),
+                ServiceCmd::Restart => launchd::restart(&inputs, &path)?,
+            }
+        }
+        Platform::Systemd => {
+            let path = systemd::unit_path(&env.config_home(), &inputs.profile);
+            match cmd {
+                ServiceCmd::Print { .. } => unreachable!("handled above"),
+                ServiceCmd::Install => systemd::install(&inputs, &path)?,
+                ServiceCmd::Uninstall => systemd::uninstall(&inputs, &path)?,
+                ServiceCmd::Status => return systemd::status(&inputs, &path, &profile),
+                ServiceCmd::Restart => systemd::restart(&inputs, &path)?,
+            }
+        }
+    }
     Ok(0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn inputs() -> Inputs {
+        Inputs {
+            binary: "/opt/dockhand/bin/dockhand".into(),
+            profile: "default".into(),
+            label: "local.docker".into(),
+            config: None,
+            log_file: "/Users/u/Library/Logs/dockhand/default.log".into(),
+            start_timeout: Duration::from_secs(180),
+            stop_timeout: Duration::from_secs(60),
+            home: "/Users/u".into(),
+            user: Some("u".into()),
+            tool_dirs: vec!["/opt/homebrew/bin".into(), "/nix/var/tools/bin".into()],
+            colima_home: None,
+            lima_home: None,
+            docker_config: None,
+        }
+    }
+
+    #[test]
+    fn path_dedups_and_keeps_order() {
+        assert_eq!(
+            inputs().path_var(),
+            "/opt/homebrew/bin:/nix/var/tools/bin:/run/current-system/sw/bin:/etc/profiles/per-user/u/bin:/Users/u/.nix-profile/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        );
+        let mut i = inputs();
+        i.user = None;
+        i.tool_dirs.clear();
+        assert!(!i.path_var().contains("per-user"));
+    }
+
+    #[test]
+    fn run_args_with_and_without_config() {
+        let mut i = inputs();
+        assert_eq!(i.run_args(), ["run", "--profile", "default"]);
+        i.config = Some("/c/d.toml".into());
+        assert_eq!(
+            i.run_args(),
+            ["run", "--profile", "default", "--config", "/c/d.toml"]
+        );
+    }
+
+    #[test]
+    fn ceil_secs_rounds_up() {
+        assert_eq!(ceil_secs(Duration::from_secs(60)), 60);
+        assert_eq!(ceil_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(ceil_secs(Duration::from_millis(10)), 1);
+    }
+
+    #[test]
+    fn tool_dirs_in_path_order() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
+        for d in [&a, &b, &c] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let exe = |p: PathBuf| {
+            std::fs::write(&p, "").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        exe(b.join("docker"));
+        exe(a.join("colima"));
+        exe(a.join("limactl"));
+        exe(c.join("docker")); // shadowed by b
+        std::fs::write(c.join("qemu-img"), "").unwrap(); // not executable
+        let path = std::env::join_paths([Path::new("rel"), &a, &b, &c]).unwrap();
+        assert_eq!(find_tool_dirs(&path, &TOOLS), vec![a, b]);
+    }
+
+    #[test]
+    fn atomic_write_and_symlink_refusal() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("sub/x.plist");
+        assert_eq!(file_state(&p, "a").unwrap(), FileState::Missing);
+        write_atomic(&p, "a").unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(file_state(&p, "a").unwrap(), FileState::Same);
+        assert_eq!(file_state(&p, "b").unwrap(), FileState::Different);
+        assert_eq!(std::fs::read_dir(t.path().join("sub")).unwrap().count(), 1);
+        let l = t.path().join("sub/l.plist");
+        std::os::unix::fs::symlink(&p, &l).unwrap();
+        assert!(matches!(file_state(&l, "a"), Err(Error::UnsafePath(_))));
+    }
 }

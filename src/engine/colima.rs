@@ -1,0 +1,293 @@
+//! Colima: a Lima VM with dockerd inside, its docker.sock forwarded to
+//! the host. `colima start` daemonizes Lima's host agent and returns; we
+//! watch the host agent (`ha.pid`) and the socket. After an unclean stop
+//! the instance is "Broken" and `colima stop --force` is the fix.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Running;
+use crate::config::{self, Profile};
+use crate::error::{Error, Result};
+use crate::probe;
+use crate::sys::{self, reaper};
+
+/// How long `colima status` / `colima list` may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct ColimaEngine {
+    c: config::Colima,
+    socket: PathBuf,
+    state_dir: PathBuf,
+    stop_timeout: Duration,
+}
+
+impl ColimaEngine {
+    pub fn new(p: &Profile) -> ColimaEngine {
+        ColimaEngine {
+            c: p.colima.clone().expect("colima engine has a colima table"),
+            socket: p.socket.clone(),
+            state_dir: p.state_dir.clone(),
+            stop_timeout: p.stop_timeout,
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if sys::which("colima").is_none() {
+            return Err(Error::EngineMissing {
+                what: "colima".into(),
+                hint: "install it with `brew install colima` or nix (`nix profile install nixpkgs#colima`); under launchd, make sure its directory is in the agent's PATH (`dockhand service install` records it)".into(),
+            });
+        }
+        if sys::which("limactl").is_none() {
+            return Err(Error::EngineMissing {
+                what: "limactl (Lima, which Colima drives)".into(),
+                hint: "install it with `brew install lima` or nix (it comes with nixpkgs#colima)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn colima(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(sys::which("colima").unwrap_or("colima".into()));
+        cmd.env("COLIMA_HOME", &self.c.home);
+        cmd
+    }
+
+    async fn query(&self, args: &[&str]) -> Option<reaper::Output> {
+        let mut cmd = self.colima();
+        cmd.args(args);
+        reaper::output(&mut cmd, QUERY_TIMEOUT).await.ok()
+    }
+
+    /// `colima status <p> --json` succeeds: the VM runs.
+    async fn vm_running(&self) -> bool {
+        self.query(&["status", &self.c.profile, "--json"])
+            .await
+            .is_some_and(|o| o.status.success())
+    }
+
+    /// Colima's own view from `colima list --json`: Running, Stopped, Broken.
+    async fn listed_status(&self) -> Option<String> {
+        let out = self.query(&["list", "--json"]).await?;
+        let short = config::short_profile(&self.c.profile);
+        out.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["name"].as_str() == Some(short))
+            .and_then(|v| v["status"].as_str().map(str::to_owned))
+    }
+
+    fn pidfile(&self, name: &str) -> PathBuf {
+        self.c.instance_dir().join(name)
+    }
+
+    /// Lima's host agent from `ha.pid`, if that process is it:
+    /// `limactl hostagent --pidfile <dir>/ha.pid ... <instance>`.
+    fn host_agent(&self) -> Option<i32> {
+        let ha = self.pidfile("ha.pid");
+        let pid = read_pid(&ha)?;
+        let info = sys::proc_info(pid)?;
+        (!info.zombie && info.argv.iter().any(|a| a == "hostagent") && info.has_arg("--pidfile", &ha))
+            .then_some(pid)
+    }
+
+    pub async fn adopt(&mut self) -> Option<Running> {
+        if !self.vm_running().await
+            || !probe::ping(&self.socket, Duration::from_secs(2)).await.is_ok()
+        {
+            return None;
+        }
+        let ha = self.host_agent();
+        Some(Running {
+            child: None,
+            watched: ha,
+            pid: ha,
+            adopted: true,
+        })
+    }
+
+    pub async fn clean_stale(&mut self) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        let dir = self.c.instance_dir();
+        // A pid file naming a live process that is not part of this
+        // instance (a recycled pid) must not lead Lima to kill it: drop
+        // the file, leave the process alone.
+        let mut stale = false;
+        for name in ["ha.pid", "qemu.pid", "vz.pid"] {
+            let path = self.pidfile(name);
+            let Some(pid) = read_pid(&path) else { continue };
+            match sys::proc_info(pid) {
+                Some(i) if !i.zombie && i.argv.iter().any(|a| Path::new(a).starts_with(&dir)) => {}
+                Some(i) if !i.zombie => {
+                    let _ = std::fs::remove_file(&path);
+                    notes.push(format!(
+                        "removed stale {}: pid {pid} is another program ({}), left alone",
+                        path.display(),
+                        i.program()
+                    ));
+                    stale = true;
+                }
+                _ => stale = true,
+            }
+        }
+        let ha_alive = self.host_agent().is_some();
+        if dir.join("ha.sock").exists() && !ha_alive {
+            stale = true;
+        }
+        let listed = self.listed_status().await;
+        if ha_alive && !stale && listed.as_deref() == Some("Running") {
+            // The VM runs but docker doesn't answer: a clean stop first.
+            notes.push("the VM runs but docker does not answer: colima stop".into());
+            if self.run_stop(false).await.is_ok() {
+                return Ok(notes);
+            }
+            stale = true;
+        }
+        if stale || listed.as_deref() == Some("Broken") {
+            notes.push(format!(
+                "instance {} was not stopped cleanly: colima stop --force",
+                self.c.instance()
+            ));
+            self.run_stop(true).await.map_err(|e| {
+                Error::Command {
+                    command: format!("colima stop --force {}", self.c.profile),
+                    detail: e,
+                }
+            })?;
+        }
+        if let Some(n) = super::remove_dead_socket(&self.socket).await? {
+            notes.push(n);
+        }
+        Ok(notes)
+    }
+
+    async fn run_stop(&self, force: bool) -> Result<(), String> {
+        let mut cmd = self.colima();
+        cmd.arg("stop");
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.arg(&self.c.profile);
+        match reaper::output(&mut cmd, self.stop_timeout).await {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(format!(
+                "{}: {}",
+                super::describe(o.status),
+                o.stderr.lines().last().unwrap_or("").trim()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn start_args(&self) -> Vec<String> {
+        let c = &self.c;
+        let mut a = vec!["start".to_string(), c.profile.clone()];
+        let mut opt = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                a.push(format!("--{k}"));
+                a.push(v);
+            }
+        };
+        opt("cpu", c.cpu.map(|v| v.to_string()));
+        opt("memory", c.memory.map(|v| v.to_string()));
+        opt("disk", c.disk.map(|v| v.to_string()));
+        opt("vm-type", c.vm_type.clone());
+        opt("arch", c.arch.clone());
+        opt("runtime", Some(c.runtime.clone()));
+        for m in &c.mounts {
+            a.push("--mount".into());
+            a.push(m.clone());
+        }
+        a.extend(c.args.iter().cloned());
+        a
+    }
+
+    pub fn spawn(&mut self) -> Result<Running> {
+        let log_path = self.state_dir.join("engine.log");
+        let log = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&log_path)
+            .map_err(|e| Error::io(format!("cannot open {}", log_path.display()), e))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| Error::io("cannot duplicate log descriptor", e))?;
+        let args = self.start_args();
+        let mut cmd = self.colima();
+        cmd.args(&args).stdin(Stdio::null()).stdout(log).stderr(log2);
+        let child = reaper::spawn(&mut cmd)
+            .map_err(|e| Error::io("cannot run colima start", e))?;
+        tracing::info!("colima {} (pid {})", args.join(" "), child.pid);
+        Ok(Running {
+            pid: Some(child.pid),
+            child: Some(child),
+            watched: None,
+            adopted: false,
+        })
+    }
+
+    pub async fn wait_ready(&mut self, r: &mut Running, deadline: Instant) -> Result<(), String> {
+        // `colima start` returns once the VM is up and the host agent runs
+        // in the background.
+        if let Some(mut starter) = r.child.take() {
+            let status = match tokio::time::timeout_at(deadline, starter.wait()).await {
+                Ok(s) => s,
+                Err(_) => {
+                    r.child = Some(starter);
+                    return Err("colima start did not finish in time".into());
+                }
+            };
+            if !status.success() {
+                return Err(format!(
+                    "colima start {} failed ({}){}",
+                    self.c.profile,
+                    super::describe(status),
+                    last_line(&self.state_dir.join("engine.log"))
+                ));
+            }
+        }
+        let ha = self.host_agent();
+        r.watched = ha;
+        r.pid = ha;
+        if ha.is_none() {
+            tracing::warn!(
+                "no host agent found via {}: watching the socket only",
+                self.pidfile("ha.pid").display()
+            );
+        }
+        super::ping_until(&self.socket, r, deadline, "colima's docker").await
+    }
+
+    pub async fn stop(&mut self, mut r: Running, timeout: Duration) {
+        if let Some(starter) = r.child.as_mut() {
+            super::stop_group(starter, Duration::from_secs(5)).await;
+        }
+        let _ = timeout;
+        if let Err(e) = self.run_stop(false).await {
+            tracing::warn!("colima stop {} failed ({e}): forcing", self.c.profile);
+            if let Err(e) = self.run_stop(true).await {
+                tracing::error!("colima stop --force {} failed: {e}", self.c.profile);
+            }
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn last_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned))
+        .map(|l| format!(": {}", l.trim()))
+        .unwrap_or_default()
+}

@@ -1,0 +1,264 @@
+//! Engines: what the supervisor starts, adopts, watches and stops. One
+//! file per kind; `Engine` dispatches to them. Every kind answers the
+//! Docker API on `Profile::socket`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::config::{EngineKind, Profile};
+use crate::error::Result;
+use crate::probe::{self, Ping};
+use crate::sys::{self, reaper::Child};
+
+pub mod colima;
+pub mod process;
+
+/// A running (or starting) engine the supervisor holds.
+#[derive(Debug, Default)]
+pub struct Running {
+    /// The child we spawned (dockerd, the command, or `colima start`).
+    pub child: Option<Child>,
+    /// The process whose exit means the engine is gone, when it is not
+    /// our child (an adopted dockerd, Lima's host agent). Verified.
+    pub watched: Option<i32>,
+    /// For messages and state.json.
+    pub pid: Option<i32>,
+    pub adopted: bool,
+}
+
+impl Running {
+    /// Resolves when the engine process ends; never, if we know none.
+    pub async fn exited(&mut self) -> String {
+        if let Some(child) = self.child.as_mut() {
+            return describe(child.wait().await);
+        }
+        if let Some(pid) = self.watched {
+            sys::exited(pid).await;
+            return format!("process {pid} exited");
+        }
+        std::future::pending().await
+    }
+}
+
+pub fn describe(s: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (_, Some(sig)) => format!("killed by signal {sig}"),
+        _ => s.to_string(),
+    }
+}
+
+/// Our record of the engine process we started: pid plus start time,
+/// which together name one process (a recycled pid has another start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl Record {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("engine.json")
+    }
+    pub fn of(pid: i32) -> Option<Record> {
+        sys::proc_info(pid).map(|p| Record {
+            pid,
+            start: p.start,
+        })
+    }
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec(self).expect("record serializes");
+        crate::state::write_atomic(&Record::path(state_dir), &json, 0o600)
+    }
+    pub fn load(state_dir: &Path) -> Option<Record> {
+        let text = std::fs::read_to_string(Record::path(state_dir)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+    pub fn remove(state_dir: &Path) {
+        let _ = std::fs::remove_file(Record::path(state_dir));
+    }
+    /// The recorded process still runs: same pid, same start time.
+    pub fn alive(&self) -> bool {
+        sys::proc_info(self.pid).is_some_and(|p| !p.zombie && p.start == self.start)
+    }
+}
+
+pub enum Engine {
+    Process(process::ProcessEngine),
+    Colima(colima::ColimaEngine),
+}
+
+impl Engine {
+    pub fn new(p: &Profile) -> Engine {
+        match p.engine {
+            EngineKind::Colima => Engine::Colima(colima::ColimaEngine::new(p)),
+            EngineKind::Dockerd | EngineKind::Command => {
+                Engine::Process(process::ProcessEngine::new(p))
+            }
+        }
+    }
+
+    /// Binaries present, privileges sufficient: checked once, before the
+    /// supervisor starts (exit code 4 when not).
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Engine::Process(e) => e.check(),
+            Engine::Colima(e) => e.check(),
+        }
+    }
+
+    /// An engine that already answers on the socket, taken over as is.
+    pub async fn adopt(&mut self) -> Option<Running> {
+        match self {
+            Engine::Process(e) => e.adopt().await,
+            Engine::Colima(e) => e.adopt().await,
+        }
+    }
+
+    /// Remove what an unclean stop left behind that is ours; never touch
+    /// what isn't. Returns notes for the log.
+    pub async fn clean_stale(&mut self) -> Result<Vec<String>> {
+        match self {
+            Engine::Process(e) => e.clean_stale().await,
+            Engine::Colima(e) => e.clean_stale().await,
+        }
+    }
+
+    /// Launch the engine; `wait_ready` then waits for it to answer.
+    pub async fn spawn(&mut self) -> Result<Running> {
+        match self {
+            Engine::Process(e) => e.spawn(),
+            Engine::Colima(e) => e.spawn(),
+        }
+    }
+
+    /// Wait until the engine answers `/_ping`, or fails.
+    pub async fn wait_ready(&mut self, r: &mut Running, deadline: Instant) -> Result<(), String> {
+        match self {
+            Engine::Process(e) => e.wait_ready(r, deadline).await,
+            Engine::Colima(e) => e.wait_ready(r, deadline).await,
+        }
+    }
+
+    /// Stop gracefully within `timeout`, then kill what remains; returns
+    /// once nothing of it is left.
+    pub async fn stop(&mut self, r: Running, timeout: Duration) {
+        match self {
+            Engine::Process(e) => e.stop(r, timeout).await,
+            Engine::Colima(e) => e.stop(r, timeout).await,
+        }
+    }
+
+    /// Remove runtime files after a stop.
+    pub async fn remove_runtime_files(&mut self) {
+        match self {
+            Engine::Process(e) => e.remove_runtime_files().await,
+            Engine::Colima(_) => {}
+        }
+    }
+}
+
+/// Poll `/_ping` until it answers 200, the child exits, or the deadline.
+pub async fn ping_until(
+    socket: &Path,
+    r: &mut Running,
+    deadline: Instant,
+    what: &str,
+) -> Result<(), String> {
+    let mut step = Duration::from_millis(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let last = probe::ping(socket, Duration::from_millis(500)).await;
+            return Err(format!(
+                "{what} did not answer on {} in time ({last})",
+                socket.display()
+            ));
+        }
+        if probe::ping(socket, left.min(Duration::from_secs(2))).await == Ping::Ok {
+            return Ok(());
+        }
+        tokio::select! {
+            why = r.exited() => return Err(format!("{what} {why} before it answered on {}", socket.display())),
+            _ = tokio::time::sleep(step) => {}
+        }
+        step = (step * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Stop a process group we created: SIGTERM (and SIGCONT, so a stopped
+/// process can act on it), wait up to `timeout`, then SIGKILL; returns
+/// when the group is gone and the leader reaped.
+pub async fn stop_group(child: &mut Child, timeout: Duration) {
+    let pgid = child.pid;
+    sys::signal_group(pgid, sys::Signal::TERM);
+    sys::signal_group(pgid, sys::Signal::CONT);
+    if tokio::time::timeout(timeout, child.wait()).await.is_err() {
+        tracing::warn!(
+            "engine did not stop within {}: killing process group {pgid}",
+            humantime::format_duration(timeout)
+        );
+    }
+    // Whatever is left of the group (the leader exited, helpers didn't).
+    sys::signal_group(pgid, sys::Signal::KILL);
+    child.wait().await;
+    sys::reaper::reap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    sys::poll_until(deadline, || {
+        sys::reaper::reap();
+        !sys::group_exists(pgid)
+    })
+    .await;
+}
+
+/// Stop a verified process that is not our child (an adopted engine).
+pub async fn stop_pid(pid: i32, timeout: Duration) {
+    sys::signal(pid, sys::Signal::TERM);
+    sys::signal(pid, sys::Signal::CONT);
+    if tokio::time::timeout(timeout, sys::exited(pid)).await.is_err() {
+        tracing::warn!(
+            "process {pid} did not stop within {}: killing it",
+            humantime::format_duration(timeout)
+        );
+        // Its own process group, if it leads one (we started it so).
+        if rustix::process::getpgid(rustix::process::Pid::from_raw(pid))
+            .is_ok_and(|g| g.as_raw_nonzero().get() == pid)
+        {
+            sys::signal_group(pid, sys::Signal::KILL);
+        } else {
+            sys::signal(pid, sys::Signal::KILL);
+        }
+        sys::exited(pid).await;
+    }
+    sys::reaper::reap();
+}
+
+/// Remove a socket file that nobody serves; leave anything else alone.
+pub async fn remove_dead_socket(socket: &Path) -> Result<Option<String>> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(md) = std::fs::symlink_metadata(socket) else {
+        return Ok(None);
+    };
+    if !md.file_type().is_socket() {
+        return Err(crate::error::Error::UnsafePath(format!(
+            "{} exists and is not a socket: dockhand will not replace it; move it away or set another socket path",
+            socket.display()
+        )));
+    }
+    match probe::ping(socket, Duration::from_secs(2)).await {
+        Ping::Refused => {
+            let _ = std::fs::remove_file(socket);
+            Ok(Some(format!("removed dead socket {}", socket.display())))
+        }
+        Ping::NoSocket => Ok(None),
+        other => Err(crate::error::Error::UnsafePath(format!(
+            "{} is in use by another program ({other}): dockhand will not take it over; stop that program or set another socket path",
+            socket.display()
+        ))),
+    }
+}

@@ -1,0 +1,293 @@
+//! Engines that are one process we run as a child in its own process
+//! group: dockerd, or any command that serves the Docker API (`podman
+//! system service`, rootless dockerd, ...).
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Record, Running};
+use crate::config::{EngineKind, Profile};
+use crate::error::{Error, Result};
+use crate::probe;
+use crate::sys::{self, reaper};
+
+/// dockerd's own files, which an unclean stop leaves behind.
+struct DockerdFiles {
+    pidfile: PathBuf,
+    exec_root: PathBuf,
+}
+
+pub struct ProcessEngine {
+    kind: EngineKind,
+    name: String,
+    argv: Vec<String>,
+    socket: PathBuf,
+    state_dir: PathBuf,
+    dockerd: Option<DockerdFiles>,
+}
+
+const ENGINE_LOG_MAX: u64 = 10 * 1024 * 1024;
+
+impl ProcessEngine {
+    pub fn new(p: &Profile) -> ProcessEngine {
+        let (argv, dockerd) = match (&p.dockerd, &p.command) {
+            (Some(d), _) => {
+                let pidfile = p.state_dir.join("dockerd.pid");
+                let mut argv = vec![
+                    d.binary.clone(),
+                    "--host".into(),
+                    format!("unix://{}", p.socket.display()),
+                    "--pidfile".into(),
+                    pidfile.display().to_string(),
+                    "--data-root".into(),
+                    d.data_root.display().to_string(),
+                    "--exec-root".into(),
+                    d.exec_root.display().to_string(),
+                ];
+                argv.extend(d.args.iter().cloned());
+                (
+                    argv,
+                    Some(DockerdFiles {
+                        pidfile,
+                        exec_root: d.exec_root.clone(),
+                    }),
+                )
+            }
+            (None, Some(c)) => (c.argv.clone(), None),
+            (None, None) => (Vec::new(), None),
+        };
+        ProcessEngine {
+            kind: p.engine,
+            name: if p.engine == EngineKind::Dockerd {
+                "dockerd".into()
+            } else {
+                argv.first().cloned().unwrap_or_default()
+            },
+            argv,
+            socket: p.socket.clone(),
+            state_dir: p.state_dir.clone(),
+            dockerd,
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let program = &self.argv[0];
+        if sys::which(program).is_none() {
+            let hint = match self.kind {
+                EngineKind::Dockerd => "install Docker's engine (Debian/Ubuntu: `sudo apt install docker.io`; Fedora: `sudo dnf install moby-engine`), or set [profiles.<name>.dockerd] binary to its path".to_string(),
+                _ => "install it, or fix argv in the profile's [command] table (the program is run directly, without a shell)".to_string(),
+            };
+            return Err(Error::EngineMissing {
+                what: format!("`{program}`"),
+                hint,
+            });
+        }
+        if self.kind == EngineKind::Dockerd && !rustix::process::geteuid().is_root() {
+            return Err(Error::EngineUnusable(
+                "dockerd needs root: run `dockhand run` as root, or use rootless Docker with engine = \"command\" and argv = [\"dockerd-rootless.sh\"] and its socket".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Our recorded process, if it still runs (verified by start time).
+    fn recorded(&self) -> Option<i32> {
+        Record::load(&self.state_dir)
+            .filter(Record::alive)
+            .map(|r| r.pid)
+    }
+
+    /// dockerd named in its pid file, if that process is our dockerd.
+    fn dockerd_from_pidfile(&self) -> Option<i32> {
+        let files = self.dockerd.as_ref()?;
+        let pid: i32 = std::fs::read_to_string(&files.pidfile)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let info = sys::proc_info(pid)?;
+        (!info.zombie && is_our_dockerd(&info, &files.pidfile)).then_some(pid)
+    }
+
+    pub async fn adopt(&mut self) -> Option<Running> {
+        if !probe::ping(&self.socket, Duration::from_secs(2)).await.is_ok() {
+            return None;
+        }
+        let pid = self.recorded().or_else(|| self.dockerd_from_pidfile());
+        Some(Running {
+            child: None,
+            watched: pid,
+            pid,
+            adopted: true,
+        })
+    }
+
+    pub async fn clean_stale(&mut self) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        // Our previous engine, still running but not answering: stop it.
+        if let Some(pid) = self.recorded().or_else(|| self.dockerd_from_pidfile()) {
+            notes.push(format!(
+                "stopping our earlier engine (pid {pid}) that no longer answers"
+            ));
+            super::stop_pid(pid, Duration::from_secs(10)).await;
+        }
+        Record::remove(&self.state_dir);
+        if let Some(files) = &self.dockerd {
+            if let Some(note) = remove_stale_pidfile(&files.pidfile, |i| {
+                is_our_dockerd(i, &files.pidfile)
+            }) {
+                notes.push(note);
+            }
+            // containerd, started by dockerd: a pid file naming a dead or
+            // zombie process (or another program) makes the next dockerd
+            // wait for a containerd that will never answer.
+            let cpid = files.exec_root.join("containerd/containerd.pid");
+            let exec_root = files.exec_root.clone();
+            if let Some(note) = remove_stale_pidfile(&cpid, |i| {
+                i.program().starts_with("containerd")
+                    && i.argv.iter().any(|a| Path::new(a).starts_with(&exec_root))
+            }) {
+                notes.push(note);
+            }
+        }
+        if let Some(note) = super::remove_dead_socket(&self.socket).await? {
+            notes.push(note);
+        }
+        Ok(notes)
+    }
+
+    pub fn spawn(&mut self) -> Result<Running> {
+        if let Some(dir) = self.socket.parent()
+            && dir.starts_with(&self.state_dir)
+        {
+            crate::state::private_dir(dir)?;
+        }
+        let program = sys::which(&self.argv[0]).ok_or_else(|| Error::EngineMissing {
+            what: format!("`{}`", self.argv[0]),
+            hint: "it was there when dockhand started; reinstall it".into(),
+        })?;
+        let log_path = self.state_dir.join("engine.log");
+        if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > ENGINE_LOG_MAX) {
+            crate::logging::rotate_files(&log_path);
+        }
+        // The engine writes to a file, not a pipe of ours: if dockhand
+        // dies, a pipe would break and take the engine down (SIGPIPE).
+        let log = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&log_path)
+            .map_err(|e| Error::io(format!("cannot open {}", log_path.display()), e))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| Error::io("cannot duplicate log descriptor", e))?;
+        let mut cmd = std::process::Command::new(&program);
+        cmd.arg0(&self.argv[0])
+            .args(&self.argv[1..])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let child = reaper::spawn(&mut cmd)
+            .map_err(|e| Error::io(format!("cannot start {}", program.display()), e))?;
+        let pid = child.pid;
+        if let Some(rec) = Record::of(pid) {
+            rec.save(&self.state_dir)?;
+        }
+        tracing::info!("started {} (pid {pid}): {}", self.name, self.argv.join(" "));
+        Ok(Running {
+            child: Some(child),
+            watched: None,
+            pid: Some(pid),
+            adopted: false,
+        })
+    }
+
+    pub async fn wait_ready(&mut self, r: &mut Running, deadline: Instant) -> Result<(), String> {
+        super::ping_until(&self.socket, r, deadline, &self.name)
+            .await
+            .map_err(|e| format!("{e}{}", self.log_tail()))
+    }
+
+    /// The last lines the engine wrote, for error messages.
+    fn log_tail(&self) -> String {
+        let path = self.state_dir.join("engine.log");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return String::new();
+        };
+        let lines: Vec<&str> = text.lines().rev().take(3).collect();
+        if lines.is_empty() {
+            return String::new();
+        }
+        let tail: Vec<&str> = lines.into_iter().rev().collect();
+        format!(
+            "; its last words ({}): {}",
+            path.display(),
+            tail.join(" | ")
+        )
+    }
+
+    pub async fn stop(&mut self, mut r: Running, timeout: Duration) {
+        if let Some(child) = r.child.as_mut() {
+            super::stop_group(child, timeout).await;
+        } else if let Some(pid) = r.watched {
+            // Adopted: signal only after checking it is still ours.
+            let ours = Record::load(&self.state_dir)
+                .is_some_and(|rec| rec.pid == pid && rec.alive())
+                || self.dockerd_from_pidfile() == Some(pid);
+            if ours {
+                super::stop_pid(pid, timeout).await;
+            } else {
+                tracing::warn!("not stopping pid {pid}: it is no longer our engine");
+            }
+        } else {
+            tracing::warn!(
+                "the engine on {} was not started by dockhand and has no pid we can verify: left running",
+                self.socket.display()
+            );
+        }
+    }
+
+    pub async fn remove_runtime_files(&mut self) {
+        Record::remove(&self.state_dir);
+        if let Some(files) = &self.dockerd {
+            let _ = remove_stale_pidfile(&files.pidfile, |i| is_our_dockerd(i, &files.pidfile));
+        }
+        // A socket left by an engine that is gone (dockerd removes its own).
+        if probe::ping(&self.socket, Duration::from_secs(1)).await == probe::Ping::Refused {
+            let _ = std::fs::remove_file(&self.socket);
+        }
+    }
+}
+
+fn is_our_dockerd(info: &sys::ProcInfo, pidfile: &Path) -> bool {
+    info.program().starts_with("dockerd") && info.has_arg("--pidfile", pidfile)
+}
+
+/// Remove `path` if the pid in it is not a live process that `ours`
+/// recognises. Never signals anything.
+fn remove_stale_pidfile(path: &Path, ours: impl Fn(&sys::ProcInfo) -> bool) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let pid: Option<i32> = text.trim().parse().ok();
+    let why = match pid.and_then(sys::proc_info) {
+        Some(info) if !info.zombie && ours(&info) => return None,
+        Some(info) if info.zombie => format!("pid {} has exited", info.pid),
+        Some(info) => format!(
+            "pid {} is another program ({}), left alone",
+            info.pid,
+            info.program()
+        ),
+        None => match pid {
+            Some(p) => format!("pid {p} is gone"),
+            None => "no pid in it".into(),
+        },
+    };
+    let _ = std::fs::remove_file(path);
+    Some(format!("removed stale pid file {}: {why}", path.display()))
+}

@@ -1,0 +1,289 @@
+//! The systemd user unit (Linux):
+//! `$XDG_CONFIG_HOME/systemd/user/dockhand-<profile>.service`, managed with
+//! `systemctl --user`.
+//!
+//! Key choices of the unit (see `render`):
+//! - `Type=notify`, `NotifyAccess=main`: dockhand sends `READY=1` when the
+//!   engine answers, so `systemctl --user start` returns when docker works,
+//!   and `STOPPING=1` when it stops. `TimeoutStartSec` = start_timeout +
+//!   30 s leaves dockhand time to report its own start failure first.
+//! - `Restart=on-failure`, `RestartSec=5s`: restart dockhand when it fails
+//!   or crashes; it restarts the engine itself, with backoff.
+//! - `TimeoutStopSec` = stop_timeout + 15 s: dockhand stops the engine
+//!   within stop_timeout after SIGTERM; the margin lets it finish.
+//! - `KillMode=process`: dockerd runs in its own process group; on stop or
+//!   restart systemd signals only dockhand. On a normal stop dockhand itself
+//!   stops the engine within stop_timeout; on a dockhand restart (crash,
+//!   upgrade) a healthy engine survives and the new dockhand adopts it.
+//! - `Environment=PATH=...`: the directories where colima, limactl, docker
+//!   and qemu were found at install time, then nix's and Homebrew's profile
+//!   directories and the system's.
+//! - `WantedBy=default.target`: start with the user's session manager.
+
+use std::path::{Path, PathBuf};
+
+use super::{FileState, Inputs, Tool, ceil_secs};
+use crate::config::Profile;
+use crate::error::Result;
+
+/// Seconds added to stop_timeout for `TimeoutStopSec`.
+pub const STOP_TIMEOUT_MARGIN: u64 = 15;
+/// Seconds added to start_timeout for `TimeoutStartSec`.
+pub const START_TIMEOUT_MARGIN: u64 = 30;
+
+pub fn unit_name(profile: &str) -> String {
+    format!("dockhand-{profile}.service")
+}
+
+pub fn unit_path(config_home: &Path, profile: &str) -> PathBuf {
+    config_home.join("systemd/user").join(unit_name(profile))
+}
+
+/// Quote one word for a unit file setting that is split into words
+/// (`ExecStart=`): `%` becomes `%%` (specifiers) and, when `dollar`, `$`
+/// becomes `$$` (variable expansion); words with whitespace, quotes,
+/// backslashes or `;`, and empty words, are double-quoted with C escapes.
+pub fn quote(word: &str, dollar: bool) -> String {
+    let mut w = word.replace('%', "%%");
+    if dollar {
+        w = w.replace('$', "$$");
+    }
+    let plain = !w.is_empty()
+        && !w
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | ';'));
+    if plain {
+        return w;
+    }
+    let mut q = String::with_capacity(w.len() + 2);
+    q.push('"');
+    for c in w.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// The unit file.
+pub fn render(i: &Inputs) -> String {
+    let mut exec = vec![quote(&i.binary.to_string_lossy(), true)];
+    exec.extend(i.run_args().iter().map(|a| quote(a, true)));
+    let start = ceil_secs(i.start_timeout) + START_TIMEOUT_MARGIN;
+    let stop = ceil_secs(i.stop_timeout) + STOP_TIMEOUT_MARGIN;
+    let path = quote(&format!("PATH={}", i.path_var()), false);
+    format!(
+        "\
+# Written by `dockhand service install`; see `dockhand service print --platform systemd`.
+[Unit]
+Description=dockhand: Docker engine supervisor (profile {profile})
+
+[Service]
+# dockhand sends READY=1 when the engine answers and STOPPING=1 on stop.
+Type=notify
+NotifyAccess=main
+ExecStart={exec}
+Restart=on-failure
+RestartSec=5s
+TimeoutStartSec={start}s
+TimeoutStopSec={stop}s
+# Signal only dockhand: it stops the engine itself within stop_timeout, and a
+# restarted dockhand adopts a healthy engine (dockerd has its own process group).
+KillMode=process
+Environment={path}
+
+[Install]
+WantedBy=default.target
+",
+        profile = i.profile,
+        exec = exec.join(" "),
+    )
+}
+
+fn systemctl() -> Result<Tool> {
+    Tool::locate(
+        "systemctl",
+        &["--user"],
+        "dockhand service needs systemd's systemctl to manage the user unit",
+    )
+}
+
+/// Parse `Key=Value` lines of `systemctl show`.
+pub fn parse_show(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn prop<'a>(props: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    props
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn install(i: &Inputs, path: &Path) -> Result<()> {
+    let tool = systemctl()?;
+    let unit = unit_name(&i.profile);
+    let content = render(i);
+    match super::file_state(path, &content)? {
+        FileState::Same => {
+            super::fix_mode(path)?;
+            // Nothing to change: start and enable it only if it isn't
+            // (a failed earlier install), never restart a running unit.
+            let out = tool.run(&["show", &unit, "-p", "UnitFileState,ActiveState"])?;
+            let props = parse_show(&String::from_utf8_lossy(&out.stdout));
+            let enabled = prop(&props, "UnitFileState") == Some("enabled");
+            let up = matches!(
+                prop(&props, "ActiveState"),
+                Some("active" | "activating" | "reloading")
+            );
+            if enabled && up {
+                println!("unchanged: {} ({unit} enabled and active)", path.display());
+            } else {
+                println!("unchanged: {} (was not enabled and active)", path.display());
+                tool.run(&["daemon-reload"])?;
+                tool.run(&["enable", "--now", &unit])?;
+                println!("enabled and started {unit}");
+            }
+        }
+        FileState::Missing => {
+            super::write_atomic(path, &content)?;
+            println!("installed {}", path.display());
+            tool.run(&["daemon-reload"])?;
+            tool.run(&["enable", "--now", &unit])?;
+            println!("enabled and started {unit}");
+        }
+        FileState::Different => {
+            super::write_atomic(path, &content)?;
+            println!("updated {}", path.display());
+            tool.run(&["daemon-reload"])?;
+            tool.run(&["enable", &unit])?;
+            tool.run(&["restart", &unit])?;
+            println!("restarted {unit}");
+        }
+    }
+    Ok(())
+}
+
+pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
+    let tool = systemctl()?;
+    let unit = unit_name(&i.profile);
+    match super::file_state(path, "")? {
+        FileState::Missing => {
+            // A unit removed by hand may still be loaded and running.
+            let args = ["stop", unit.as_str()];
+            let out = tool.output(&args)?;
+            // 5: "Unit ... not loaded".
+            if !out.status.success() && out.status.code() != Some(5) {
+                return Err(tool.failure(&args, &out, ""));
+            }
+            println!("not installed: {} does not exist", path.display());
+        }
+        _ => {
+            // Stops it: SIGTERM to dockhand, which stops the engine
+            // gracefully within TimeoutStopSec.
+            tool.run(&["disable", "--now", &unit])?;
+            println!("stopped and disabled {unit}");
+            super::remove_file(path)?;
+            println!("removed {}", path.display());
+            tool.run(&["daemon-reload"])?;
+        }
+    }
+    Ok(())
+}
+
+pub fn restart(i: &Inputs, path: &Path) -> Result<()> {
+    let tool = systemctl()?;
+    if !path.exists() {
+        return Err(super::not_installed(path, &i.profile));
+    }
+    let unit = unit_name(&i.profile);
+    tool.run(&["restart", &unit])?;
+    println!("restarted {unit}");
+    Ok(())
+}
+
+pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
+    let tool = systemctl()?;
+    let unit = unit_name(&i.profile);
+    let mut lines = vec![("service".to_string(), format!("systemd user unit {unit}"))];
+    let installed = super::describe_file(path, &render(i), &mut lines)?;
+    let out = tool.run(&[
+        "show",
+        &unit,
+        "-p",
+        "ActiveState,SubState,MainPID,ExecMainStatus,LoadState",
+    ])?;
+    let props = parse_show(&String::from_utf8_lossy(&out.stdout));
+    let get = |k: &str| prop(&props, k).unwrap_or("unknown").to_string();
+    let active = prop(&props, "ActiveState") == Some("active");
+    lines.push(("loaded".into(), get("LoadState")));
+    lines.push((
+        "state".into(),
+        format!("{} ({})", get("ActiveState"), get("SubState")),
+    ));
+    let pid = get("MainPID");
+    lines.push(("pid".into(), if pid == "0" { "none".into() } else { pid }));
+    lines.push(("last exit status".into(), get("ExecMainStatus")));
+    lines.extend(super::supervisor_lines(profile));
+    super::print_lines(&lines);
+    Ok(if installed && active { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::tests::inputs;
+    use std::time::Duration;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("/usr/bin/dockhand", true), "/usr/bin/dockhand");
+        assert_eq!(quote("/a b/c", true), "\"/a b/c\"");
+        assert_eq!(quote("50%$x", true), "50%%$$x");
+        assert_eq!(quote("a\"b\\c", true), "\"a\\\"b\\\\c\"");
+        assert_eq!(quote("", true), "\"\"");
+        assert_eq!(quote("PATH=/a$b", false), "PATH=/a$b");
+        assert_eq!(quote(";", true), "\";\"");
+    }
+
+    #[test]
+    fn renders_contract_keys() {
+        let mut i = inputs();
+        i.profile = "work".into();
+        i.config = Some("/my configs/d.toml".into());
+        i.stop_timeout = Duration::from_secs(5);
+        i.start_timeout = Duration::from_secs(60);
+        let u = render(&i);
+        for line in [
+            "Description=dockhand: Docker engine supervisor (profile work)\n",
+            "Type=notify\n",
+            "NotifyAccess=main\n",
+            "ExecStart=/opt/dockhand/bin/dockhand run --profile work --config \"/my configs/d.toml\"\n",
+            "Restart=on-failure\n",
+            "RestartSec=5s\n",
+            "TimeoutStartSec=90s\n",
+            "TimeoutStopSec=20s\n",
+            "KillMode=process\n",
+            "Environment=PATH=/opt/homebrew/bin:/nix/var/tools/bin:/run/current-system/sw/bin:",
+            "WantedBy=default.target\n",
+        ] {
+            assert!(u.contains(line), "missing {line:?} in\n{u}");
+        }
+    }
+
+    #[test]
+    fn parses_show() {
+        let p = parse_show("ActiveState=active\nSubState=running\nMainPID=7\n");
+        assert_eq!(prop(&p, "MainPID"), Some("7"));
+        assert_eq!(prop(&p, "LoadState"), None);
+    }
+}

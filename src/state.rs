@@ -1,0 +1,178 @@
+//! The profile's state directory: its lock, `state.json`, and the rules
+//! that keep it safe (0700, ours, written atomically).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Profile;
+use crate::error::{Error, IoContext, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Starting,
+    Ready,
+    Unhealthy,
+    Restarting,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        f.write_str(&s)
+    }
+}
+
+/// The contents of `state.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub profile: String,
+    pub phase: Phase,
+    pub engine_pid: Option<i32>,
+    pub socket: PathBuf,
+    pub restarts: u32,
+    pub last_error: Option<String>,
+    /// When `phase` was entered, RFC 3339.
+    pub since: String,
+    pub supervisor_pid: u32,
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Create `dir` (and parents) as a 0700 directory of ours; refuse one that
+/// belongs to someone else.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .ctx(|| format!("cannot create directory {}", dir.display()))?;
+    let md = std::fs::metadata(dir).ctx(|| format!("cannot inspect {}", dir.display()))?;
+    let uid = rustix::process::geteuid().as_raw();
+    if md.uid() != uid {
+        return Err(Error::UnsafePath(format!(
+            "{} belongs to uid {}, not to you (uid {uid}): dockhand keeps root-equivalent sockets there; choose another state_dir or remove it",
+            dir.display(),
+            md.uid()
+        )));
+    }
+    if md.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .ctx(|| format!("cannot make {} private (0700)", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, then a
+/// rename. The directory must be ours (see `private_dir`).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.ctx(|| format!("cannot write {}", path.display()))
+}
+
+/// The exclusive per-profile lock, held for the supervisor's lifetime.
+/// A POSIX record lock: the kernel drops it when the process dies, and
+/// others can ask who holds it without taking it.
+pub struct Lock {
+    _file: File,
+}
+
+fn lock_struct(kind: i32) -> libc::flock {
+    // SAFETY: flock is a plain C struct; zero is a valid start.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl
+}
+
+impl Lock {
+    pub fn acquire(profile: &Profile) -> Result<Lock> {
+        let path = profile.lock_path();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .ctx(|| format!("cannot open lock {}", path.display()))?;
+        let fl = lock_struct(libc::F_WRLCK);
+        // SAFETY: fcntl(F_SETLK) with a valid flock struct on our fd.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } != 0 {
+            let holder = holder_pid(&path)
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(Error::AlreadyRunning {
+                profile: profile.name.clone(),
+                lock: path,
+                pid: holder,
+            });
+        }
+        file.set_len(0).ctx(|| format!("cannot write {}", path.display()))?;
+        let _ = writeln!(file, "{}", std::process::id());
+        Ok(Lock { _file: file })
+    }
+}
+
+/// The pid of the process holding the profile's lock, if any. Never call
+/// this in the process that holds the lock: closing any descriptor of the
+/// file drops a POSIX lock.
+pub fn holder_pid(lock: &Path) -> Option<i32> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(lock)
+        .ok()?;
+    let mut fl = lock_struct(libc::F_WRLCK);
+    // SAFETY: F_GETLK fills `fl` with a conflicting lock, if any.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
+        return None;
+    }
+    if fl.l_type as i32 == libc::F_UNLCK {
+        return None;
+    }
+    Some(fl.l_pid)
+}
+
+pub fn read(profile: &Profile) -> Option<State> {
+    let text = std::fs::read_to_string(profile.state_path()).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn write(profile: &Profile, state: &State) -> Result<()> {
+    let mut json = serde_json::to_vec_pretty(state).expect("state serializes");
+    json.push(b'\n');
+    write_atomic(&profile.state_path(), &json, 0o600)
+}

@@ -1,0 +1,129 @@
+//! Processes, the platform seam: who a pid is, waiting for any process to
+//! exit, reaping children, signalling after an identity check. Linux uses
+//! /proc and pidfd, macOS libproc/sysctl and kqueue; chosen here, once.
+
+use std::path::Path;
+use std::time::Duration;
+
+pub mod reaper;
+
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
+mod imp;
+#[cfg(target_os = "macos")]
+#[path = "macos.rs"]
+mod imp;
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+compile_error!("dockhand supports Linux and macOS");
+
+pub use imp::become_subreaper;
+
+/// What we know about a live process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub argv: Vec<String>,
+    /// Start time in a platform unit; with the pid, it names one process
+    /// for the life of the machine (a recycled pid has another start time).
+    pub start: u64,
+    pub zombie: bool,
+}
+
+impl ProcInfo {
+    /// The basename of argv[0].
+    pub fn program(&self) -> &str {
+        self.argv
+            .first()
+            .map(|a| a.rsplit('/').next().unwrap_or(a))
+            .unwrap_or("")
+    }
+    /// `flag VALUE` or `flag=VALUE` appears in argv.
+    pub fn has_arg(&self, flag: &str, value: &Path) -> bool {
+        let value = value.to_string_lossy();
+        let joined = format!("{flag}={value}");
+        self.argv
+            .windows(2)
+            .any(|w| w[0] == flag && w[1] == value)
+            || self.argv.contains(&joined)
+    }
+}
+
+/// Information on `pid`, or None when no such process exists.
+pub fn proc_info(pid: i32) -> Option<ProcInfo> {
+    if pid <= 0 {
+        return None;
+    }
+    imp::proc_info(pid)
+}
+
+/// The process exists and has not exited (a zombie has).
+pub fn alive(pid: i32) -> bool {
+    proc_info(pid).is_some_and(|p| !p.zombie)
+}
+
+fn rpid(pid: i32) -> Option<rustix::process::Pid> {
+    rustix::process::Pid::from_raw(pid)
+}
+
+/// Some process of group `pgid` still exists (zombies included).
+pub fn group_exists(pgid: i32) -> bool {
+    rpid(pgid).is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok())
+}
+
+pub use rustix::process::Signal;
+
+/// Signal one process that the caller has identified. Gone is fine.
+pub fn signal(pid: i32, sig: Signal) {
+    if let Some(p) = rpid(pid) {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
+/// Signal a process group that we created. Gone is fine.
+pub fn signal_group(pgid: i32, sig: Signal) {
+    if let Some(p) = rpid(pgid) {
+        let _ = rustix::process::kill_process_group(p, sig);
+    }
+}
+
+/// Resolves when `pid` exits, whoever its parent is: pidfd on Linux,
+/// kqueue on macOS, polling where neither is available.
+pub async fn exited(pid: i32) {
+    if imp::wait_exit(pid).await.is_err() {
+        while alive(pid) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Poll `cond` until it holds or `deadline` passes; true if it held.
+pub async fn poll_until(deadline: tokio::time::Instant, mut cond: impl FnMut() -> bool) -> bool {
+    let mut step = Duration::from_millis(5);
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(step).await;
+        step = (step * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Find `program` on PATH (or check it when it contains a slash).
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = Path::new(program);
+        return is_exec(p).then(|| p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| is_exec(p))
+}
