@@ -22,7 +22,13 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Profile to act on.
-    #[arg(long, short, global = true, value_name = "NAME", default_value = "default")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        value_name = "NAME",
+        default_value = "default"
+    )]
     pub profile: String,
 
     #[command(subcommand)]

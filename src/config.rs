@@ -321,7 +321,10 @@ impl Config {
     /// a missing default file means built-in defaults, a missing explicit
     /// file is an error.
     pub fn load(explicit: Option<&Path>, env: Env) -> Result<Config> {
-        let source = match explicit.map(Path::to_path_buf).or(env.dockhand_config.clone()) {
+        let source = match explicit
+            .map(Path::to_path_buf)
+            .or(env.dockhand_config.clone())
+        {
             Some(p) => Source::Explicit(absolute(&p)),
             None => {
                 let p = env.config_home().join("dockhand/config.toml");
@@ -477,7 +480,11 @@ impl Config {
             ("probe_timeout", &raw.probe_timeout, probe_timeout),
             ("start_timeout", &raw.start_timeout, start_timeout),
             ("stop_timeout", &raw.stop_timeout, stop_timeout),
-            ("restart_backoff_max", &raw.restart_backoff_max, restart_backoff_max),
+            (
+                "restart_backoff_max",
+                &raw.restart_backoff_max,
+                restart_backoff_max,
+            ),
         ] {
             if value < Duration::from_millis(10)
                 && let Some(s) = v
@@ -555,9 +562,7 @@ impl Config {
                         "argv must name a program: argv = [\"program\", \"arg\", ...]".into(),
                     ));
                 }
-                command = Some(Command {
-                    argv: argv.clone(),
-                });
+                command = Some(Command { argv: argv.clone() });
                 match raw.socket.as_deref() {
                     Some(s) => env.expand(s),
                     None => {
@@ -607,11 +612,15 @@ impl Config {
                     home: env.colima_home(),
                     lima_home: env.lima_home(),
                 };
-                let socket = raw.socket.as_deref().map(|s| env.expand(s)).unwrap_or_else(|| {
-                    col.home
-                        .join(short_profile(&col.profile))
-                        .join("docker.sock")
-                });
+                let socket = raw
+                    .socket
+                    .as_deref()
+                    .map(|s| env.expand(s))
+                    .unwrap_or_else(|| {
+                        col.home
+                            .join(short_profile(&col.profile))
+                            .join("docker.sock")
+                    });
                 colima = Some(col);
                 socket
             }
@@ -680,11 +689,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<Config> {
-        Config::parse(
-            Source::Explicit("/c.toml".into()),
-            env(),
-            text.to_string(),
-        )
+        Config::parse(Source::Explicit("/c.toml".into()), env(), text.to_string())
     }
 
     fn err(text: &str) -> String {
@@ -700,7 +705,10 @@ mod tests {
         let c = parse("").unwrap();
         let p = c.profile("default").unwrap();
         assert_eq!(p.engine, EngineKind::Dockerd);
-        assert_eq!(p.state_dir, PathBuf::from("/home/u/.local/state/dockhand/default"));
+        assert_eq!(
+            p.state_dir,
+            PathBuf::from("/home/u/.local/state/dockhand/default")
+        );
         assert_eq!(p.socket, p.state_dir.join("docker.sock"));
         assert_eq!(p.log_file, p.state_dir.join("dockhand.log"));
         assert_eq!(p.probe_interval, Duration::from_secs(30));
@@ -714,9 +722,18 @@ mod tests {
         let c = Config::parse(Source::Defaults("/x".into()), e, String::new()).unwrap();
         let p = c.profile("default").unwrap();
         assert_eq!(p.engine, EngineKind::Colima);
-        assert_eq!(p.socket, PathBuf::from("/home/u/.colima/default/docker.sock"));
-        assert_eq!(p.log_file, PathBuf::from("/home/u/Library/Logs/dockhand/default.log"));
-        assert_eq!(p.colima.unwrap().instance_dir(), PathBuf::from("/home/u/.colima/_lima/colima"));
+        assert_eq!(
+            p.socket,
+            PathBuf::from("/home/u/.colima/default/docker.sock")
+        );
+        assert_eq!(
+            p.log_file,
+            PathBuf::from("/home/u/Library/Logs/dockhand/default.log")
+        );
+        assert_eq!(
+            p.colima.unwrap().instance_dir(),
+            PathBuf::from("/home/u/.colima/_lima/colima")
+        );
     }
 
     #[test]
@@ -760,7 +777,8 @@ mod tests {
 
     #[test]
     fn engine_table_mismatch() {
-        let m = err("[profiles.default]\nengine = \"dockerd\"\n[profiles.default.colima]\ncpu = 2\n");
+        let m =
+            err("[profiles.default]\nengine = \"dockerd\"\n[profiles.default.colima]\ncpu = 2\n");
         assert!(m.starts_with("/c.toml:3:"), "{m}");
         assert!(m.contains("[colima] table but engine = \"dockerd\""), "{m}");
     }
@@ -780,7 +798,9 @@ mod tests {
         assert!(m.contains("argv"), "{m}");
         let m = err("[profiles.p]\nengine = \"command\"\n[profiles.p.command]\nargv = [\"x\"]\n");
         assert!(m.contains("no socket"), "{m}");
-        let m = err("[profiles.p]\nengine = \"command\"\nsocket = \"/s\"\n[profiles.p.command]\nargv = []\n");
+        let m = err(
+            "[profiles.p]\nengine = \"command\"\nsocket = \"/s\"\n[profiles.p.command]\nargv = []\n",
+        );
         assert!(m.starts_with("/c.toml:5:8"), "{m}");
     }
 

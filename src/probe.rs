@@ -60,7 +60,8 @@ async fn ping_inner(socket: &Path) -> Ping {
             };
         }
     };
-    let req = b"GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockhand\r\nConnection: close\r\n\r\n";
+    let req =
+        b"GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockhand\r\nConnection: close\r\n\r\n";
     if let Err(e) = s.write_all(req).await {
         return Ping::Bad(e.to_string());
     }
@@ -132,7 +133,10 @@ mod tests {
     #[tokio::test]
     async fn bad_on_500() {
         let (_d, p) = serve_once(b"HTTP/1.1 500 Internal Server Error\r\n\r\n").await;
-        assert!(matches!(ping(&p, Duration::from_secs(2)).await, Ping::Bad(_)));
+        assert!(matches!(
+            ping(&p, Duration::from_secs(2)).await,
+            Ping::Bad(_)
+        ));
     }
 
     #[tokio::test]

@@ -81,7 +81,10 @@ pub fn private_dir(dir: &Path) -> Result<()> {
 /// rename. The directory must be ours (see `private_dir`).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let res = (|| {
         let mut f = OpenOptions::new()
@@ -140,7 +143,8 @@ impl Lock {
                 pid: holder,
             });
         }
-        file.set_len(0).ctx(|| format!("cannot write {}", path.display()))?;
+        file.set_len(0)
+            .ctx(|| format!("cannot write {}", path.display()))?;
         let _ = writeln!(file, "{}", std::process::id());
         Ok(Lock { _file: file })
     }

@@ -193,7 +193,11 @@ impl Supervisor {
                 }
             };
             first = false;
-            let how = if r.adopted { "adopted the running engine" } else { "engine answers /_ping" };
+            let how = if r.adopted {
+                "adopted the running engine"
+            } else {
+                "engine answers /_ping"
+            };
             self.set(Phase::Ready, r.pid, how);
             let ready_at = Instant::now();
 
@@ -248,14 +252,20 @@ impl Supervisor {
         self.set(
             Phase::Starting,
             None,
-            if first { "supervisor started" } else { "restarting the engine" },
+            if first {
+                "supervisor started"
+            } else {
+                "restarting the engine"
+            },
         );
         if let Some(r) = self.engine.adopt().await {
             return Ok(Some(r));
         }
         match self.engine.clean_stale().await {
             Ok(notes) => notes.iter().for_each(|n| info!("{n}")),
-            Err(e @ (Error::UnsafePath(_) | Error::EngineMissing { .. } | Error::EngineUnusable(_))) => {
+            Err(
+                e @ (Error::UnsafePath(_) | Error::EngineMissing { .. } | Error::EngineUnusable(_)),
+            ) => {
                 return Err(Obtain::Fatal(e));
             }
             Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
@@ -267,7 +277,11 @@ impl Supervisor {
             }
             Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
         };
-        self.st.engine_pid = r.pid;
+        self.set(
+            Phase::Starting,
+            r.pid,
+            "engine launched, waiting for /_ping",
+        );
         let deadline = Instant::now() + self.p.start_timeout;
         let res = {
             let mut shutdown = self.shutdown.clone();

@@ -47,7 +47,8 @@ impl ColimaEngine {
         if sys::which("limactl").is_none() {
             return Err(Error::EngineMissing {
                 what: "limactl (Lima, which Colima drives)".into(),
-                hint: "install it with `brew install lima` or nix (it comes with nixpkgs#colima)".into(),
+                hint: "install it with `brew install lima` or nix (it comes with nixpkgs#colima)"
+                    .into(),
             });
         }
         Ok(())
@@ -93,13 +94,17 @@ impl ColimaEngine {
         let ha = self.pidfile("ha.pid");
         let pid = read_pid(&ha)?;
         let info = sys::proc_info(pid)?;
-        (!info.zombie && info.argv.iter().any(|a| a == "hostagent") && info.has_arg("--pidfile", &ha))
-            .then_some(pid)
+        (!info.zombie
+            && info.argv.iter().any(|a| a == "hostagent")
+            && info.has_arg("--pidfile", &ha))
+        .then_some(pid)
     }
 
     pub async fn adopt(&mut self) -> Option<Running> {
         if !self.vm_running().await
-            || !probe::ping(&self.socket, Duration::from_secs(2)).await.is_ok()
+            || !probe::ping(&self.socket, Duration::from_secs(2))
+                .await
+                .is_ok()
         {
             return None;
         }
@@ -154,11 +159,9 @@ impl ColimaEngine {
                 "instance {} was not stopped cleanly: colima stop --force",
                 self.c.instance()
             ));
-            self.run_stop(true).await.map_err(|e| {
-                Error::Command {
-                    command: format!("colima stop --force {}", self.c.profile),
-                    detail: e,
-                }
+            self.run_stop(true).await.map_err(|e| Error::Command {
+                command: format!("colima stop --force {}", self.c.profile),
+                detail: e,
             })?;
         }
         if let Some(n) = super::remove_dead_socket(&self.socket).await? {
@@ -222,9 +225,11 @@ impl ColimaEngine {
             .map_err(|e| Error::io("cannot duplicate log descriptor", e))?;
         let args = self.start_args();
         let mut cmd = self.colima();
-        cmd.args(&args).stdin(Stdio::null()).stdout(log).stderr(log2);
-        let child = reaper::spawn(&mut cmd)
-            .map_err(|e| Error::io("cannot run colima start", e))?;
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let child = reaper::spawn(&mut cmd).map_err(|e| Error::io("cannot run colima start", e))?;
         tracing::info!("colima {} (pid {})", args.join(" "), child.pid);
         Ok(Running {
             pid: Some(child.pid),
@@ -287,7 +292,12 @@ fn read_pid(path: &Path) -> Option<i32> {
 fn last_line(path: &Path) -> String {
     std::fs::read_to_string(path)
         .ok()
-        .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned))
+        .and_then(|t| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+        })
         .map(|l| format!(": {}", l.trim()))
         .unwrap_or_default()
 }

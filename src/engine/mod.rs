@@ -220,7 +220,10 @@ pub async fn stop_group(child: &mut Child, timeout: Duration) {
 pub async fn stop_pid(pid: i32, timeout: Duration) {
     sys::signal(pid, sys::Signal::TERM);
     sys::signal(pid, sys::Signal::CONT);
-    if tokio::time::timeout(timeout, sys::exited(pid)).await.is_err() {
+    if tokio::time::timeout(timeout, sys::exited(pid))
+        .await
+        .is_err()
+    {
         tracing::warn!(
             "process {pid} did not stop within {}: killing it",
             humantime::format_duration(timeout)

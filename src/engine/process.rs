@@ -116,7 +116,10 @@ impl ProcessEngine {
     }
 
     pub async fn adopt(&mut self) -> Option<Running> {
-        if !probe::ping(&self.socket, Duration::from_secs(2)).await.is_ok() {
+        if !probe::ping(&self.socket, Duration::from_secs(2))
+            .await
+            .is_ok()
+        {
             return None;
         }
         let pid = self.recorded().or_else(|| self.dockerd_from_pidfile());
@@ -139,9 +142,9 @@ impl ProcessEngine {
         }
         Record::remove(&self.state_dir);
         if let Some(files) = &self.dockerd {
-            if let Some(note) = remove_stale_pidfile(&files.pidfile, |i| {
-                is_our_dockerd(i, &files.pidfile)
-            }) {
+            if let Some(note) =
+                remove_stale_pidfile(&files.pidfile, |i| is_our_dockerd(i, &files.pidfile))
+            {
                 notes.push(note);
             }
             // containerd, started by dockerd: a pid file naming a dead or

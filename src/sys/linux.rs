@@ -42,7 +42,9 @@ pub async fn wait_exit(pid: i32) -> std::io::Result<()> {
     };
     // SAFETY: the AsyncFd owns the descriptor, which stays open as long
     // as it is registered.
-    let afd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
+    let afd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }?;
     let _ = afd.readable().await?;
     Ok(())
 }

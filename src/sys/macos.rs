@@ -36,13 +36,29 @@ fn procargs(pid: i32) -> Option<Vec<String>> {
     let mut size: libc::size_t = 0;
     // SAFETY: first call asks for the size; second fills a buffer of it.
     unsafe {
-        if libc::sysctl(mib.as_mut_ptr(), 3, std::ptr::null_mut(), &mut size, std::ptr::null_mut(), 0) != 0 {
+        if libc::sysctl(
+            mib.as_mut_ptr(),
+            3,
+            std::ptr::null_mut(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        ) != 0
+        {
             return None;
         }
     }
     let mut buf = vec![0u8; size];
     unsafe {
-        if libc::sysctl(mib.as_mut_ptr(), 3, buf.as_mut_ptr() as *mut libc::c_void, &mut size, std::ptr::null_mut(), 0) != 0 {
+        if libc::sysctl(
+            mib.as_mut_ptr(),
+            3,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        ) != 0
+        {
             return None;
         }
     }
@@ -80,15 +96,28 @@ pub async fn wait_exit(pid: i32) -> std::io::Result<()> {
     ev.flags = libc::EV_ADD | libc::EV_ONESHOT;
     ev.fflags = libc::NOTE_EXIT;
     let r = unsafe {
-        libc::kevent(kq.as_raw_fd(), &ev, 1, std::ptr::null_mut(), 0, std::ptr::null())
+        libc::kevent(
+            kq.as_raw_fd(),
+            &ev,
+            1,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null(),
+        )
     };
     if r < 0 {
         let e = std::io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ESRCH) { Ok(()) } else { Err(e) };
+        return if e.raw_os_error() == Some(libc::ESRCH) {
+            Ok(())
+        } else {
+            Err(e)
+        };
     }
     // SAFETY: the AsyncFd owns the descriptor, which stays open as long
     // as it is registered.
-    let afd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(kq, tokio::io::Interest::READABLE) }?;
+    let afd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(kq, tokio::io::Interest::READABLE)
+    }?;
     let _ = afd.readable().await?;
     Ok(())
 }

@@ -41,10 +41,7 @@ impl ProcInfo {
     pub fn has_arg(&self, flag: &str, value: &Path) -> bool {
         let value = value.to_string_lossy();
         let joined = format!("{flag}={value}");
-        self.argv
-            .windows(2)
-            .any(|w| w[0] == flag && w[1] == value)
-            || self.argv.contains(&joined)
+        self.argv.windows(2).any(|w| w[0] == flag && w[1] == value) || self.argv.contains(&joined)
     }
 }
 

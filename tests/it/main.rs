@@ -1,0 +1,7 @@
+//! All integration tests, one binary (as in cargo-nextest's layout).
+
+mod harness;
+
+mod config_errors;
+mod service;
+mod supervisor;

@@ -1,0 +1,898 @@
+//! `dockhand service`: renderings (snapshots, plist DTD validation with
+//! xmllint, `systemd-analyze --user verify`) and install / uninstall /
+//! status / restart against stand-in `launchctl` and `systemctl` scripts
+//! (tests/fixtures/service/) that record their arguments.
+//!
+//! Every run of the binary gets a cleared environment: a temp HOME, temp XDG
+//! directories and a PATH of temp directories only.
+//! `UPDATE_SNAPSHOTS=1 cargo test --test it service` rewrites the snapshots.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/service")
+}
+
+fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+fn make_executable(p: &Path) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+struct Sandbox {
+    _tmp: tempfile::TempDir,
+    /// Canonical path of the temp dir (all the files of a test are in it).
+    root: PathBuf,
+    home: PathBuf,
+    /// Stand-ins and fake tools; the only PATH entry besides /usr/bin:/bin.
+    bin: PathBuf,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+    /// PATH of the dockhand runs (default: bin, then /usr/bin:/bin so that
+    /// the stand-in scripts find cat/rm/...).
+    path: String,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let home = root.join("home");
+        let bin = root.join("bin");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        Sandbox {
+            log: root.join("calls.log"),
+            root,
+            home,
+            bin,
+            env: Vec::new(),
+            path,
+            _tmp: tmp,
+        }
+    }
+
+    /// Put the stand-in `launchctl` / `systemctl` into bin.
+    fn stand_in(&self, name: &str) {
+        let to = self.bin.join(name);
+        std::fs::copy(fixtures().join(name), &to).unwrap();
+        make_executable(&to);
+    }
+
+    /// An empty executable in `dir` (a fake colima, docker, ...).
+    fn fake_tool(&self, dir: &str, name: &str) -> PathBuf {
+        let d = self.root.join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(name);
+        std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+        make_executable(&p);
+        d
+    }
+
+    fn set(&mut self, k: &str, v: impl AsRef<str>) {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.to_string(), v.as_ref().to_string()));
+    }
+
+    fn config(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.root.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("USER", "tester")
+            .env("PATH", &self.path)
+            .env("XDG_CONFIG_HOME", self.root.join("xdg-config"))
+            .env("XDG_STATE_HOME", self.root.join("xdg-state"))
+            .env("DOCKHAND_TEST_LOG", &self.log)
+            .env("STANDIN_STATE", self.root.join("standin-state"))
+            .current_dir(&self.root);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run, expect exit `code`, return stdout.
+    fn expect(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "dockhand {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        stdout
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.expect(args, 0)
+    }
+
+    /// The stand-ins' calls since the last `take_calls`.
+    fn take_calls(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.log);
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// Every file under root, relative, sorted, without the ones the test
+    /// harness itself owns (bin, tools, stand-in state, the call log, configs).
+    fn files(&self) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                if m.is_dir() {
+                    walk(&p, root, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &self.root, &mut out);
+        out.retain(|f| {
+            !f.starts_with("bin/")
+                && !f.starts_with("tools/")
+                && !f.starts_with("standin-state/")
+                && f != "calls.log"
+                && !f.ends_with(".toml")
+        });
+        out.sort();
+        out
+    }
+
+    /// Replace the binary's and the sandbox's paths by placeholders.
+    fn normalize(&self, text: &str) -> String {
+        let bin = Path::new(BIN).canonicalize().unwrap();
+        text.replace(&bin.display().to_string(), "@DOCKHAND@")
+            .replace(&self.root.display().to_string(), "@ROOT@")
+    }
+}
+
+// ------------------------------------------------------------- snapshots
+
+fn snapshot(name: &str, actual: &str) {
+    let path = fixtures().join("snapshots").join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read snapshot {}: {e}; create it with UPDATE_SNAPSHOTS=1",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "snapshot {} differs (UPDATE_SNAPSHOTS=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
+
+/// A real program the checks need: present, or skip (fail under CI=true).
+fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{program} is required under CI=true (apt-get install libxml2-utils systemd)");
+        }
+        eprintln!("SKIPPED: {program} not found; install it to run this check");
+    }
+    found
+}
+
+/// Parse the plist back, check the contract's keys, validate it against
+/// the local copy of Apple's DTD.
+fn check_plist(sb: &Sandbox, text: &str, label: &str, args_tail: &[&str], exit_timeout: u64) {
+    let v = plist::Value::from_reader_xml(text.as_bytes()).expect("plist parses");
+    let d = v.as_dictionary().expect("top level is a dict");
+    let s = |k: &str| {
+        d.get(k)
+            .and_then(plist::Value::as_string)
+            .map(str::to_string)
+    };
+    let b = |k: &str| d.get(k).and_then(plist::Value::as_boolean);
+    let n = |k: &str| d.get(k).and_then(plist::Value::as_unsigned_integer);
+    assert_eq!(s("Label").as_deref(), Some(label));
+    let args: Vec<String> = d["ProgramArguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_string().unwrap().to_string())
+        .collect();
+    let bin = Path::new(BIN).canonicalize().unwrap();
+    assert_eq!(args[0], bin.display().to_string());
+    assert_eq!(&args[1..], args_tail);
+    assert_eq!(b("RunAtLoad"), Some(true));
+    let ka = d["KeepAlive"].as_dictionary().unwrap();
+    assert_eq!(ka["SuccessfulExit"].as_boolean(), Some(false));
+    assert_eq!(ka["Crashed"].as_boolean(), Some(true));
+    assert_eq!(n("ThrottleInterval"), Some(30));
+    assert_eq!(b("AbandonProcessGroup"), Some(true));
+    assert_eq!(n("ExitTimeOut"), Some(exit_timeout));
+    assert_eq!(s("ProcessType").as_deref(), Some("Standard"));
+    let env = d["EnvironmentVariables"].as_dictionary().unwrap();
+    assert_eq!(env["HOME"].as_string(), Some(sb.home.to_str().unwrap()));
+    let out = s("StandardOutPath").unwrap();
+    assert!(out.ends_with(".launchd.log"), "{out}");
+    assert_eq!(s("StandardErrorPath"), Some(out));
+
+    if have("xmllint") {
+        let f = sb.root.join("check.plist");
+        std::fs::write(&f, text).unwrap();
+        let o = Command::new("xmllint")
+            .args(["--noout", "--nonet", "--dtdvalid"])
+            .arg(fixtures().join("PropertyList-1.0.dtd"))
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "xmllint rejects the plist:\n{}\n{text}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::remove_file(&f).unwrap();
+    }
+}
+
+/// `systemd-analyze --user verify` on the unit, under its real file name.
+fn check_unit(sb: &Sandbox, text: &str, profile: &str) {
+    if !have("systemd-analyze") {
+        return;
+    }
+    let dir = sb.root.join("verify");
+    let runtime = sb.root.join("runtime");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let f = dir.join(format!("dockhand-{profile}.service"));
+    std::fs::write(&f, text).unwrap();
+    let o = Command::new("systemd-analyze")
+        .args(["--user", "verify"])
+        .arg(&f)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("HOME", &sb.home)
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "systemd-analyze verify rejects the unit:\n{stderr}\n{text}"
+    );
+    // Warnings about our own unit (unknown keys exit 0 but are printed).
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(&format!("dockhand-{profile}.service")))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "systemd-analyze warns:\n{}",
+        ours.join("\n")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&runtime).unwrap();
+}
+
+/// A sandbox whose PATH holds only temp dirs with fake colima and docker,
+/// so the rendering doesn't depend on the host.
+fn render_sandbox() -> Sandbox {
+    let mut sb = Sandbox::new();
+    let a = sb.fake_tool("tools/a", "colima");
+    sb.fake_tool("tools/a", "limactl");
+    let b = sb.fake_tool("tools/b", "docker");
+    sb.fake_tool("tools/b", "qemu-img");
+    sb.fake_tool("tools/c", "docker"); // shadowed by tools/b
+    sb.path = format!(
+        "{}:{}:{}:{}",
+        a.display(),
+        b.display(),
+        sb.root.join("tools/c").display(),
+        sb.bin.display()
+    );
+    sb
+}
+
+fn print(sb: &Sandbox, platform: &str, extra: &[&str]) -> String {
+    let mut args = vec!["service", "print", "--platform", platform];
+    args.extend(extra);
+    sb.ok(&args)
+}
+
+/// The default profile without a config file: the defaults differ on macOS
+/// (log in ~/Library/Logs), so this snapshot is Linux's.
+#[cfg(target_os = "linux")]
+#[test]
+fn snapshot_default_profile() {
+    let sb = render_sandbox();
+    let plist = print(&sb, "launchd", &[]);
+    check_plist(
+        &sb,
+        &plist,
+        "local.docker",
+        &["run", "--profile", "default"],
+        75,
+    );
+    snapshot("default.plist", &sb.normalize(&plist));
+    let unit = print(&sb, "systemd", &[]);
+    check_unit(&sb, &unit, "default");
+    snapshot("dockhand-default.service", &sb.normalize(&unit));
+    // Nothing written anywhere in the sandbox.
+    assert_eq!(sb.files(), Vec::<String>::new());
+    // --profile default is the same as no --profile.
+    assert_eq!(print(&sb, "launchd", &["--profile", "default"]), plist);
+}
+
+#[test]
+fn snapshot_named_profile_with_explicit_config() {
+    let sb = render_sandbox();
+    let cfg = sb.config(
+        "work.toml",
+        "[profiles.work]\nengine = \"dockerd\"\nstop_timeout = \"2m\"\nstart_timeout = \"45s\"\n\
+         log_file = \"~/logs/work.log\"\nstate_dir = \"~/state/work\"\n",
+    );
+    let c = cfg.to_str().unwrap();
+    let tail = ["run", "--profile", "work", "--config", c];
+    let plist = print(&sb, "launchd", &["--profile", "work", "--config", c]);
+    check_plist(&sb, &plist, "local.docker.work", &tail, 135);
+    snapshot("work.plist", &sb.normalize(&plist));
+    let unit = print(&sb, "systemd", &["--profile", "work", "--config", c]);
+    check_unit(&sb, &unit, "work");
+    assert!(unit.contains("TimeoutStopSec=135s\n"), "{unit}");
+    assert!(unit.contains("TimeoutStartSec=75s\n"), "{unit}");
+    snapshot("dockhand-work.service", &sb.normalize(&unit));
+
+    // DOCKHAND_CONFIG counts as an explicit config too; a relative --config
+    // is made absolute.
+    let mut sb2 = render_sandbox();
+    std::fs::copy(&cfg, sb2.root.join("work.toml")).unwrap();
+    sb2.set("DOCKHAND_CONFIG", "work.toml");
+    let p2 = print(&sb2, "launchd", &["--profile", "work"]);
+    assert_eq!(sb2.normalize(&p2), sb.normalize(&plist));
+}
+
+#[test]
+fn snapshot_colima_home_and_custom_label() {
+    let mut sb = render_sandbox();
+    let cfg = sb.config(
+        "c.toml",
+        "[profiles.vm]\nengine = \"colima\"\nlabel = \"com.example.colima\"\nstop_timeout = \"1500ms\"\n\
+         log_file = \"$HOME/Library/Logs/dockhand/vm\"\n",
+    );
+    sb.set(
+        "COLIMA_HOME",
+        sb.root.join("colima-home").display().to_string(),
+    );
+    sb.set(
+        "DOCKER_CONFIG",
+        sb.root.join("docker-config").display().to_string(),
+    );
+    let c = cfg.to_str().unwrap();
+    let plist = print(&sb, "launchd", &["--profile", "vm", "--config", c]);
+    check_plist(
+        &sb,
+        &plist,
+        "com.example.colima",
+        &["run", "--profile", "vm", "--config", c],
+        17,
+    );
+    let v = plist::Value::from_reader_xml(plist.as_bytes()).unwrap();
+    let env = v.as_dictionary().unwrap()["EnvironmentVariables"]
+        .as_dictionary()
+        .unwrap()
+        .clone();
+    assert!(env.contains_key("COLIMA_HOME") && env.contains_key("DOCKER_CONFIG"));
+    assert!(!env.contains_key("LIMA_HOME"));
+    snapshot("colima-home.plist", &sb.normalize(&plist));
+    let unit = print(&sb, "systemd", &["--profile", "vm", "--config", c]);
+    check_unit(&sb, &unit, "vm");
+    snapshot("dockhand-vm.service", &sb.normalize(&unit));
+}
+
+/// A binary path with a space and a `%` is quoted and escaped per systemd's
+/// rules; systemd-analyze finds the binary (it checks ExecStart exists).
+#[test]
+fn unit_quotes_odd_binary_path() {
+    let sb = render_sandbox();
+    let dir = sb.root.join("odd dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("dock%hand");
+    std::fs::copy(BIN, &bin).unwrap();
+    make_executable(&bin);
+    let cfg = sb.config("a $b.toml", "");
+    let out = Command::new(&bin)
+        .args(["service", "print", "--platform", "systemd", "--config"])
+        .arg(&cfg)
+        .env_clear()
+        .env("HOME", &sb.home)
+        .env("PATH", &sb.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = String::from_utf8(out.stdout).unwrap();
+    let exec = format!(
+        "ExecStart=\"{}/odd dir/dock%%hand\" run --profile default --config \"{}/a $$b.toml\"\n",
+        sb.root.display(),
+        sb.root.display()
+    );
+    assert!(unit.contains(&exec), "want {exec}in\n{unit}");
+    check_unit(&sb, &unit, "default");
+}
+
+#[test]
+fn print_default_platform_and_override() {
+    let mut sb = render_sandbox();
+    let host = if cfg!(target_os = "macos") {
+        "launchd"
+    } else {
+        "systemd"
+    };
+    assert_eq!(sb.ok(&["service", "print"]), print(&sb, host, &[]));
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    assert!(sb.ok(&["service", "print"]).starts_with("<?xml"));
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "upstart");
+    let out = sb.run(&["service", "print"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DOCKHAND_SERVICE_PLATFORM"));
+    let out = sb.run(&["service", "print", "--platform", "upstart"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+// ------------------------------------------------------------- launchd
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn write_state(sb: &Sandbox, state_dir: &Path, json: &str) {
+    std::fs::create_dir_all(state_dir).unwrap();
+    std::fs::write(state_dir.join("state.json"), json).unwrap();
+    let _ = sb;
+}
+
+#[test]
+fn launchd_install_reinstall_update_restart_status_uninstall() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("launchctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    let cfg = sb.config(
+        "d.toml",
+        "[profiles.default]\nstop_timeout = \"30s\"\nlog_file = \"~/Library/Logs/dockhand/default.log\"\n",
+    );
+    let c = cfg.to_str().unwrap();
+    let u = uid();
+    let target = format!("gui/{u}/local.docker");
+    let plist = sb.home.join("Library/LaunchAgents/local.docker.plist");
+
+    // Fresh install: written, then bootout (not loaded: ignored), enable,
+    // bootstrap.
+    let out = sb.ok(&["service", "install", "--config", c]);
+    assert!(
+        out.contains(&format!("installed {}", plist.display())),
+        "{out}"
+    );
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("launchctl bootout {target}"),
+            format!("launchctl enable {target}"),
+            format!("launchctl bootstrap gui/{u} {}", plist.display()),
+        ]
+    );
+    assert_eq!(mode(&plist), 0o644);
+    let written = std::fs::read_to_string(&plist).unwrap();
+    assert_eq!(
+        written,
+        sb.ok(&["service", "print", "--config", c, "--platform", "launchd"])
+    );
+    assert!(written.contains("<integer>45</integer>"), "{written}");
+    // Only the plist and the launchd log's directory, all inside HOME.
+    assert_eq!(sb.files(), ["home/Library/LaunchAgents/local.docker.plist"]);
+    assert!(sb.home.join("Library/Logs/dockhand").is_dir());
+
+    // Same content: nothing changes, only a look whether it's loaded.
+    let before = std::fs::metadata(&plist).unwrap();
+    let out = sb.ok(&["service", "install", "--config", c]);
+    assert!(out.contains("unchanged"), "{out}");
+    assert_eq!(sb.take_calls(), [format!("launchctl print {target}")]);
+    let after = std::fs::metadata(&plist).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+
+    // Unchanged but not loaded (e.g. a failed bootstrap): load it.
+    sb.run(&["service", "uninstall"]); // unloads and removes
+    sb.ok(&["service", "install", "--config", c]);
+    std::fs::remove_file(sb.root.join("standin-state/local.docker")).unwrap();
+    sb.take_calls();
+    let out = sb.ok(&["service", "install", "--config", c]);
+    assert!(
+        out.contains("unchanged") && out.contains("was not loaded"),
+        "{out}"
+    );
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("launchctl print {target}"),
+            format!("launchctl enable {target}"),
+            format!("launchctl bootstrap gui/{u} {}", plist.display()),
+        ]
+    );
+
+    // Changed config: replaced, booted out, loaded again.
+    std::fs::write(&cfg, "[profiles.default]\nstop_timeout = \"90s\"\nlog_file = \"~/Library/Logs/dockhand/default.log\"\n").unwrap();
+    let out = sb.ok(&["service", "install", "--config", c]);
+    assert!(out.contains("updated"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("launchctl bootout {target}"),
+            format!("launchctl enable {target}"),
+            format!("launchctl bootstrap gui/{u} {}", plist.display()),
+        ]
+    );
+    assert!(
+        std::fs::read_to_string(&plist)
+            .unwrap()
+            .contains("<integer>105</integer>")
+    );
+    assert_eq!(mode(&plist), 0o644);
+    assert_eq!(sb.files(), ["home/Library/LaunchAgents/local.docker.plist"]);
+
+    // Restart.
+    let out = sb.ok(&["service", "restart", "--config", c]);
+    assert!(out.contains("restarted"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [format!("launchctl kickstart -k {target}")]
+    );
+
+    // Status: file, launchd's view, the supervisor's state.
+    write_state(
+        &sb,
+        &sb.root.join("xdg-state/dockhand/default"),
+        r#"{"profile":"default","phase":"ready","engine_pid":77,"socket":"/s","restarts":2,"last_error":"probe timed out","since":"2025-01-01T00:00:00Z"}"#,
+    );
+    let out = sb.ok(&["service", "status", "--config", c]);
+    assert_eq!(sb.take_calls(), [format!("launchctl print {target}")]);
+    for want in [
+        format!("launchd agent {target}"),
+        format!("{} (installed, up to date)", plist.display()),
+        "loaded:".into(),
+        "state:".into(),
+        "running".into(),
+        "4242".into(),
+        "last exit code:".into(),
+        "phase:".into(),
+        "ready".into(),
+        "probe timed out".into(),
+    ] {
+        assert!(out.contains(&want), "no {want:?} in\n{out}");
+    }
+    // The config changed since install: status says the file differs.
+    std::fs::write(&cfg, "[profiles.default]\nstop_timeout = \"5s\"\n").unwrap();
+    let out = sb.ok(&["service", "status", "--config", c]);
+    assert!(out.contains("differs"), "{out}");
+    sb.take_calls();
+
+    // Uninstall: bootout, file removed; nothing left in the sandbox.
+    let out = sb.ok(&["service", "uninstall", "--config", c]);
+    assert!(out.contains("removed"), "{out}");
+    assert_eq!(sb.take_calls(), [format!("launchctl bootout {target}")]);
+    assert!(!plist.exists());
+    assert_eq!(sb.files(), ["xdg-state/dockhand/default/state.json"]);
+    // Again: nothing to do, still fine.
+    let out = sb.ok(&["service", "uninstall", "--config", c]);
+    assert!(out.contains("not installed"), "{out}");
+    assert_eq!(sb.take_calls(), [format!("launchctl bootout {target}")]);
+
+    // Status when not installed: exit 1.
+    let out = sb.expect(&["service", "status", "--config", c], 1);
+    assert!(
+        out.contains("not installed") && out.contains("loaded:"),
+        "{out}"
+    );
+    // Restart when not installed: a usage error, nothing run.
+    sb.take_calls();
+    let out = sb.run(&["service", "restart", "--config", c]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dockhand service install"));
+    assert!(sb.take_calls().is_empty());
+}
+
+#[test]
+fn launchd_named_profile_label_and_config() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("launchctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    let cfg = sb.config("w.toml", "[profiles.work]\n");
+    let c = cfg.to_str().unwrap();
+    let u = uid();
+    sb.ok(&["service", "install", "--profile", "work", "--config", c]);
+    let plist = sb.home.join("Library/LaunchAgents/local.docker.work.plist");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("launchctl bootout gui/{u}/local.docker.work"),
+            format!("launchctl enable gui/{u}/local.docker.work"),
+            format!("launchctl bootstrap gui/{u} {}", plist.display()),
+        ]
+    );
+    let text = std::fs::read_to_string(&plist).unwrap();
+    assert!(text.contains(&format!("<string>{c}</string>")), "{text}");
+}
+
+#[test]
+fn launchd_errors() {
+    let mut sb = Sandbox::new();
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    let plist = sb.home.join("Library/LaunchAgents/local.docker.plist");
+
+    // No launchctl on PATH: exit 5, nothing written.
+    sb.path = sb.bin.display().to_string();
+    for verb in ["install", "uninstall", "status", "restart"] {
+        let out = sb.run(&["service", verb]);
+        assert_eq!(out.status.code(), Some(5), "{verb}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("`launchctl` not found on PATH"), "{err}");
+    }
+    assert_eq!(sb.files(), Vec::<String>::new());
+
+    // A failing bootstrap: exit 7 with launchctl's stderr.
+    sb.path = format!("{}:/usr/bin:/bin", sb.bin.display());
+    sb.stand_in("launchctl");
+    sb.set("STANDIN_FAIL", "bootstrap");
+    let out = sb.run(&["service", "install"]);
+    assert_eq!(out.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`launchctl bootstrap gui/") && err.contains("failed on purpose"),
+        "{err}"
+    );
+
+    // A symlink at the plist's path (nix-managed) is neither written
+    // through nor removed: exit 6, no launchctl call.
+    sb.set("STANDIN_FAIL", "");
+    std::fs::remove_file(&plist).unwrap();
+    let elsewhere = sb.root.join("nix-store-agent.plist");
+    std::fs::write(&elsewhere, "theirs").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &plist).unwrap();
+    sb.take_calls();
+    for verb in ["install", "uninstall"] {
+        let out = sb.run(&["service", verb]);
+        assert_eq!(out.status.code(), Some(6), "{verb}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("symlink"));
+    }
+    assert!(sb.take_calls().is_empty());
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "theirs");
+    assert!(
+        std::fs::symlink_metadata(&plist)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+// ------------------------------------------------------------- systemd
+
+#[test]
+fn systemd_install_reinstall_update_restart_status_uninstall() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("systemctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    let unit_path = sb
+        .root
+        .join("xdg-config/systemd/user/dockhand-default.service");
+    let unit = "dockhand-default.service";
+
+    let out = sb.ok(&["service", "install"]);
+    assert!(
+        out.contains(&format!("installed {}", unit_path.display())),
+        "{out}"
+    );
+    assert_eq!(
+        sb.take_calls(),
+        [
+            "systemctl --user daemon-reload".to_string(),
+            format!("systemctl --user enable --now {unit}"),
+        ]
+    );
+    assert_eq!(mode(&unit_path), 0o644);
+    assert_eq!(
+        std::fs::read_to_string(&unit_path).unwrap(),
+        sb.ok(&["service", "print", "--platform", "systemd"])
+    );
+    assert_eq!(
+        sb.files(),
+        ["xdg-config/systemd/user/dockhand-default.service"]
+    );
+
+    // Same content, enabled and active: nothing but a look.
+    let before = std::fs::metadata(&unit_path).unwrap();
+    let out = sb.ok(&["service", "install"]);
+    assert!(out.contains("unchanged"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [format!(
+            "systemctl --user show {unit} -p UnitFileState,ActiveState"
+        )]
+    );
+    let after = std::fs::metadata(&unit_path).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+
+    // Same content but stopped: started again, not restarted.
+    std::fs::remove_file(sb.root.join(format!("standin-state/{unit}.active"))).unwrap();
+    let out = sb.ok(&["service", "install"]);
+    assert!(out.contains("unchanged"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("systemctl --user show {unit} -p UnitFileState,ActiveState"),
+            "systemctl --user daemon-reload".to_string(),
+            format!("systemctl --user enable --now {unit}"),
+        ]
+    );
+
+    // Changed content (a stop_timeout in a new config): replaced, reloaded,
+    // restarted.
+    let cfg = sb.config("d.toml", "[profiles.default]\nstop_timeout = \"10s\"\n");
+    let c = cfg.to_str().unwrap();
+    let out = sb.ok(&["service", "install", "--config", c]);
+    assert!(out.contains("updated"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            "systemctl --user daemon-reload".to_string(),
+            format!("systemctl --user enable {unit}"),
+            format!("systemctl --user restart {unit}"),
+        ]
+    );
+    let text = std::fs::read_to_string(&unit_path).unwrap();
+    assert!(text.contains("TimeoutStopSec=25s\n"), "{text}");
+    assert!(text.contains(&format!("--config {c}\n")), "{text}");
+    assert_eq!(mode(&unit_path), 0o644);
+
+    // Restart.
+    sb.ok(&["service", "restart", "--config", c]);
+    assert_eq!(
+        sb.take_calls(),
+        [format!("systemctl --user restart {unit}")]
+    );
+
+    // Status, with and without the supervisor's state file.
+    let out = sb.ok(&["service", "status", "--config", c]);
+    assert_eq!(
+        sb.take_calls(),
+        [format!(
+            "systemctl --user show {unit} -p ActiveState,SubState,MainPID,ExecMainStatus,LoadState"
+        )]
+    );
+    for want in [
+        "systemd user unit",
+        "up to date",
+        "active (running)",
+        "4242",
+        "phase:",
+        "no ",
+    ] {
+        assert!(out.contains(want), "no {want:?} in\n{out}");
+    }
+    write_state(
+        &sb,
+        &sb.root.join("xdg-state/dockhand/default"),
+        r#"{"profile":"default","phase":"restarting","engine_pid":null,"last_error":null}"#,
+    );
+    let out = sb.ok(&["service", "status", "--config", c]);
+    assert!(
+        out.contains("restarting") && !out.contains("last error"),
+        "{out}"
+    );
+    sb.take_calls();
+
+    // Uninstall: disable --now, remove, daemon-reload.
+    let out = sb.ok(&["service", "uninstall", "--config", c]);
+    assert!(out.contains("removed"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("systemctl --user disable --now {unit}"),
+            "systemctl --user daemon-reload".to_string(),
+        ]
+    );
+    assert!(!unit_path.exists());
+    assert_eq!(sb.files(), ["xdg-state/dockhand/default/state.json"]);
+    // Again: only a stop (not loaded: fine).
+    let out = sb.ok(&["service", "uninstall", "--config", c]);
+    assert!(out.contains("not installed"), "{out}");
+    assert_eq!(sb.take_calls(), [format!("systemctl --user stop {unit}")]);
+    let out = sb.expect(&["service", "status", "--config", c], 1);
+    assert!(
+        out.contains("not installed") && out.contains("inactive (dead)"),
+        "{out}"
+    );
+}
+
+/// Without XDG_CONFIG_HOME the unit goes to ~/.config/systemd/user.
+#[test]
+fn systemd_unit_dir_defaults_to_home_config() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("systemctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    let mut cmd = sb.cmd(&["service", "install", "--profile", "default"]);
+    cmd.env_remove("XDG_CONFIG_HOME");
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sb.files(),
+        ["home/.config/systemd/user/dockhand-default.service"]
+    );
+}
+
+#[test]
+fn systemd_errors() {
+    let mut sb = Sandbox::new();
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    // No systemctl on PATH: exit 5.
+    sb.path = sb.bin.display().to_string();
+    for verb in ["install", "uninstall", "status", "restart"] {
+        let out = sb.run(&["service", verb]);
+        assert_eq!(out.status.code(), Some(5), "{verb}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("`systemctl` not found on PATH"), "{err}");
+    }
+    assert_eq!(sb.files(), Vec::<String>::new());
+
+    // A failing enable: exit 7 naming the command and its stderr.
+    sb.path = format!("{}:/usr/bin:/bin", sb.bin.display());
+    sb.stand_in("systemctl");
+    sb.set("STANDIN_FAIL", "enable");
+    let out = sb.run(&["service", "install"]);
+    assert_eq!(out.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`systemctl --user enable --now dockhand-default.service` failed")
+            && err.contains("failed on purpose"),
+        "{err}"
+    );
+    // An unknown profile is a config error before anything runs.
+    sb.take_calls();
+    let out = sb.run(&["service", "install", "--profile", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(sb.take_calls().is_empty());
+}
