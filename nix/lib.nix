@@ -473,6 +473,9 @@ let
         });
         Restart = "on-failure";
         RestartSec = "5s";
+        # Permanent failures (bad config, already running, engine missing,
+        # unsafe path) are not retried.
+        RestartPreventExitStatus = "2 3 4 6";
         TimeoutStartSec = "${toString (startTimeoutFor settings + 30)}s";
         TimeoutStopSec = "${toString (stopTimeoutFor settings + 15)}s";
         # Only dockhand is signalled on stop/restart: it stops the engine

@@ -389,6 +389,12 @@ impl Config {
 
     /// The effective profile `name`, defaults filled in.
     pub fn profile(&self, name: &str) -> Result<Profile> {
+        self.profile_on(name, self.env.macos)
+    }
+
+    /// The profile as it resolves on macOS (`macos`) or Linux, whatever
+    /// the host: a launchd agent rendered anywhere gets macOS's defaults.
+    pub fn profile_on(&self, name: &str, macos: bool) -> Result<Profile> {
         let empty = RawProfile::default();
         let raw = match self.file.profiles.get(name) {
             Some(p) => p.get_ref(),
@@ -401,7 +407,11 @@ impl Config {
                 )));
             }
         };
-        self.resolve(name, raw)
+        let env = Env {
+            macos,
+            ..self.env.clone()
+        };
+        self.resolve(name, raw, &env)
     }
 
     fn err_at(&self, span: std::ops::Range<usize>, msg: String) -> Error {
@@ -409,8 +419,7 @@ impl Config {
         Error::Config(format!("{}:{l}:{c}: {msg}", self.source.path().display()))
     }
 
-    fn resolve(&self, name: &str, raw: &RawProfile) -> Result<Profile> {
-        let env = &self.env;
+    fn resolve(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<Profile> {
         if name.is_empty()
             || !name
                 .chars()
@@ -421,11 +430,17 @@ impl Config {
                 self.source.path().display()
             )));
         }
-        let engine = raw.engine.unwrap_or(if env.macos {
-            EngineKind::Colima
-        } else {
-            EngineKind::Dockerd
-        });
+        // `engine`, else the kind of the one engine table given, else the
+        // host's default.
+        let engine =
+            raw.engine
+                .unwrap_or_else(|| match (&raw.dockerd, &raw.command, &raw.colima) {
+                    (Some(_), None, None) => EngineKind::Dockerd,
+                    (None, Some(_), None) => EngineKind::Command,
+                    (None, None, Some(_)) => EngineKind::Colima,
+                    _ if env.macos => EngineKind::Colima,
+                    _ => EngineKind::Dockerd,
+                });
         // An engine table must match `engine`.
         let tables = [
             (EngineKind::Dockerd, raw.dockerd.as_ref().map(Spanned::span)),
@@ -781,6 +796,14 @@ mod tests {
             err("[profiles.default]\nengine = \"dockerd\"\n[profiles.default.colima]\ncpu = 2\n");
         assert!(m.starts_with("/c.toml:3:"), "{m}");
         assert!(m.contains("[colima] table but engine = \"dockerd\""), "{m}");
+    }
+
+    #[test]
+    fn engine_follows_the_one_engine_table() {
+        let c = parse("[profiles.default.colima]\ncpu = 4\n").unwrap();
+        assert_eq!(c.profile("default").unwrap().engine, EngineKind::Colima);
+        let m = err("[profiles.default.colima]\ncpu = 4\n[profiles.default.dockerd]\nargs = []\n");
+        assert!(m.contains("table but engine ="), "{m}");
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub fn render(i: &Inputs) -> String {
         ("COLIMA_HOME", &i.colima_home),
         ("LIMA_HOME", &i.lima_home),
         ("DOCKER_CONFIG", &i.docker_config),
+        ("XDG_CONFIG_HOME", &i.xdg_config_home),
+        ("XDG_STATE_HOME", &i.xdg_state_home),
     ] {
         if let Some(v) = v {
             env.insert(k.into(), p(v));

@@ -121,18 +121,25 @@ pub struct Inputs {
     pub colima_home: Option<PathBuf>,
     pub lima_home: Option<PathBuf>,
     pub docker_config: Option<PathBuf>,
+    /// Where dockhand looks for its config and keeps its state, when set
+    /// at install time: the service must resolve the same paths as the
+    /// shell that `dockhand status` runs in.
+    pub xdg_config_home: Option<PathBuf>,
+    pub xdg_state_home: Option<PathBuf>,
 }
 
 /// The programs whose directories go first on the service's PATH.
 /// `qemu-img` stands in for the `qemu-system-*` binaries beside it.
-pub const TOOLS: [&str; 4] = ["colima", "limactl", "docker", "qemu-img"];
+pub const TOOLS: [&str; 5] = ["colima", "limactl", "docker", "qemu-img", "dockerd"];
 
 impl Inputs {
-    /// Inputs from this process: the canonical path of the running binary,
+    /// Inputs from this process: the absolute path of the running binary,
     /// the tools found on `$PATH`, and the environment.
     pub fn gather(ctx: &Context, profile: &Profile) -> Result<Inputs> {
+        // Not canonicalized: Homebrew's /opt/homebrew/bin/dockhand is a
+        // link into a versioned Cellar path that an upgrade removes.
         let binary = std::env::current_exe()
-            .and_then(|p| p.canonicalize())
+            .and_then(std::path::absolute)
             .ctx(|| "cannot find the path of the running dockhand binary".into())?;
         let env = &ctx.config.env;
         let path_var = std::env::var_os("PATH").unwrap_or_default();
@@ -158,6 +165,8 @@ impl Inputs {
             colima_home: env.colima_home.as_deref().map(absolute),
             lima_home: env.lima_home.as_deref().map(absolute),
             docker_config: var("DOCKER_CONFIG"),
+            xdg_config_home: env.xdg_config_home.as_deref().map(absolute),
+            xdg_state_home: env.xdg_state_home.as_deref().map(absolute),
         })
     }
 
@@ -489,12 +498,15 @@ pub(crate) fn print_lines(lines: &[(String, String)]) {
 // ------------------------------------------------------------- dispatch
 
 pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
-    let profile = ctx.profile()?;
     let platform = match &cmd {
         ServiceCmd::Print { platform: Some(p) } => *p,
         ServiceCmd::Print { platform: None } => Platform::from_env()?,
         _ => Platform::for_actions()?,
     };
+    // Defaults (engine, log path) as on the platform the service is for.
+    let profile = ctx
+        .config
+        .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
     let inputs = Inputs::gather(ctx, &profile)?;
     if let ServiceCmd::Print { .. } = cmd {
         match platform {
@@ -548,6 +560,8 @@ pub(crate) mod tests {
             colima_home: None,
             lima_home: None,
             docker_config: None,
+            xdg_config_home: None,
+            xdg_state_home: None,
         }
     }
 

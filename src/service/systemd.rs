@@ -77,7 +77,15 @@ pub fn render(i: &Inputs) -> String {
     exec.extend(i.run_args().iter().map(|a| quote(a, true)));
     let start = ceil_secs(i.start_timeout) + START_TIMEOUT_MARGIN;
     let stop = ceil_secs(i.stop_timeout) + STOP_TIMEOUT_MARGIN;
-    let path = quote(&format!("PATH={}", i.path_var()), false);
+    let mut env = vec![quote(&format!("PATH={}", i.path_var()), false)];
+    for (k, v) in [
+        ("XDG_CONFIG_HOME", &i.xdg_config_home),
+        ("XDG_STATE_HOME", &i.xdg_state_home),
+    ] {
+        if let Some(v) = v {
+            env.push(quote(&format!("{k}={}", v.display()), false));
+        }
+    }
     format!(
         "\
 # Written by `dockhand service install`; see `dockhand service print --platform systemd`.
@@ -91,18 +99,23 @@ NotifyAccess=main
 ExecStart={exec}
 Restart=on-failure
 RestartSec=5s
+# Don't retry what a retry can't fix: bad config (2), another supervisor (3),
+# engine missing (4), unsafe or conflicting path (6). `systemctl --user status`
+# shows dockhand's one-line reason.
+RestartPreventExitStatus=2 3 4 6
 TimeoutStartSec={start}s
 TimeoutStopSec={stop}s
 # Signal only dockhand: it stops the engine itself within stop_timeout, and a
 # restarted dockhand adopts a healthy engine (dockerd has its own process group).
 KillMode=process
-Environment={path}
+Environment={env}
 
 [Install]
 WantedBy=default.target
 ",
         profile = i.profile,
         exec = exec.join(" "),
+        env = env.join(" "),
     )
 }
 

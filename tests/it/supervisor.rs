@@ -488,3 +488,53 @@ fn a_socket_path_someone_else_uses_is_left_alone() {
     other.kill().unwrap();
     other.wait().unwrap();
 }
+
+#[test]
+fn docker_run_works_through_the_supervised_engine() {
+    require_engine!();
+    let mut env = Env::new();
+    env.dockerd_config("");
+    let sup = env.run();
+    env.wait_ready();
+    // No registry here: an image made of busybox-static, imported.
+    let rootfs = env.root.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    let tar = env.root.join("bb.tar");
+    let ok = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let host = format!("unix://{}", env.socket().display());
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .arg("-H")
+            .arg(&host)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = docker(&["import", tar.to_str().unwrap(), "bb"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "/bin/busybox",
+        "echo",
+        "hi from dockhand",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "hi from dockhand"
+    );
+    assert_eq!(env.stop(sup, Duration::from_secs(20)).code(), Some(0));
+}
