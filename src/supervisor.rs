@@ -316,12 +316,11 @@ impl Supervisor {
                 _ = sleep_until(next_probe) => probe_now = true,
                 _ = sleep_until(next_clock) => {
                     let (mono, wall) = (Instant::now(), SystemTime::now());
-                    let mono_d = mono - clock.0;
                     let wall_d = wall.duration_since(clock.1).unwrap_or_default();
-                    if wall_d > mono_d + RESUME_JUMP {
+                    if let Some(slept) = slept(mono - clock.0, wall_d) {
                         info!(
-                            "resumed from sleep (wall clock {} ahead): probing now",
-                            humantime::format_duration(Duration::from_secs((wall_d - mono_d).as_secs()))
+                            "resumed from sleep (about {} asleep): probing now",
+                            humantime::format_duration(Duration::from_secs(slept.as_secs()))
                         );
                         probe_now = true;
                     }
@@ -354,6 +353,13 @@ impl Supervisor {
     }
 }
 
+/// The monotonic clock stops while the machine sleeps (CLOCK_MONOTONIC
+/// on Linux, mach_absolute_time on macOS); the wall clock doesn't. A wall
+/// clock well ahead of the monotonic one over the same span is a resume.
+fn slept(mono: Duration, wall: Duration) -> Option<Duration> {
+    (wall > mono + RESUME_JUMP).then(|| wall - mono)
+}
+
 enum Obtain {
     /// Retrying can't help (missing binary, a socket path someone else
     /// uses): exit with the error's code.
@@ -381,6 +387,15 @@ fn notify(phase: Phase, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wall_clock_jump_is_a_resume() {
+        let s = Duration::from_secs;
+        assert_eq!(slept(s(5), s(5)), None);
+        assert_eq!(slept(s(5), s(7)), None, "NTP-sized drift is not sleep");
+        assert_eq!(slept(s(5), s(3605)), Some(s(3600)));
+        assert_eq!(slept(s(5), s(0)), None, "the clock set back");
+    }
 
     #[test]
     fn backoff_doubles_to_the_cap_and_resets() {

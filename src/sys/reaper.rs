@@ -100,11 +100,18 @@ impl Child {
 pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
+    unshare_supervisor_env(cmd);
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
     // Never `wait` on std's handle: the reaper owns waiting.
     drop(child);
     Ok(register(pid))
+}
+
+/// systemd's notification socket is ours: dockerd would otherwise send
+/// its own READY=1 (and speak for us) when it sees NOTIFY_SOCKET.
+fn unshare_supervisor_env(cmd: &mut std::process::Command) {
+    cmd.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC");
 }
 
 fn register(pid: i32) -> Child {
@@ -139,6 +146,7 @@ pub async fn output(cmd: &mut std::process::Command, timeout: Duration) -> std::
         .stderr(Stdio::piped());
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
+    unshare_supervisor_env(cmd);
     let mut std_child = cmd.spawn()?;
     let pid = std_child.id() as i32;
     let out = std_child.stdout.take().map(std::os::fd::OwnedFd::from);

@@ -538,3 +538,43 @@ fn docker_run_works_through_the_supervised_engine() {
     );
     assert_eq!(env.stop(sup, Duration::from_secs(20)).code(), Some(0));
 }
+
+#[test]
+fn systemd_hears_ready_when_docker_answers_and_stopping_on_stop() {
+    require_engine!();
+    let mut env = Env::new();
+    env.dockerd_config("");
+    // Type=notify: systemd's notification socket, played by the test.
+    let path = env.root.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    env.extra_env
+        .push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+    let sup = env.run();
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    // Messages until READY=1; by then docker must answer.
+    loop {
+        let n = sock.recv(&mut buf).expect("no READY=1 from dockhand");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        seen.push(msg.clone());
+        if msg.lines().any(|l| l == "READY=1") {
+            assert!(msg.contains("STATUS=ready"), "{msg:?} {seen:?}");
+            break;
+        }
+    }
+    assert!(env.docker_works(), "READY=1 before docker answered");
+    assert!(seen[0].contains("STATUS=starting"), "{seen:?}");
+    env.signal(sup, Signal::TERM);
+    loop {
+        let n = sock.recv(&mut buf).expect("no STOPPING=1 from dockhand");
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "STOPPING=1")
+        {
+            break;
+        }
+    }
+    assert_eq!(env.wait_exit(sup, Duration::from_secs(15)).code(), Some(0));
+}
