@@ -432,15 +432,14 @@ impl Config {
         }
         // `engine`, else the kind of the one engine table given, else the
         // host's default.
-        let engine =
-            raw.engine
-                .unwrap_or_else(|| match (&raw.dockerd, &raw.command, &raw.colima) {
-                    (Some(_), None, None) => EngineKind::Dockerd,
-                    (None, Some(_), None) => EngineKind::Command,
-                    (None, None, Some(_)) => EngineKind::Colima,
-                    _ if env.macos => EngineKind::Colima,
-                    _ => EngineKind::Dockerd,
-                });
+        let implied = match (&raw.dockerd, &raw.command, &raw.colima) {
+            (Some(_), None, None) => EngineKind::Dockerd,
+            (None, Some(_), None) => EngineKind::Command,
+            (None, None, Some(_)) => EngineKind::Colima,
+            _ if env.macos => EngineKind::Colima,
+            _ => EngineKind::Dockerd,
+        };
+        let engine = raw.engine.unwrap_or(implied);
         // An engine table must match `engine`.
         let tables = [
             (EngineKind::Dockerd, raw.dockerd.as_ref().map(Spanned::span)),
