@@ -3,7 +3,7 @@
 //! deadline instead of sleeping; and on drop kills whatever still mentions
 //! the temp dir and unmounts dockerd's data-root bind mount.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
