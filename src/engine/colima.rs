@@ -3,8 +3,6 @@
 //! watch the host agent (`ha.pid`) and the socket. After an unclean stop
 //! the instance is "Broken" and `colima stop --force` is the fix.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -212,23 +210,10 @@ impl ColimaEngine {
     }
 
     pub fn spawn(&mut self) -> Result<Running> {
-        let log_path = self.state_dir.join("engine.log");
-        let log = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&log_path)
-            .map_err(|e| Error::io(format!("cannot open {}", log_path.display()), e))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| Error::io("cannot duplicate log descriptor", e))?;
         let args = self.start_args();
         let mut cmd = self.colima();
-        cmd.args(&args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+        cmd.args(&args).stdin(Stdio::null());
+        super::log_output_to(&mut cmd, &self.state_dir)?;
         let child = reaper::spawn(&mut cmd).map_err(|e| Error::io("cannot run colima start", e))?;
         tracing::info!("colima {} (pid {})", args.join(" "), child.pid);
         Ok(Running {

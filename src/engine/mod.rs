@@ -163,6 +163,32 @@ impl Engine {
     }
 }
 
+const ENGINE_LOG_MAX: u64 = 10 * 1024 * 1024;
+
+/// Send the engine's stdout and stderr to `<state_dir>/engine.log`
+/// (rotated at each start once over 10 MiB). A file, not a pipe of ours:
+/// if dockhand dies, a broken pipe would take the engine down (SIGPIPE).
+pub fn log_output_to(cmd: &mut std::process::Command, state_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join("engine.log");
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > ENGINE_LOG_MAX) {
+        crate::logging::rotate_files(&path);
+    }
+    let open = || {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+    };
+    let (out, err) = open()
+        .and_then(|f| Ok((f.try_clone()?, f)))
+        .map_err(|e| crate::error::Error::io(format!("cannot open {}", path.display()), e))?;
+    cmd.stdout(out).stderr(err);
+    Ok(())
+}
+
 /// Poll `/_ping` until it answers 200, the child exits, or the deadline.
 pub async fn ping_until(
     socket: &Path,

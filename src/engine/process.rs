@@ -2,8 +2,6 @@
 //! group: dockerd, or any command that serves the Docker API (`podman
 //! system service`, rootless dockerd, ...).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -31,8 +29,6 @@ pub struct ProcessEngine {
     state_dir: PathBuf,
     dockerd: Option<DockerdFiles>,
 }
-
-const ENGINE_LOG_MAX: u64 = 10 * 1024 * 1024;
 
 impl ProcessEngine {
     pub fn new(p: &Profile) -> ProcessEngine {
@@ -175,28 +171,11 @@ impl ProcessEngine {
             what: format!("`{}`", self.argv[0]),
             hint: "it was there when dockhand started; reinstall it".into(),
         })?;
-        let log_path = self.state_dir.join("engine.log");
-        if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > ENGINE_LOG_MAX) {
-            crate::logging::rotate_files(&log_path);
-        }
-        // The engine writes to a file, not a pipe of ours: if dockhand
-        // dies, a pipe would break and take the engine down (SIGPIPE).
-        let log = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&log_path)
-            .map_err(|e| Error::io(format!("cannot open {}", log_path.display()), e))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| Error::io("cannot duplicate log descriptor", e))?;
         let mut cmd = std::process::Command::new(&program);
         cmd.arg0(&self.argv[0])
             .args(&self.argv[1..])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+            .stdin(Stdio::null());
+        super::log_output_to(&mut cmd, &self.state_dir)?;
         let child = reaper::spawn(&mut cmd)
             .map_err(|e| Error::io(format!("cannot start {}", program.display()), e))?;
         let pid = child.pid;

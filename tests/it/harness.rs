@@ -287,20 +287,25 @@ impl Env {
 
     /// The real docker CLI talks to the engine.
     pub fn docker_works(&self) -> bool {
-        Command::new("docker")
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket().display()))
-            .args(["version", "--format", "{{.Server.Version}}"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        docker_answers(&self.socket())
     }
 
     /// Live processes whose command line mentions this test's directory.
     pub fn our_processes(&self) -> Vec<(i32, String)> {
         processes_mentioning(&self.root)
     }
+}
+
+/// `docker version` (the real CLI) gets the server's answer on `socket`.
+pub fn docker_answers(socket: &Path) -> bool {
+    Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 pub fn processes_mentioning(root: &Path) -> Vec<(i32, String)> {

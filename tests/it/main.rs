@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod colima;
 mod config_errors;
 mod service;
 mod supervisor;
