@@ -111,10 +111,11 @@ pub struct Lock {
     _file: File,
 }
 
-fn lock_struct(kind: i32) -> libc::flock {
+/// A write lock on the whole file (F_WRLCK's type differs by platform).
+fn lock_struct() -> libc::flock {
     // SAFETY: flock is a plain C struct; zero is a valid start.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as _;
+    fl.l_type = libc::F_WRLCK as _;
     fl.l_whence = libc::SEEK_SET as _;
     fl
 }
@@ -131,7 +132,7 @@ impl Lock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .ctx(|| format!("cannot open lock {}", path.display()))?;
-        let fl = lock_struct(libc::F_WRLCK);
+        let fl = lock_struct();
         // SAFETY: fcntl(F_SETLK) with a valid flock struct on our fd.
         if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } != 0 {
             let holder = holder_pid(&path)
@@ -159,12 +160,12 @@ pub fn holder_pid(lock: &Path) -> Option<i32> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(lock)
         .ok()?;
-    let mut fl = lock_struct(libc::F_WRLCK);
+    let mut fl = lock_struct();
     // SAFETY: F_GETLK fills `fl` with a conflicting lock, if any.
     if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
         return None;
     }
-    if fl.l_type as i32 == libc::F_UNLCK {
+    if i64::from(fl.l_type) == i64::from(libc::F_UNLCK) {
         return None;
     }
     Some(fl.l_pid)
