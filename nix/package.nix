@@ -44,7 +44,6 @@ rustPlatform.buildRustPackage {
 
   meta = {
     description = cargoToml.package.description;
-    homepage = "https://github.com/dockhand/dockhand";
     license = with lib.licenses; [
       mit
       asl20

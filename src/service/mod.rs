@@ -17,8 +17,7 @@ pub mod launchd;
 pub mod systemd;
 
 use std::ffi::OsStr;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -233,7 +232,11 @@ pub fn find_tool_dirs(path_var: &OsStr, tools: &[&str]) -> Vec<PathBuf> {
         .collect();
     let mut found: Vec<usize> = tools
         .iter()
-        .filter_map(|t| entries.iter().position(|d| is_executable(&d.join(t))))
+        .filter_map(|t| {
+            entries
+                .iter()
+                .position(|d| crate::sys::is_executable(&d.join(t)))
+        })
         .collect();
     found.sort_unstable();
     found.dedup();
@@ -244,18 +247,6 @@ pub fn find_tool_dirs(path_var: &OsStr, tools: &[&str]) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Find `program` on `$PATH`.
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| is_executable(p))
 }
 
 // ------------------------------------------------------ external commands
@@ -275,7 +266,7 @@ impl Tool {
         prefix: &'static [&'static str],
         needed_for: &str,
     ) -> Result<Tool> {
-        match which(name) {
+        match crate::sys::which(name) {
             Some(path) => Ok(Tool { name, path, prefix }),
             None => Err(Error::ServiceManager(format!(
                 "`{name}` not found on PATH: {needed_for}"
@@ -382,31 +373,7 @@ pub(crate) fn file_state(path: &Path, content: &str) -> Result<FileState> {
 pub(crate) fn write_atomic(path: &Path, content: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).ctx(|| format!("cannot create {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .ctx(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(content.as_bytes())
-            .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(0o644)))
-            .and_then(|()| f.sync_all())
-            .ctx(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .ctx(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    } else if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    result
+    crate::state::write_atomic(path, content.as_bytes(), 0o644)
 }
 
 /// Make sure an unchanged file has mode 0644 (launchd refuses plists that

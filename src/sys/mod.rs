@@ -108,19 +108,21 @@ pub async fn poll_until(deadline: tokio::time::Instant, mut cond: impl FnMut() -
     }
 }
 
+/// A regular file with an execute bit.
+pub fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// Find `program` on PATH (or check it when it contains a slash).
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
     if program.contains('/') {
         let p = Path::new(program);
-        return is_exec(p).then(|| p.to_path_buf());
+        return is_executable(p).then(|| p.to_path_buf());
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(program))
-        .find(|p| is_exec(p))
+        .find(|p| is_executable(p))
 }
