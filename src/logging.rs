@@ -95,10 +95,14 @@ impl Write for &Tee {
 }
 
 /// Install the global subscriber. `DOCKHAND_LOG` sets the level (default
-/// info); stderr gets a copy when it is a terminal or DOCKHAND_LOG_STDERR=1.
+/// info); stderr gets a copy when it is a terminal, systemd's journal
+/// (`JOURNAL_STREAM`), or DOCKHAND_LOG_STDERR=1. Under launchd it is
+/// neither: stderr is the `.launchd.log` file, which keeps only what comes
+/// before the log opens.
 pub fn init(log_file: &Path) -> Result<()> {
     let file = Rotating::open(log_file, MAX_BYTES)?;
     let stderr = std::io::stderr().is_terminal()
+        || std::env::var_os("JOURNAL_STREAM").is_some()
         || std::env::var_os("DOCKHAND_LOG_STDERR").is_some_and(|v| v == "1");
     let tee: &'static Tee = Box::leak(Box::new(Tee {
         file: Mutex::new(file),

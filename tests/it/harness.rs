@@ -165,6 +165,7 @@ impl Env {
             .env_remove("DOCKHAND_CONFIG")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("DOCKHAND_LOG_STDERR")
+            .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {
             c.env(k, v);
