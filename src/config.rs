@@ -88,10 +88,28 @@ impl Env {
             .unwrap_or_else(|| self.home.join(".local/state"))
     }
 
+    /// Colima's base directory, found as Colima finds it (config/files.go):
+    /// `$COLIMA_HOME`; else `~/.colima` if it exists; else
+    /// `$XDG_CONFIG_HOME/colima` if that variable is set; else
+    /// `~/.config/colima` if it exists; else `~/.colima` on macOS and
+    /// `~/.config/colima` elsewhere. (Colima ignores a `$COLIMA_HOME` that
+    /// doesn't exist yet; dockhand creates it before running colima.)
     pub fn colima_home(&self) -> PathBuf {
-        self.colima_home
-            .clone()
-            .unwrap_or_else(|| self.home.join(".colima"))
+        if let Some(d) = &self.colima_home {
+            return d.clone();
+        }
+        let dot = self.home.join(".colima");
+        if dot.is_dir() {
+            return dot;
+        }
+        if let Some(x) = &self.xdg_config_home {
+            return x.join("colima");
+        }
+        let xdg = self.home.join(".config/colima");
+        if xdg.is_dir() || !self.macos {
+            return xdg;
+        }
+        dot
     }
 
     pub fn lima_home(&self) -> PathBuf {
@@ -270,8 +288,10 @@ pub struct Colima {
     pub mounts: Vec<String>,
     pub args: Vec<String>,
     /// Colima's base directory (`$COLIMA_HOME` or `~/.colima`).
+    #[serde(skip)]
     pub home: PathBuf,
     /// Lima's directory (`$LIMA_HOME` or `<colima home>/_lima`).
+    #[serde(skip)]
     pub lima_home: PathBuf,
 }
 
@@ -751,12 +771,41 @@ mod tests {
     }
 
     #[test]
+    fn colima_home_is_found_as_colima_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = env();
+        e.home = dir.path().to_path_buf();
+        e.macos = true;
+        let home = dir.path();
+        assert_eq!(e.colima_home(), home.join(".colima"), "macOS default");
+        std::fs::create_dir_all(home.join(".config/colima")).unwrap();
+        assert_eq!(
+            e.colima_home(),
+            home.join(".config/colima"),
+            "an existing ~/.config/colima"
+        );
+        std::fs::create_dir_all(home.join(".colima")).unwrap();
+        assert_eq!(
+            e.colima_home(),
+            home.join(".colima"),
+            "~/.colima wins when it exists"
+        );
+        e.colima_home = Some("/elsewhere".into());
+        assert_eq!(e.colima_home(), PathBuf::from("/elsewhere"));
+        assert_eq!(e.lima_home(), PathBuf::from("/elsewhere/_lima"));
+    }
+
+    #[test]
     fn colima_instance_names() {
         let c = parse("[profiles.work]\nengine = \"colima\"\n").unwrap();
         let p = c.profile("work").unwrap();
         let col = p.colima.unwrap();
         assert_eq!(col.instance(), "colima-work");
-        assert_eq!(p.socket, PathBuf::from("/home/u/.colima/work/docker.sock"));
+        // Off macOS, Colima defaults to ~/.config/colima.
+        assert_eq!(
+            p.socket,
+            PathBuf::from("/home/u/.config/colima/work/docker.sock")
+        );
         assert_eq!(p.label, "local.docker.work");
     }
 
@@ -824,6 +873,23 @@ mod tests {
             "[profiles.p]\nengine = \"command\"\nsocket = \"/s\"\n[profiles.p.command]\nargv = []\n",
         );
         assert!(m.starts_with("/c.toml:5:8"), "{m}");
+    }
+
+    #[test]
+    fn show_prints_a_config_that_reads_back_the_same() {
+        let texts = [
+            "[profiles.default]\nprobe_interval = \"2m 30s\"\n[profiles.default.dockerd]\nargs = [\"--debug\"]\n",
+            "[profiles.w]\nengine = \"colima\"\n[profiles.w.colima]\ncpu = 4\nvm_type = \"vz\"\nmounts = [\"~/src:w\"]\n",
+            "[profiles.p]\nengine = \"command\"\nsocket = \"/s\"\n[profiles.p.command]\nargv = [\"podman\", \"system\", \"service\"]\n",
+        ];
+        for text in texts {
+            let c = parse(text).unwrap();
+            let name = c.profile_names()[0].clone();
+            let p = c.profile(&name).unwrap();
+            let shown = show(&p);
+            let again = parse(&shown).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+            assert_eq!(show(&again.profile(&name).unwrap()), shown);
+        }
     }
 
     #[test]

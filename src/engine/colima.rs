@@ -36,6 +36,14 @@ impl ColimaEngine {
     }
 
     pub fn check(&self) -> Result<()> {
+        // Colima ignores a COLIMA_HOME that doesn't exist: make sure ours
+        // does, so colima and dockhand agree on where the instance lives.
+        std::fs::create_dir_all(&self.c.home).map_err(|e| {
+            Error::io(
+                format!("cannot create Colima's directory {}", self.c.home.display()),
+                e,
+            )
+        })?;
         if sys::which("colima").is_none() {
             return Err(Error::EngineMissing {
                 what: "colima".into(),
