@@ -32,9 +32,21 @@ fn open(path: &Path) -> std::io::Result<File> {
 impl Rotating {
     pub fn open(path: &Path, max: u64) -> Result<Rotating> {
         if let Some(dir) = path.parent() {
-            crate::state::private_dir(dir)?;
+            crate::state::private_dir(dir, "log directory", false)?;
         }
         let file = open(path).ctx(|| format!("cannot open log {}", path.display()))?;
+        // Never append to a file someone else made for us to fill.
+        let md = file
+            .metadata()
+            .ctx(|| format!("cannot inspect log {}", path.display()))?;
+        let uid = rustix::process::geteuid().as_raw();
+        if std::os::unix::fs::MetadataExt::uid(&md) != uid {
+            return Err(crate::error::Error::UnsafePath(format!(
+                "log {} belongs to uid {}, not to you: remove it or choose another log_file",
+                path.display(),
+                std::os::unix::fs::MetadataExt::uid(&md)
+            )));
+        }
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Rotating {
             path: path.to_path_buf(),
@@ -140,6 +152,26 @@ mod tests {
         assert!(!dir.path().join("logs/x.log.4").exists());
         let last = std::fs::read_to_string(&p).unwrap();
         assert!(last.ends_with("line 049 of the log....\n"), "{last}");
+    }
+
+    #[test]
+    fn refuses_a_log_in_a_world_writable_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("tmp");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        match Rotating::open(&shared.join("d.log"), 100) {
+            Err(crate::error::Error::UnsafePath(m)) => {
+                assert!(m.contains("writable by others"), "{m}")
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted a log in a world-writable directory"),
+        }
+        // ... and leaves that directory as it was.
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o1777);
+        assert!(!shared.join("d.log").exists());
     }
 
     #[test]

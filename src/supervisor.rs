@@ -52,7 +52,7 @@ const CLOCK_CHECK: Duration = Duration::from_secs(5);
 const RESUME_JUMP: Duration = Duration::from_secs(3);
 
 pub fn run(profile: Profile) -> Result<u8> {
-    state::private_dir(&profile.state_dir)?;
+    state::private_dir(&profile.state_dir, "state_dir", true)?;
     let _lock = Lock::acquire(&profile)?;
     let engine = Engine::new(&profile);
     engine.check()?;

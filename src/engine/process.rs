@@ -165,7 +165,7 @@ impl ProcessEngine {
         if let Some(dir) = self.socket.parent()
             && dir.starts_with(&self.state_dir)
         {
-            crate::state::private_dir(dir)?;
+            crate::state::private_dir(dir, "socket directory", true)?;
         }
         let program = sys::which(&self.argv[0]).ok_or_else(|| Error::EngineMissing {
             what: format!("`{}`", self.argv[0]),

@@ -578,3 +578,41 @@ fn systemd_hears_ready_when_docker_answers_and_stopping_on_stop() {
     }
     assert_eq!(env.wait_exit(sup, Duration::from_secs(15)).code(), Some(0));
 }
+
+#[test]
+fn state_and_log_in_a_world_writable_directory_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let shared = env.root.join("shared-tmp");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    for (key, value) in [
+        ("state_dir", shared.display().to_string()),
+        ("log_file", shared.join("docker.log").display().to_string()),
+    ] {
+        let state = if key == "state_dir" {
+            value.clone()
+        } else {
+            env.state.display().to_string()
+        };
+        env.write_config(&format!(
+            "[profiles.default]\nengine = \"command\"\nsocket = \"{}/s.sock\"\nstate_dir = \"{state}\"\n{}[profiles.default.command]\nargv = [\"sleep\", \"1\"]\n",
+            env.root.display(),
+            if key == "log_file" { format!("log_file = \"{value}\"\n") } else { String::new() },
+        ));
+        let (code, _, err) = env.output(&["run"]);
+        assert_eq!(code, 6, "{key}: {err}");
+        assert!(err.contains("is writable by others"), "{key}: {err}");
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o7777,
+            0o1777,
+            "dockhand changed the shared directory"
+        );
+        assert_eq!(
+            std::fs::read_dir(&shared).unwrap().count(),
+            0,
+            "{key}: wrote into it"
+        );
+    }
+}
