@@ -475,6 +475,13 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
         .config
         .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
     let inputs = Inputs::gather(ctx, &profile)?;
+    if let ServiceCmd::Install = cmd {
+        // Installing still helps (fix the cause, the service then works),
+        // but say now what `dockhand run` would refuse at login.
+        if let Err(e) = crate::engine::Engine::new(&profile).check() {
+            eprintln!("dockhand: warning: the service will not start until this is fixed: {e}");
+        }
+    }
     if let ServiceCmd::Print { .. } = cmd {
         match platform {
             Platform::Launchd => print!("{}", launchd::render(&inputs)),
