@@ -36,14 +36,6 @@ impl ColimaEngine {
     }
 
     pub fn check(&self) -> Result<()> {
-        // Colima ignores a COLIMA_HOME that doesn't exist: make sure ours
-        // does, so colima and dockhand agree on where the instance lives.
-        std::fs::create_dir_all(&self.c.home).map_err(|e| {
-            Error::io(
-                format!("cannot create Colima's directory {}", self.c.home.display()),
-                e,
-            )
-        })?;
         if sys::which("colima").is_none() {
             return Err(Error::EngineMissing {
                 what: "colima".into(),
@@ -61,6 +53,9 @@ impl ColimaEngine {
     }
 
     fn colima(&self) -> std::process::Command {
+        // Colima ignores a COLIMA_HOME that doesn't exist and falls back to
+        // another directory (and another instance): make sure ours exists.
+        let _ = std::fs::create_dir_all(&self.c.home);
         let mut cmd = std::process::Command::new(sys::which("colima").unwrap_or("colima".into()));
         cmd.env("COLIMA_HOME", &self.c.home);
         cmd
