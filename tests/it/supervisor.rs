@@ -616,3 +616,27 @@ fn state_and_log_in_a_world_writable_directory_are_refused() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_during_a_slow_start_stops_the_engine_and_exits_0() {
+    require_engine!();
+    let mut env = Env::new();
+    env.command_config(&["sleep", "600"], "start_timeout = \"10m\"");
+    let sup = env.run();
+    let v = env.wait_until(
+        "starting with an engine pid",
+        Duration::from_secs(10),
+        |v| v["phase"] == "starting" && v["engine_pid"].is_i64(),
+    );
+    let pid = engine_pid(&v);
+    env.signal(sup, Signal::INT);
+    assert_eq!(env.wait_exit(sup, Duration::from_secs(10)).code(), Some(0));
+    assert!(!alive(pid), "the starting engine outlived dockhand");
+    let (_, v) = env.status();
+    assert_eq!(v["phase"], "stopped");
+    assert!(
+        env.log().contains("SIGINT received: stopping"),
+        "{}",
+        env.log()
+    );
+}
