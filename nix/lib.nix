@@ -295,6 +295,20 @@ let
 
   defaultEngine = isDarwin: if isDarwin then "colima" else "dockerd";
 
+  # `engine`, else the kind of the profile's one engine table, else the
+  # host's default (src/config.rs does the same).
+  engineOf =
+    isDarwin: s:
+    let
+      tables = lib.filter (t: s.${t} != null) [ "dockerd" "command" "colima" ];
+    in
+    if s.engine != null then
+      s.engine
+    else if lib.length tables == 1 then
+      lib.head tables
+    else
+      defaultEngine isDarwin;
+
   shortColimaProfile =
     p:
     if p == "" || p == "colima" || p == "default" then "default" else lib.removePrefix "colima-" p;
@@ -310,8 +324,11 @@ let
       stateHome ? "${home}/.local/state",
     }:
     let
-      engine = if settings.engine != null then settings.engine else defaultEngine isDarwin;
-      colimaHome = environment.COLIMA_HOME or "${home}/.colima";
+      engine = engineOf isDarwin settings;
+      # Colima's default directory when ~/.colima doesn't exist yet:
+      # ~/.colima on macOS, ~/.config/colima elsewhere (colima config/files.go).
+      colimaHome =
+        environment.COLIMA_HOME or (if isDarwin then "${home}/.colima" else "${home}/.config/colima");
       colimaProfile =
         if settings.colima != null && settings.colima.profile != null then settings.colima.profile else name;
     in
@@ -333,7 +350,7 @@ let
         name: p:
         let
           s = p.settings;
-          engine = if s.engine != null then s.engine else defaultEngine isDarwin;
+          engine = engineOf isDarwin s;
           opt' = "${prefix}.profiles.${name}.settings";
         in
         [

@@ -200,7 +200,10 @@
     config = {
       system.primaryUser = "alice";
       virtualisation.docker-darwin.enable = true;
-      virtualisation.docker-darwin.profiles.default.settings.dockerd.args = [ "--debug" ];
+      virtualisation.docker-darwin.profiles.default.settings = {
+        engine = "colima";
+        dockerd.args = [ "--debug" ];
+      };
     };
     error = "virtualisation.docker-darwin.profiles.default.settings.dockerd is set but the profile's engine is \"colima\"";
   };
