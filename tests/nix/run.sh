@@ -63,6 +63,16 @@ else
         echo "# nixpkgs lib: $NIXPKGS_LIB"
         echo "# nix-darwin: $NIX_DARWIN"
         echo "# home-manager: $HOME_MANAGER"
+        # flake.nix's outputs against a stub nixpkgs (see the file).
+        if json=$(nix-instantiate --eval --strict --json tests/nix/flake-outputs.nix \
+            --argstr nixpkgsLib "$NIXPKGS_LIB" 2>&1); then
+            while IFS=$'\t' read -r ok name; do
+                if [ "$ok" = true ]; then pass "flake: $name"; else fail "flake: $name"; fi
+            done < <(python3 -c 'import json,sys; [print(f"{str(v).lower()}\t{k}") for k,v in json.load(sys.stdin).items()]' <<<"$json")
+        else
+            fail "flake: evaluating flake.nix's outputs"
+            printf '      %s\n' "$json"
+        fi
         out=$(mktemp)
         python3 tests/nix/check.py | tee "$out" | grep -v "^COUNTS "
         if counts=$(grep '^COUNTS ' "$out"); then
