@@ -106,13 +106,18 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Status { json } => crate::status::run(&ctx.profile()?, json),
         Command::Config(ConfigCmd::Check) => {
             let names = ctx.config.profile_names();
-            println!(
-                "{}: ok ({} profile{}: {})",
-                ctx.config.source.path().display(),
-                names.len(),
-                if names.len() == 1 { "" } else { "s" },
-                names.join(", ")
-            );
+            let path = ctx.config.source.path().display();
+            match ctx.config.source {
+                crate::config::Source::Defaults(_) => println!(
+                    "no config file at {path}: built-in defaults (profile default) are in use"
+                ),
+                _ => println!(
+                    "{path}: ok ({} profile{}: {})",
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                ),
+            }
             Ok(0)
         }
         Command::Config(ConfigCmd::Show) => {

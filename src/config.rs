@@ -178,10 +178,10 @@ impl<'de> Deserialize<'de> for Dur {
 #[serde(deny_unknown_fields)]
 struct RawProfile {
     engine: Option<EngineKind>,
-    socket: Option<String>,
-    state_dir: Option<String>,
-    log_file: Option<String>,
-    label: Option<String>,
+    socket: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    log_file: Option<Spanned<String>>,
+    label: Option<Spanned<String>>,
     probe_interval: Option<Spanned<Dur>>,
     probe_timeout: Option<Spanned<Dur>>,
     start_timeout: Option<Spanned<Dur>>,
@@ -196,8 +196,8 @@ struct RawProfile {
 #[serde(deny_unknown_fields)]
 struct RawDockerd {
     binary: Option<String>,
-    data_root: Option<String>,
-    exec_root: Option<String>,
+    data_root: Option<Spanned<String>>,
+    exec_root: Option<Spanned<String>>,
     #[serde(default)]
     args: Vec<String>,
 }
@@ -418,11 +418,11 @@ impl Config {
         let empty = RawProfile::default();
         let raw = match self.file.profiles.get(name) {
             Some(p) => p.get_ref(),
-            None if name == DEFAULT_PROFILE => &empty,
+            None if name == DEFAULT_PROFILE && self.file.profiles.is_empty() => &empty,
             None => {
                 let known = self.profile_names().join(", ");
                 return Err(Error::Config(format!(
-                    "unknown profile `{name}` in {}: known profiles are {known}; add a [profiles.{name}] table or pick one of those",
+                    "unknown profile `{name}` in {}: known profiles are {known}; pass --profile with one of those or add a [profiles.{name}] table",
                     self.source.path().display()
                 )));
             }
@@ -439,14 +439,52 @@ impl Config {
         Error::Config(format!("{}:{l}:{c}: {msg}", self.source.path().display()))
     }
 
+    /// A path key: `~`/`$HOME` expanded, and absolute (a service's working
+    /// directory is `/`, so a relative path would mean something else there).
+    fn path(&self, v: &Option<Spanned<String>>, key: &str, env: &Env) -> Result<Option<PathBuf>> {
+        let Some(v) = v else { return Ok(None) };
+        let p = env.expand(v.get_ref());
+        if !p.is_absolute() {
+            return Err(self.err_at(
+                v.span(),
+                format!(
+                    "{key} = {:?} is relative: write an absolute path (`~/` and `$HOME/` may start it)",
+                    v.get_ref()
+                ),
+            ));
+        }
+        Ok(Some(p))
+    }
+
+    /// A unix socket path must fit in sockaddr_un (107 bytes on Linux, 103
+    /// on macOS); longer ones fail only when the engine binds them.
+    fn socket_fits(
+        &self,
+        path: &Path,
+        key: &str,
+        span: Option<std::ops::Range<usize>>,
+    ) -> Result<()> {
+        // SAFETY: sockaddr_un is a plain C struct; only its size is used.
+        let max =
+            std::mem::size_of_val(&unsafe { std::mem::zeroed::<libc::sockaddr_un>() }.sun_path) - 1;
+        let len = path.as_os_str().len();
+        if len <= max {
+            return Ok(());
+        }
+        let msg = format!(
+            "{key} {} is {len} bytes, longer than a unix socket path may be ({max}): choose a shorter state_dir or socket",
+            path.display()
+        );
+        Err(match span {
+            Some(span) => self.err_at(span, msg),
+            None => Error::Config(format!("{}: {msg}", self.source.path().display())),
+        })
+    }
+
     fn resolve(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<Profile> {
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
+        if !valid_name(name) {
             return Err(Error::Config(format!(
-                "{}: profile name {name:?} may only contain letters, digits, '-', '_' and '.'",
+                "{}: profile name {name:?} may only contain letters, digits, '-', '_' and '.', and may not start with '.'",
                 self.source.path().display()
             )));
         }
@@ -481,15 +519,11 @@ impl Config {
             }
         }
 
-        let state_dir = raw
-            .state_dir
-            .as_deref()
-            .map(|s| env.expand(s))
+        let state_dir = self
+            .path(&raw.state_dir, "state_dir", env)?
             .unwrap_or_else(|| env.state_home().join("dockhand").join(name));
-        let log_file = raw
-            .log_file
-            .as_deref()
-            .map(|s| env.expand(s))
+        let log_file = self
+            .path(&raw.log_file, "log_file", env)?
             .unwrap_or_else(|| {
                 if env.macos {
                     env.home
@@ -520,13 +554,16 @@ impl Config {
                 restart_backoff_max,
             ),
         ] {
-            if value < Duration::from_millis(10)
-                && let Some(s) = v
-            {
-                return Err(self.err_at(
-                    s.span(),
-                    format!("{key} must be at least 10ms, such as \"1s\""),
-                ));
+            if let Some(s) = v {
+                if value < Duration::from_millis(10) {
+                    return Err(self.err_at(
+                        s.span(),
+                        format!("{key} must be at least 10ms, such as \"1s\""),
+                    ));
+                }
+                if value > MAX_DURATION {
+                    return Err(self.err_at(s.span(), format!("{key} must be at most 365 days")));
+                }
             }
         }
         if probe_timeout > probe_interval
@@ -542,13 +579,20 @@ impl Config {
             ));
         }
 
-        let label = raw.label.clone().unwrap_or_else(|| {
-            if name == DEFAULT_PROFILE {
-                "local.docker".into()
-            } else {
-                format!("local.docker.{name}")
+        let label = match &raw.label {
+            Some(l) if !valid_name(l.get_ref()) => {
+                return Err(self.err_at(
+                    l.span(),
+                    format!(
+                        "label {:?} may only contain letters, digits, '-', '_' and '.', and may not start with '.' (it names the launchd job and its plist file)",
+                        l.get_ref()
+                    ),
+                ));
             }
-        });
+            Some(l) => l.get_ref().clone(),
+            None if name == DEFAULT_PROFILE => "local.docker".into(),
+            None => format!("local.docker.{name}"),
+        };
 
         let mut dockerd = None;
         let mut command = None;
@@ -567,19 +611,22 @@ impl Config {
                             }
                         })
                         .unwrap_or_else(|| "dockerd".into()),
-                    data_root: d
-                        .and_then(|d| d.data_root.as_deref())
-                        .map(|s| env.expand(s))
+                    data_root: self
+                        .path(d.map_or(&None, |d| &d.data_root), "data_root", env)?
                         .unwrap_or_else(|| state_dir.join("data")),
-                    exec_root: d
-                        .and_then(|d| d.exec_root.as_deref())
-                        .map(|s| env.expand(s))
+                    exec_root: self
+                        .path(d.map_or(&None, |d| &d.exec_root), "exec_root", env)?
                         .unwrap_or_else(|| state_dir.join("exec")),
                     args: d.map(|d| d.args.clone()).unwrap_or_default(),
                 });
-                raw.socket
-                    .as_deref()
-                    .map(|s| env.expand(s))
+                // dockerd's containerd listens under the exec root.
+                let exec_root = &dockerd.as_ref().expect("just set").exec_root;
+                self.socket_fits(
+                    &exec_root.join("containerd/containerd-debug.sock"),
+                    "containerd's socket (under exec_root)",
+                    d.and_then(|d| d.exec_root.as_ref()).map(Spanned::span),
+                )?;
+                self.path(&raw.socket, "socket", env)?
                     .unwrap_or_else(|| state_dir.join("docker.sock"))
             }
             EngineKind::Command => {
@@ -597,8 +644,8 @@ impl Config {
                     ));
                 }
                 command = Some(Command { argv: argv.clone() });
-                match raw.socket.as_deref() {
-                    Some(s) => env.expand(s),
+                match self.path(&raw.socket, "socket", env)? {
+                    Some(s) => s,
                     None => {
                         return Err(Error::Config(format!(
                             "{}: profile `{name}` has engine = \"command\" but no socket: set socket to the unix socket the command serves the Docker API on",
@@ -646,19 +693,17 @@ impl Config {
                     home: env.colima_home(),
                     lima_home: env.lima_home(),
                 };
-                let socket = raw
-                    .socket
-                    .as_deref()
-                    .map(|s| env.expand(s))
-                    .unwrap_or_else(|| {
-                        col.home
-                            .join(short_profile(&col.profile))
-                            .join("docker.sock")
-                    });
+                let socket = self.path(&raw.socket, "socket", env)?.unwrap_or_else(|| {
+                    col.home
+                        .join(short_profile(&col.profile))
+                        .join("docker.sock")
+                });
                 colima = Some(col);
                 socket
             }
         };
+
+        self.socket_fits(&socket, "socket", raw.socket.as_ref().map(Spanned::span))?;
 
         Ok(Profile {
             name: name.to_string(),
@@ -677,6 +722,18 @@ impl Config {
             colima,
         })
     }
+}
+
+/// The longest duration a key may hold: longer ones overflow timers.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Profile names and labels become file names: a safe alphabet, no
+/// leading dot (`.` and `..` would name other directories).
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 /// The effective profile as TOML, for `dockhand config show`.
@@ -852,6 +909,53 @@ mod tests {
         assert_eq!(c.profile("default").unwrap().engine, EngineKind::Colima);
         let m = err("[profiles.default.colima]\ncpu = 4\n[profiles.default.dockerd]\nargs = []\n");
         assert!(m.contains("table but engine ="), "{m}");
+    }
+
+    #[test]
+    fn relative_paths_are_refused() {
+        let m = err("[profiles.default]\nstate_dir = \"relative/dir\"\n");
+        assert!(
+            m.starts_with("/c.toml:2:13: state_dir = \"relative/dir\" is relative"),
+            "{m}"
+        );
+        let m = err("[profiles.default.dockerd]\ndata_root = \"data\"\n");
+        assert!(m.contains("data_root = \"data\" is relative"), "{m}");
+    }
+
+    #[test]
+    fn socket_paths_must_fit_a_sockaddr() {
+        let long = format!("/{}", "x".repeat(120));
+        let m = err(&format!("[profiles.default]\nsocket = \"{long}/d.sock\"\n"));
+        assert!(m.starts_with("/c.toml:2:10: socket "), "{m}");
+        assert!(m.contains("longer than a unix socket path may be"), "{m}");
+        // The default socket under a long state_dir, and containerd's.
+        let m = err(&format!("[profiles.default]\nstate_dir = \"{long}\"\n"));
+        assert!(m.contains("longer than a unix socket path"), "{m}");
+    }
+
+    #[test]
+    fn names_that_would_escape_their_directory() {
+        for name in ["..", ".", ".hidden"] {
+            let m = err(&format!("[profiles.\"{name}\"]\n"));
+            assert!(m.contains("may not start with '.'"), "{name}: {m}");
+        }
+        let m = err("[profiles.default]\nlabel = \"../../escaped/evil\"\n");
+        assert!(m.starts_with("/c.toml:2:9: label"), "{m}");
+    }
+
+    #[test]
+    fn durations_have_a_ceiling() {
+        let m = err("[profiles.default]\nprobe_interval = \"18446744073709551615s\"\n");
+        assert!(m.contains("at most 365 days"), "{m}");
+    }
+
+    #[test]
+    fn the_builtin_default_only_without_profiles() {
+        let c = parse("[profiles.work]\n").unwrap();
+        match c.profile("default") {
+            Err(Error::Config(m)) => assert!(m.contains("known profiles are work"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

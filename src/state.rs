@@ -47,6 +47,9 @@ pub struct State {
     /// When `phase` was entered, RFC 3339.
     pub since: String,
     pub supervisor_pid: u32,
+    /// The engine was running before this supervisor started (adopted).
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 pub fn now_rfc3339() -> String {
@@ -186,9 +189,17 @@ pub fn holder_pid(lock: &Path) -> Option<i32> {
     Some(fl.l_pid)
 }
 
-pub fn read(profile: &Profile) -> Option<State> {
-    let text = std::fs::read_to_string(profile.state_path()).ok()?;
-    serde_json::from_str(&text).ok()
+/// `state.json`: None when there is none, Err when it can't be read.
+pub fn read(profile: &Profile) -> Result<Option<State>, String> {
+    let path = profile.state_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn write(profile: &Profile, state: &State) -> Result<()> {

@@ -16,13 +16,20 @@ struct Report {
     state: State,
     supervisor_running: bool,
     socket_answers: bool,
+    /// Why state.json could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_error: Option<String>,
 }
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
     let holder = state::holder_pid(&p.lock_path());
-    let recorded = state::read(p);
+    let (recorded, state_error) = match state::read(p) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e)),
+    };
     let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
-    let state = recorded.clone().unwrap_or(State {
+    let state = recorded.unwrap_or(State {
+        adopted: false,
         profile: p.name.clone(),
         phase: Phase::Stopped,
         engine_pid: None,
@@ -38,6 +45,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
             state,
             supervisor_running: holder.is_some(),
             socket_answers: ping == Ping::Ok,
+            state_error: state_error.clone(),
         };
         println!(
             "{}",
@@ -57,6 +65,9 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
                 "profile {}: {}{since} (supervisor pid {pid})",
                 p.name, state.phase
             );
+            if state.adopted {
+                println!("engine: adopted (it was running before this supervisor started)");
+            }
             if let Some(e) = state.engine_pid {
                 println!("engine pid: {e}");
             }
@@ -65,6 +76,9 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
             "profile {}: no supervisor running (start one with `dockhand run --profile {}` or `dockhand service install`)",
             p.name, p.name
         ),
+    }
+    if let Some(e) = &state_error {
+        println!("state: unreadable ({e})");
     }
     println!("socket {socket}: {ping}");
     println!("restarts: {}", state.restarts);

@@ -100,6 +100,7 @@ impl Supervisor {
             let _ = tx.send(true);
         });
         let st = State {
+            adopted: false,
             profile: p.name.clone(),
             phase: Phase::Starting,
             engine_pid: None,
@@ -193,10 +194,13 @@ impl Supervisor {
                 }
             };
             first = false;
-            let how = if r.adopted {
-                "adopted the running engine"
-            } else {
-                "engine answers /_ping"
+            self.st.adopted = r.adopted;
+            let how = match (r.adopted, r.pid) {
+                (false, _) => "engine answers /_ping",
+                (true, Some(_)) => "adopted the running engine",
+                (true, None) => {
+                    "adopted the running engine (not started by dockhand: watched by probes, never signalled)"
+                }
             };
             self.set(Phase::Ready, r.pid, how);
             let ready_at = Instant::now();
@@ -229,11 +233,20 @@ impl Supervisor {
         }
         // 3. Stop within stop_timeout, remove runtime files, exit 0.
         self.set(Phase::Stopping, self.st.engine_pid, "stop requested");
+        let mut stopped = true;
         if let Some(r) = running.take() {
-            self.engine.stop(r, self.p.stop_timeout).await;
+            stopped = self.engine.stop(r, self.p.stop_timeout).await;
         }
         self.engine.remove_runtime_files().await;
-        self.set(Phase::Stopped, None, "engine stopped");
+        self.set(
+            Phase::Stopped,
+            None,
+            if stopped {
+                "engine stopped"
+            } else {
+                "supervisor stopped; the engine it adopted but can't vouch for is left running"
+            },
+        );
         Ok(0)
     }
 

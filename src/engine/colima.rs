@@ -91,14 +91,12 @@ impl ColimaEngine {
 
     /// Lima's host agent from `ha.pid`, if that process is it:
     /// `limactl hostagent --pidfile <dir>/ha.pid ... <instance>`.
-    fn host_agent(&self) -> Option<i32> {
+    fn host_agent(&self) -> Option<sys::Proc> {
         let ha = self.pidfile("ha.pid");
         let pid = read_pid(&ha)?;
-        let info = sys::proc_info(pid)?;
-        (!info.zombie
-            && info.argv.iter().any(|a| a == "hostagent")
-            && info.has_arg("--pidfile", &ha))
-        .then_some(pid)
+        sys::Proc::open(pid, |i| {
+            i.argv.iter().any(|a| a == "hostagent") && i.has_arg("--pidfile", &ha)
+        })
     }
 
     pub async fn adopt(&mut self) -> Option<Running> {
@@ -112,8 +110,8 @@ impl ColimaEngine {
         let ha = self.host_agent();
         Some(Running {
             child: None,
+            pid: ha.as_ref().map(sys::Proc::pid),
             watched: ha,
-            pid: ha,
             adopted: true,
         })
     }
@@ -150,20 +148,25 @@ impl ColimaEngine {
         if ha_alive && !stale && listed.as_deref() == Some("Running") {
             // The VM runs but docker doesn't answer: a clean stop first.
             notes.push("the VM runs but docker does not answer: colima stop".into());
-            if self.run_stop(false).await.is_ok() {
-                return Ok(notes);
-            }
-            stale = true;
+            self.stop_within(self.stop_timeout)
+                .await
+                .map_err(|e| Error::Command {
+                    command: format!("colima stop --force {}", self.c.profile),
+                    detail: e,
+                })?;
+            return Ok(notes);
         }
         if stale || listed.as_deref() == Some("Broken") {
             notes.push(format!(
                 "instance {} was not stopped cleanly: colima stop --force",
                 self.c.instance()
             ));
-            self.run_stop(true).await.map_err(|e| Error::Command {
-                command: format!("colima stop --force {}", self.c.profile),
-                detail: e,
-            })?;
+            self.run_stop(true, self.stop_timeout)
+                .await
+                .map_err(|e| Error::Command {
+                    command: format!("colima stop --force {}", self.c.profile),
+                    detail: e,
+                })?;
         }
         if let Some(n) = super::remove_dead_socket(&self.socket).await? {
             notes.push(n);
@@ -171,14 +174,14 @@ impl ColimaEngine {
         Ok(notes)
     }
 
-    async fn run_stop(&self, force: bool) -> Result<(), String> {
+    async fn run_stop(&self, force: bool, timeout: Duration) -> Result<(), String> {
         let mut cmd = self.colima();
         cmd.arg("stop");
         if force {
             cmd.arg("--force");
         }
         cmd.arg(&self.c.profile);
-        match reaper::output(&mut cmd, self.stop_timeout).await {
+        match reaper::output(&mut cmd, timeout).await {
             Ok(o) if o.status.success() => Ok(()),
             Ok(o) => Err(format!(
                 "{}: {}",
@@ -248,9 +251,9 @@ impl ColimaEngine {
             }
         }
         let ha = self.host_agent();
+        r.pid = ha.as_ref().map(sys::Proc::pid);
         r.watched = ha;
-        r.pid = ha;
-        if ha.is_none() {
+        if r.watched.is_none() {
             tracing::warn!(
                 "no host agent found via {}: watching the socket only",
                 self.pidfile("ha.pid").display()
@@ -259,15 +262,34 @@ impl ColimaEngine {
         super::ping_until(&self.socket, r, deadline, "colima's docker").await
     }
 
-    pub async fn stop(&mut self, mut r: Running, timeout: Duration) {
+    /// Stop within `timeout` in all (the service manager's own stop
+    /// timeout is stop_timeout plus a margin): an unfinished `colima start`
+    /// first, then `colima stop`, then `colima stop --force` in a reserve.
+    pub async fn stop(&mut self, mut r: Running, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         if let Some(starter) = r.child.as_mut() {
-            super::stop_group(starter, Duration::from_secs(5)).await;
+            super::stop_group(starter, (timeout / 4).min(Duration::from_secs(5))).await;
         }
-        let _ = timeout;
-        if let Err(e) = self.run_stop(false).await {
-            tracing::warn!("colima stop {} failed ({e}): forcing", self.c.profile);
-            if let Err(e) = self.run_stop(true).await {
-                tracing::error!("colima stop --force {} failed: {e}", self.c.profile);
+        if let Err(e) = self
+            .stop_within(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            tracing::error!("colima stop --force {} failed: {e}", self.c.profile);
+        }
+        true
+    }
+
+    /// `colima stop`, and `colima stop --force` if that fails, within
+    /// `timeout` in all.
+    async fn stop_within(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let reserve = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        match self.run_stop(false, timeout.saturating_sub(reserve)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!("colima stop {} failed ({e}): forcing", self.c.profile);
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.run_stop(true, left.max(Duration::from_secs(1))).await
             }
         }
     }

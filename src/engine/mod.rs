@@ -23,8 +23,9 @@ pub struct Running {
     /// The child we spawned (dockerd, the command, or `colima start`).
     pub child: Option<Child>,
     /// The process whose exit means the engine is gone, when it is not
-    /// our child (an adopted dockerd, Lima's host agent). Verified.
-    pub watched: Option<i32>,
+    /// our child (an adopted dockerd, Lima's host agent): verified once,
+    /// then held by a handle that can't name another process.
+    pub watched: Option<sys::Proc>,
     /// For messages and state.json.
     pub pid: Option<i32>,
     pub adopted: bool,
@@ -36,9 +37,9 @@ impl Running {
         if let Some(child) = self.child.as_mut() {
             return describe(child.wait().await);
         }
-        if let Some(pid) = self.watched {
-            sys::exited(pid).await;
-            return format!("process {pid} exited");
+        if let Some(p) = &self.watched {
+            p.exited().await;
+            return format!("process {} exited", p.pid());
         }
         std::future::pending().await
     }
@@ -146,8 +147,9 @@ impl Engine {
     }
 
     /// Stop gracefully within `timeout`, then kill what remains; returns
-    /// once nothing of it is left.
-    pub async fn stop(&mut self, r: Running, timeout: Duration) {
+    /// once nothing of it is left, false if it was left running because it
+    /// is not ours (an engine dockhand adopted but can't vouch for).
+    pub async fn stop(&mut self, r: Running, timeout: Duration) -> bool {
         match self {
             Engine::Process(e) => e.stop(r, timeout).await,
             Engine::Colima(e) => e.stop(r, timeout).await,
@@ -232,7 +234,13 @@ pub async fn stop_group(child: &mut Child, timeout: Duration) {
     }
     // Whatever is left of the group (the leader exited, helpers didn't).
     sys::signal_group(pgid, sys::Signal::KILL);
-    child.wait().await;
+    if tokio::time::timeout(KILL_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        // Stuck in the kernel (a hung mount): nothing more to do but say so.
+        tracing::error!("process {pgid} survives SIGKILL (stuck in the kernel?): giving up on it");
+    }
     sys::reaper::reap();
     let deadline = Instant::now() + Duration::from_secs(5);
     sys::poll_until(deadline, || {
@@ -242,27 +250,31 @@ pub async fn stop_group(child: &mut Child, timeout: Duration) {
     .await;
 }
 
+/// How long a SIGKILLed process may take to go (a process stuck in the
+/// kernel may never): waits after SIGKILL are bounded by this.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
 /// Stop a verified process that is not our child (an adopted engine).
-pub async fn stop_pid(pid: i32, timeout: Duration) {
-    sys::signal(pid, sys::Signal::TERM);
-    sys::signal(pid, sys::Signal::CONT);
-    if tokio::time::timeout(timeout, sys::exited(pid))
-        .await
-        .is_err()
-    {
+pub async fn stop_proc(p: &sys::Proc, timeout: Duration) {
+    p.signal(sys::Signal::TERM);
+    p.signal(sys::Signal::CONT);
+    if tokio::time::timeout(timeout, p.exited()).await.is_err() {
         tracing::warn!(
-            "process {pid} did not stop within {}: killing it",
+            "process {} did not stop within {}: killing it",
+            p.pid(),
             humantime::format_duration(timeout)
         );
         // Its own process group, if it leads one (we started it so).
-        if rustix::process::getpgid(rustix::process::Pid::from_raw(pid))
-            .is_ok_and(|g| g.as_raw_nonzero().get() == pid)
-        {
-            sys::signal_group(pid, sys::Signal::KILL);
-        } else {
-            sys::signal(pid, sys::Signal::KILL);
+        if p.leads_group() {
+            sys::signal_group(p.pid(), sys::Signal::KILL);
         }
-        sys::exited(pid).await;
+        p.signal(sys::Signal::KILL);
+        if tokio::time::timeout(KILL_GRACE, p.exited()).await.is_err() {
+            tracing::error!(
+                "process {} survives SIGKILL (stuck in the kernel?): giving up on it",
+                p.pid()
+            );
+        }
     }
     sys::reaper::reap();
 }
@@ -270,9 +282,18 @@ pub async fn stop_pid(pid: i32, timeout: Duration) {
 /// Remove a socket file that nobody serves; leave anything else alone.
 pub async fn remove_dead_socket(socket: &Path) -> Result<Option<String>> {
     use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::MetadataExt;
     let Ok(md) = std::fs::symlink_metadata(socket) else {
         return Ok(None);
     };
+    let uid = rustix::process::geteuid().as_raw();
+    if md.file_type().is_socket() && md.uid() != uid {
+        return Err(crate::error::Error::UnsafePath(format!(
+            "{} belongs to uid {}, not to you: dockhand will not remove or replace it; set another socket path",
+            socket.display(),
+            md.uid()
+        )));
+    }
     if !md.file_type().is_socket() {
         return Err(crate::error::Error::UnsafePath(format!(
             "{} exists and is not a socket: dockhand will not replace it; move it away or set another socket path",

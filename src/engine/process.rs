@@ -27,6 +27,7 @@ pub struct ProcessEngine {
     argv: Vec<String>,
     socket: PathBuf,
     state_dir: PathBuf,
+    stop_timeout: Duration,
     dockerd: Option<DockerdFiles>,
 }
 
@@ -68,6 +69,7 @@ impl ProcessEngine {
             argv,
             socket: p.socket.clone(),
             state_dir: p.state_dir.clone(),
+            stop_timeout: p.stop_timeout,
             dockerd,
         }
     }
@@ -92,23 +94,22 @@ impl ProcessEngine {
         Ok(())
     }
 
-    /// Our recorded process, if it still runs (verified by start time).
-    fn recorded(&self) -> Option<i32> {
-        Record::load(&self.state_dir)
-            .filter(Record::alive)
-            .map(|r| r.pid)
-    }
-
-    /// dockerd named in its pid file, if that process is our dockerd.
-    fn dockerd_from_pidfile(&self) -> Option<i32> {
+    /// Our engine from an earlier run, if it still runs: the process in
+    /// our record (same pid and start time), or the dockerd its pid file
+    /// names (its `--pidfile` argument is ours).
+    fn earlier_engine(&self) -> Option<sys::Proc> {
+        if let Some(rec) = Record::load(&self.state_dir)
+            && let Some(p) = sys::Proc::open(rec.pid, |i| i.start == rec.start)
+        {
+            return Some(p);
+        }
         let files = self.dockerd.as_ref()?;
         let pid: i32 = std::fs::read_to_string(&files.pidfile)
             .ok()?
             .trim()
             .parse()
             .ok()?;
-        let info = sys::proc_info(pid)?;
-        (!info.zombie && is_our_dockerd(&info, &files.pidfile)).then_some(pid)
+        sys::Proc::open(pid, |i| is_our_dockerd(i, &files.pidfile))
     }
 
     pub async fn adopt(&mut self) -> Option<Running> {
@@ -118,11 +119,11 @@ impl ProcessEngine {
         {
             return None;
         }
-        let pid = self.recorded().or_else(|| self.dockerd_from_pidfile());
+        let watched = self.earlier_engine();
         Some(Running {
             child: None,
-            watched: pid,
-            pid,
+            pid: watched.as_ref().map(sys::Proc::pid),
+            watched,
             adopted: true,
         })
     }
@@ -130,11 +131,12 @@ impl ProcessEngine {
     pub async fn clean_stale(&mut self) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         // Our previous engine, still running but not answering: stop it.
-        if let Some(pid) = self.recorded().or_else(|| self.dockerd_from_pidfile()) {
+        if let Some(p) = self.earlier_engine() {
             notes.push(format!(
-                "stopping our earlier engine (pid {pid}) that no longer answers"
+                "stopped our earlier engine (pid {}) that no longer answered",
+                p.pid()
             ));
-            super::stop_pid(pid, Duration::from_secs(10)).await;
+            super::stop_proc(&p, self.stop_timeout).await;
         }
         Record::remove(&self.state_dir);
         if let Some(files) = &self.dockerd {
@@ -179,8 +181,12 @@ impl ProcessEngine {
         let child = reaper::spawn(&mut cmd)
             .map_err(|e| Error::io(format!("cannot start {}", program.display()), e))?;
         let pid = child.pid;
-        if let Some(rec) = Record::of(pid) {
-            rec.save(&self.state_dir)?;
+        if let Some(Err(e)) = Record::of(pid).map(|rec| rec.save(&self.state_dir)) {
+            // Unrecorded, a restarted dockhand couldn't vouch for it: don't
+            // leave it running.
+            sys::signal_group(pid, sys::Signal::KILL);
+            drop(child);
+            return Err(e);
         }
         tracing::info!("started {} (pid {pid}): {}", self.name, self.argv.join(" "));
         Ok(Running {
@@ -215,25 +221,22 @@ impl ProcessEngine {
         )
     }
 
-    pub async fn stop(&mut self, mut r: Running, timeout: Duration) {
+    /// False when the engine was left running (not ours to stop).
+    pub async fn stop(&mut self, mut r: Running, timeout: Duration) -> bool {
         if let Some(child) = r.child.as_mut() {
             super::stop_group(child, timeout).await;
-        } else if let Some(pid) = r.watched {
-            // Adopted: signal only after checking it is still ours.
-            let ours = Record::load(&self.state_dir)
-                .is_some_and(|rec| rec.pid == pid && rec.alive())
-                || self.dockerd_from_pidfile() == Some(pid);
-            if ours {
-                super::stop_pid(pid, timeout).await;
-            } else {
-                tracing::warn!("not stopping pid {pid}: it is no longer our engine");
-            }
-        } else {
+        } else if let Some(p) = &r.watched {
+            // Adopted and verified at adoption; the handle can't name
+            // another process since.
+            super::stop_proc(p, timeout).await;
+        } else if r.adopted {
             tracing::warn!(
-                "the engine on {} was not started by dockhand and has no pid we can verify: left running",
+                "the engine on {} was not started by dockhand and has no process dockhand can verify: left running",
                 self.socket.display()
             );
+            return false;
         }
+        true
     }
 
     pub async fn remove_runtime_files(&mut self) {

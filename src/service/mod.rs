@@ -427,32 +427,20 @@ pub(crate) fn describe_file(
 
 /// Lines about the supervisor's own state (`<state_dir>/state.json`).
 pub(crate) fn supervisor_lines(profile: &Profile) -> Vec<(String, String)> {
-    let path = profile.state_path();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return vec![("phase".into(), format!("unknown (no {})", path.display()))];
+    match crate::state::read(profile) {
+        Ok(None) => vec![(
+            "phase".into(),
+            format!("unknown (no {})", profile.state_path().display()),
+        )],
+        Err(e) => vec![("phase".into(), format!("unknown ({e})"))],
+        Ok(Some(st)) => {
+            let mut lines = vec![("phase".to_string(), st.phase.to_string())];
+            if let Some(e) = st.last_error.filter(|e| !e.is_empty()) {
+                lines.push(("last error".into(), e));
+            }
+            lines
         }
-        Err(e) => return vec![("phase".into(), format!("unknown ({}: {e})", path.display()))],
-    };
-    let v: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => return vec![("phase".into(), format!("unknown ({}: {e})", path.display()))],
-    };
-    let field = |k: &str| match v.get(k) {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if s.is_empty() => None,
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(other) => Some(other.to_string()),
-    };
-    let mut lines = vec![(
-        "phase".to_string(),
-        field("phase").unwrap_or_else(|| "unknown".into()),
-    )];
-    if let Some(e) = field("last_error") {
-        lines.push(("last error".into(), e));
     }
-    lines
 }
 
 pub(crate) fn print_lines(lines: &[(String, String)]) {

@@ -33,18 +33,16 @@ pub fn become_subreaper() {
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
 }
 
-pub async fn wait_exit(pid: i32) -> std::io::Result<()> {
+/// A pidfd: readable once the process has exited.
+pub fn exit_fd(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
     let p = super::rpid(pid).ok_or(std::io::ErrorKind::InvalidInput)?;
-    let fd = match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::SRCH) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    // SAFETY: the AsyncFd owns the descriptor, which stays open as long
-    // as it is registered.
-    let afd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-    }?;
-    let _ = afd.readable().await?;
-    Ok(())
+    Ok(rustix::process::pidfd_open(
+        p,
+        rustix::process::PidfdFlags::empty(),
+    )?)
+}
+
+/// Signal through the pidfd: it names exactly one process.
+pub fn signal_via(fd: &std::os::fd::OwnedFd, sig: super::Signal) -> Option<std::io::Result<()>> {
+    Some(rustix::process::pidfd_send_signal(fd, sig).map_err(Into::into))
 }

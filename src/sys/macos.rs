@@ -83,7 +83,8 @@ fn procargs(pid: i32) -> Option<Vec<String>> {
 
 pub fn become_subreaper() {}
 
-pub async fn wait_exit(pid: i32) -> std::io::Result<()> {
+/// A kqueue with EVFILT_PROC/NOTE_EXIT for `pid`: readable once it exits.
+pub fn exit_fd(pid: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: plain kqueue/kevent calls on a descriptor we own.
     let kq = unsafe { libc::kqueue() };
     if kq < 0 {
@@ -106,18 +107,12 @@ pub async fn wait_exit(pid: i32) -> std::io::Result<()> {
         )
     };
     if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ESRCH) {
-            Ok(())
-        } else {
-            Err(e)
-        };
+        return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: the AsyncFd owns the descriptor, which stays open as long
-    // as it is registered.
-    let afd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(kq, tokio::io::Interest::READABLE)
-    }?;
-    let _ = afd.readable().await?;
-    Ok(())
+    Ok(kq)
+}
+
+/// macOS has no process descriptors to signal through.
+pub fn signal_via(_fd: &OwnedFd, _sig: super::Signal) -> Option<std::io::Result<()>> {
+    None
 }

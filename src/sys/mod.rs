@@ -83,13 +83,86 @@ pub fn signal_group(pgid: i32, sig: Signal) {
     }
 }
 
-/// Resolves when `pid` exits, whoever its parent is: pidfd on Linux,
-/// kqueue on macOS, polling where neither is available.
-pub async fn exited(pid: i32) {
-    if imp::wait_exit(pid).await.is_err() {
-        while alive(pid) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+/// A process that is not our child (an adopted engine, Lima's host agent),
+/// verified once and from then on watched and signalled through a handle
+/// that a later process with the same pid can't be confused with: a pidfd
+/// on Linux; on macOS a kqueue for its exit, and its start time checked
+/// again right before each signal.
+pub struct Proc {
+    pid: i32,
+    start: u64,
+    fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl std::fmt::Debug for Proc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Proc({})", self.pid)
+    }
+}
+
+impl Proc {
+    /// `pid`, if it is alive and `ours` recognises it. Call inside the
+    /// runtime.
+    pub fn open(pid: i32, ours: impl Fn(&ProcInfo) -> bool) -> Option<Proc> {
+        let info = proc_info(pid).filter(|i| !i.zombie && ours(i))?;
+        let fd = imp::exit_fd(pid).ok();
+        // It may have died, and its pid been reused, between the check and
+        // the handle: the same start time means the same process.
+        let again = proc_info(pid)?;
+        if again.start != info.start || again.zombie {
+            return None;
         }
+        // SAFETY: the AsyncFd owns the descriptor for as long as it is
+        // registered.
+        let fd = fd.and_then(|fd| unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE).ok()
+        });
+        Some(Proc {
+            pid,
+            start: info.start,
+            fd,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Still the same, unexited process.
+    pub fn alive(&self) -> bool {
+        proc_info(self.pid).is_some_and(|i| !i.zombie && i.start == self.start)
+    }
+
+    /// Resolves when the process has exited.
+    pub async fn exited(&self) {
+        match &self.fd {
+            Some(fd) => {
+                let _ = fd.readable().await;
+            }
+            None => {
+                while self.alive() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Signal it, never another process that has its pid now.
+    pub fn signal(&self, sig: Signal) {
+        let sent = self
+            .fd
+            .as_ref()
+            .and_then(|fd| imp::signal_via(fd.get_ref(), sig));
+        if sent.is_none() && self.alive() {
+            signal(self.pid, sig);
+        }
+    }
+
+    /// It leads its own process group (we started it so).
+    pub fn leads_group(&self) -> bool {
+        rpid(self.pid).is_some_and(|p| {
+            rustix::process::getpgid(Some(p)).is_ok_and(|g| g.as_raw_nonzero().get() == self.pid)
+        })
     }
 }
 

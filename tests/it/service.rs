@@ -580,7 +580,7 @@ fn launchd_install_reinstall_update_restart_status_uninstall() {
     write_state(
         &sb,
         &sb.root.join("xdg-state/dockhand/default"),
-        r#"{"profile":"default","phase":"ready","engine_pid":77,"socket":"/s","restarts":2,"last_error":"probe timed out","since":"2025-01-01T00:00:00Z"}"#,
+        r#"{"profile":"default","phase":"ready","engine_pid":77,"socket":"/s","restarts":2,"last_error":"probe timed out","since":"2025-01-01T00:00:00Z","supervisor_pid":4242}"#,
     );
     let out = sb.ok(&["service", "status", "--config", c]);
     assert_eq!(sb.take_calls(), [format!("launchctl print {target}")]);
@@ -812,7 +812,7 @@ fn systemd_install_reinstall_update_restart_status_uninstall() {
     write_state(
         &sb,
         &sb.root.join("xdg-state/dockhand/default"),
-        r#"{"profile":"default","phase":"restarting","engine_pid":null,"last_error":null}"#,
+        r#"{"profile":"default","phase":"restarting","engine_pid":null,"socket":"/s","restarts":0,"last_error":null,"since":"2025-01-01T00:00:00Z","supervisor_pid":4242}"#,
     );
     let out = sb.ok(&["service", "status", "--config", c]);
     assert!(

@@ -215,8 +215,15 @@ fn adopts_an_engine_started_by_hand() {
     let v = env.wait_ready();
     assert_eq!(v["engine_pid"], serde_json::Value::Null);
     assert!(env.log().contains("adopted"), "{}", env.log());
+    let (_, human, _) = env.output(&["status"]);
+    assert!(human.contains("engine: adopted"), "{human}");
     // Not ours to stop: it has no pid dockhand can verify.
     assert_eq!(env.stop(sup, Duration::from_secs(15)).code(), Some(0));
+    assert!(
+        env.log().contains("can't vouch for is left running"),
+        "{}",
+        env.log()
+    );
     assert!(
         alive(server.id() as i32),
         "dockhand stopped an engine it can't vouch for"
@@ -639,4 +646,20 @@ fn ctrl_c_during_a_slow_start_stops_the_engine_and_exits_0() {
         "{}",
         env.log()
     );
+}
+
+#[test]
+fn an_unreadable_state_file_is_reported_not_hidden() {
+    let env = Env::new();
+    env.dockerd_config("");
+    std::fs::create_dir_all(&env.state).unwrap();
+    std::fs::write(env.state.join("state.json"), "{garbage").unwrap();
+    let (code, v) = env.status();
+    assert_eq!(code, 1);
+    assert!(
+        v["state_error"].as_str().unwrap().contains("state.json"),
+        "{v:#}"
+    );
+    let (_, out, _) = env.output(&["status"]);
+    assert!(out.contains("state: unreadable"), "{out}");
 }
