@@ -277,10 +277,10 @@ impl Env {
     pub fn log(&self) -> String {
         let mut s = std::fs::read_to_string(self.state.join("dockhand.log")).unwrap_or_default();
         for i in 1..=self.runs {
-            if let Ok(o) = std::fs::read_to_string(self.root.join(format!("run-{i}.out"))) {
-                if !o.is_empty() {
-                    s.push_str(&format!("--- run-{i}.out ---\n{o}"));
-                }
+            if let Ok(o) = std::fs::read_to_string(self.root.join(format!("run-{i}.out")))
+                && !o.is_empty()
+            {
+                s.push_str(&format!("--- run-{i}.out ---\n{o}"));
             }
         }
         s
