@@ -39,7 +39,7 @@ use plist::{Dictionary, Value};
 
 use super::{FileState, Inputs, Tool, ceil_secs};
 use crate::config::Profile;
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 
 /// Seconds added to stop_timeout for `ExitTimeOut`.
 pub const EXIT_TIMEOUT_MARGIN: u64 = 15;
@@ -175,7 +175,7 @@ fn load(tool: &Tool, i: &Inputs, path: &Path) -> Result<()> {
     // launchd doesn't create the directory of StandardOutPath.
     let log = launchd_log(&i.log_file);
     if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).ctx(|| format!("cannot create {}", dir.display()))?;
+        crate::state::private_dir(dir, "log directory", false)?;
     }
     tool.run(&["enable", &target])?;
     bootstrap(tool, &domain, path)?;
