@@ -96,8 +96,15 @@ impl Supervisor {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             };
-            info!("{name} received: stopping");
+            info!("{name} received: stopping (a second one kills the engine at once)");
             let _ = tx.send(true);
+            // A second signal (Ctrl-C again): don't wait out stop_timeout.
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            let n = sys::reaper::kill_all_children();
+            warn!("second {name}: killed the process groups of {n} child(ren) now");
         });
         let st = State {
             adopted: false,

@@ -64,6 +64,16 @@ pub fn reap() {
     }
 }
 
+/// SIGKILL the process group of every child we spawned that hasn't exited
+/// (a second Ctrl-C). Safe: an unreaped child's pid can't be reused.
+pub fn kill_all_children() -> usize {
+    let t = table().lock().unwrap_or_else(|e| e.into_inner());
+    for pid in t.waiters.keys() {
+        super::signal_group(*pid, super::Signal::KILL);
+    }
+    t.waiters.len()
+}
+
 /// A child we spawned: its pid (also its process group) and its exit.
 #[derive(Debug)]
 pub struct Child {

@@ -663,3 +663,30 @@ fn an_unreadable_state_file_is_reported_not_hidden() {
     let (_, out, _) = env.output(&["status"]);
     assert!(out.contains("state: unreadable"), "{out}");
 }
+
+#[test]
+fn a_second_ctrl_c_kills_at_once() {
+    require_engine!();
+    let mut env = Env::new();
+    let server = harness::fixture("engine/ping-server");
+    let sock = env.socket();
+    env.command_config(
+        &[
+            server.to_str().unwrap(),
+            sock.to_str().unwrap(),
+            "--ignore-term",
+        ],
+        "stop_timeout = \"10m\"",
+    );
+    let sup = env.run();
+    let pid = engine_pid(&env.wait_ready());
+    env.signal(sup, Signal::INT);
+    env.wait_until("stopping", Duration::from_secs(5), |v| {
+        v["phase"] == "stopping"
+    });
+    env.signal(sup, Signal::INT);
+    // Far sooner than the 10 minute stop_timeout.
+    assert_eq!(env.wait_exit(sup, Duration::from_secs(20)).code(), Some(0));
+    assert!(!alive(pid));
+    assert!(env.log().contains("second SIGINT: killed"), "{}", env.log());
+}
