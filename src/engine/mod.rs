@@ -83,10 +83,6 @@ impl Record {
     pub fn remove(state_dir: &Path) {
         let _ = std::fs::remove_file(Record::path(state_dir));
     }
-    /// The recorded process still runs: same pid, same start time.
-    pub fn alive(&self) -> bool {
-        sys::proc_info(self.pid).is_some_and(|p| !p.zombie && p.start == self.start)
-    }
 }
 
 pub enum Engine {

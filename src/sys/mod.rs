@@ -53,11 +53,6 @@ pub fn proc_info(pid: i32) -> Option<ProcInfo> {
     imp::proc_info(pid)
 }
 
-/// The process exists and has not exited (a zombie has).
-pub fn alive(pid: i32) -> bool {
-    proc_info(pid).is_some_and(|p| !p.zombie)
-}
-
 fn rpid(pid: i32) -> Option<rustix::process::Pid> {
     rustix::process::Pid::from_raw(pid)
 }
