@@ -156,6 +156,21 @@ impl Env {
         ));
     }
 
+    /// A command engine that answers /_ping (tests/fixtures/engine/
+    /// ping-server) and ignores SIGTERM, as a stuck engine would.
+    pub fn stubborn_engine_config(&self, extra: &str) {
+        let server = fixture("engine/ping-server");
+        let sock = self.socket();
+        self.command_config(
+            &[
+                server.to_str().unwrap(),
+                sock.to_str().unwrap(),
+                "--ignore-term",
+            ],
+            extra,
+        );
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--config").arg(&self.config).args(args);

@@ -341,16 +341,7 @@ fn sleeping_children(env: &Env) -> usize {
 fn sigterm_kills_an_engine_that_ignores_it_after_stop_timeout() {
     require_engine!();
     let mut env = Env::new();
-    let server = harness::fixture("engine/ping-server");
-    let sock = env.socket();
-    env.command_config(
-        &[
-            server.to_str().unwrap(),
-            sock.to_str().unwrap(),
-            "--ignore-term",
-        ],
-        "stop_timeout = \"2s\"",
-    );
+    env.stubborn_engine_config("stop_timeout = \"2s\"");
     let sup = env.run();
     let v = env.wait_ready();
     let pid = engine_pid(&v);
@@ -411,15 +402,7 @@ fn status_json_in_each_phase() {
     assert_eq!(env.stop(sup, Duration::from_secs(10)).code(), Some(0));
 
     // ready, unhealthy, restarting: an engine that hangs and ignores TERM.
-    let server = harness::fixture("engine/ping-server");
-    env.command_config(
-        &[
-            server.to_str().unwrap(),
-            sock.to_str().unwrap(),
-            "--ignore-term",
-        ],
-        "probe_timeout = \"1s\"\nstop_timeout = \"2s\"",
-    );
+    env.stubborn_engine_config("probe_timeout = \"1s\"\nstop_timeout = \"2s\"");
     let sup = env.run();
     let pid = engine_pid(&env.wait_ready());
     assert_eq!(env.status().0, 0);
@@ -668,16 +651,7 @@ fn an_unreadable_state_file_is_reported_not_hidden() {
 fn a_second_ctrl_c_kills_at_once() {
     require_engine!();
     let mut env = Env::new();
-    let server = harness::fixture("engine/ping-server");
-    let sock = env.socket();
-    env.command_config(
-        &[
-            server.to_str().unwrap(),
-            sock.to_str().unwrap(),
-            "--ignore-term",
-        ],
-        "stop_timeout = \"10m\"",
-    );
+    env.stubborn_engine_config("stop_timeout = \"10m\"");
     let sup = env.run();
     let pid = engine_pid(&env.wait_ready());
     env.signal(sup, Signal::INT);
