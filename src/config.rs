@@ -62,15 +62,21 @@ impl Env {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let home = var("HOME").ok_or_else(|| {
-            Error::Config("HOME is not set: dockhand needs it to find its config and state".into())
+        // The XDG spec: a relative value is invalid and ignored. So are
+        // relative homes of Colima and Lima (a service runs in `/`).
+        let abs = |k: &str| var(k).filter(|p| p.is_absolute());
+        let home = abs("HOME").ok_or_else(|| {
+            Error::Config(
+                "HOME is not set to an absolute path: dockhand needs it to find its config and state"
+                    .into(),
+            )
         })?;
         Ok(Env {
             home,
-            xdg_config_home: var("XDG_CONFIG_HOME"),
-            xdg_state_home: var("XDG_STATE_HOME"),
-            colima_home: var("COLIMA_HOME"),
-            lima_home: var("LIMA_HOME"),
+            xdg_config_home: abs("XDG_CONFIG_HOME"),
+            xdg_state_home: abs("XDG_STATE_HOME"),
+            colima_home: abs("COLIMA_HOME"),
+            lima_home: abs("LIMA_HOME"),
             dockhand_config: var("DOCKHAND_CONFIG"),
             macos: cfg!(target_os = "macos"),
         })
@@ -195,7 +201,7 @@ struct RawProfile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDockerd {
-    binary: Option<String>,
+    binary: Option<Spanned<String>>,
     data_root: Option<Spanned<String>>,
     exec_root: Option<Spanned<String>>,
     #[serde(default)]
@@ -211,7 +217,7 @@ struct RawCommand {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawColima {
-    profile: Option<String>,
+    profile: Option<Spanned<String>>,
     cpu: Option<u32>,
     memory: Option<u32>,
     disk: Option<u32>,
@@ -601,16 +607,16 @@ impl Config {
             EngineKind::Dockerd => {
                 let d = raw.dockerd.as_ref().map(Spanned::get_ref);
                 dockerd = Some(Dockerd {
-                    binary: d
-                        .and_then(|d| d.binary.clone())
-                        .map(|b| {
-                            if b.contains('/') {
-                                env.expand(&b).to_string_lossy().into_owned()
-                            } else {
-                                b
-                            }
-                        })
-                        .unwrap_or_else(|| "dockerd".into()),
+                    binary: match d.and_then(|d| d.binary.as_ref()) {
+                        // A name is looked up on PATH; a path must be absolute.
+                        Some(b) if b.get_ref().contains('/') => self
+                            .path(&Some(b.clone()), "binary", env)?
+                            .expect("given")
+                            .to_string_lossy()
+                            .into_owned(),
+                        Some(b) => b.get_ref().clone(),
+                        None => "dockerd".into(),
+                    },
                     data_root: self
                         .path(d.map_or(&None, |d| &d.data_root), "data_root", env)?
                         .unwrap_or_else(|| state_dir.join("data")),
@@ -641,6 +647,15 @@ impl Config {
                     return Err(self.err_at(
                         c.get_ref().argv.span(),
                         "argv must name a program: argv = [\"program\", \"arg\", ...]".into(),
+                    ));
+                }
+                if argv[0].contains('/') && !Path::new(&argv[0]).is_absolute() {
+                    return Err(self.err_at(
+                        c.get_ref().argv.span(),
+                        format!(
+                            "argv[0] = {:?} is relative: name a program on PATH or give its absolute path",
+                            argv[0]
+                        ),
                     ));
                 }
                 command = Some(Command { argv: argv.clone() });
@@ -679,9 +694,19 @@ impl Config {
                     ));
                 }
                 let col = Colima {
-                    profile: c
-                        .and_then(|c| c.profile.clone())
-                        .unwrap_or_else(|| name.to_string()),
+                    profile: match c.and_then(|c| c.profile.as_ref()) {
+                        Some(p) if !valid_name(p.get_ref()) => {
+                            return Err(self.err_at(
+                                p.span(),
+                                format!(
+                                    "colima profile {:?} may only contain letters, digits, '-', '_' and '.', and may not start with '.'",
+                                    p.get_ref()
+                                ),
+                            ));
+                        }
+                        Some(p) => p.get_ref().clone(),
+                        None => name.to_string(),
+                    },
                     cpu: c.and_then(|c| c.cpu),
                     memory: c.and_then(|c| c.memory),
                     disk: c.and_then(|c| c.disk),
@@ -920,6 +945,19 @@ mod tests {
         );
         let m = err("[profiles.default.dockerd]\ndata_root = \"data\"\n");
         assert!(m.contains("data_root = \"data\" is relative"), "{m}");
+        let m = err("[profiles.default.dockerd]\nbinary = \"./bin/dockerd\"\n");
+        assert!(m.contains("binary = \"./bin/dockerd\" is relative"), "{m}");
+        let m =
+            err("[profiles.p]\nsocket = \"/s\"\n[profiles.p.command]\nargv = [\"bin/podman\"]\n");
+        assert!(m.contains("argv[0] = \"bin/podman\" is relative"), "{m}");
+        // A bare name is looked up on PATH.
+        parse("[profiles.default.dockerd]\nbinary = \"dockerd-ce\"\n").unwrap();
+    }
+
+    #[test]
+    fn a_colima_profile_stays_inside_colima_dirs() {
+        let m = err("[profiles.default.colima]\nprofile = \"../../etc\"\n");
+        assert!(m.starts_with("/c.toml:2:11: colima profile"), "{m}");
     }
 
     #[test]

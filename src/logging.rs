@@ -32,7 +32,7 @@ fn open(path: &Path) -> std::io::Result<File> {
 impl Rotating {
     pub fn open(path: &Path, max: u64) -> Result<Rotating> {
         if let Some(dir) = path.parent() {
-            crate::state::private_dir(dir, "log directory", false)?;
+            crate::state::private_dir(dir, "log directory")?;
         }
         let file = open(path).ctx(|| format!("cannot open log {}", path.display()))?;
         // Never append to a file someone else made for us to fill.

@@ -58,16 +58,16 @@ pub fn now_rfc3339() -> String {
 
 /// Create `dir` (and missing parents) 0700, or check an existing one: it
 /// must be ours and writable by nobody else (a world-writable directory
-/// such as /tmp lets anyone plant files and links). With `tighten`, an
-/// existing directory that others may read is made 0700 (the state dir,
-/// which holds the root-equivalent socket); otherwise it is left as is
-/// (a log directory the user chose).
-pub fn private_dir(dir: &Path, what: &str, tighten: bool) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .ctx(|| format!("cannot create {what} {}", dir.display()))?;
+/// such as /tmp lets anyone plant files and links there). An existing
+/// directory's mode is never changed: it may be one the user shares.
+pub fn private_dir(dir: &Path, what: &str) -> Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .ctx(|| format!("cannot create {what} {}", dir.display()))?;
+    }
     let md = std::fs::metadata(dir).ctx(|| format!("cannot inspect {}", dir.display()))?;
     let uid = rustix::process::geteuid().as_raw();
     if md.uid() != uid {
@@ -79,14 +79,10 @@ pub fn private_dir(dir: &Path, what: &str, tighten: bool) -> Result<()> {
     }
     if md.mode() & 0o022 != 0 {
         return Err(Error::UnsafePath(format!(
-            "{what} {} is writable by others (mode {:o}): others could plant files or links there; choose a private directory or `chmod 700` it",
+            "{what} {} is writable by others (mode {:o}): others could plant files or links there; choose a private directory or `chmod go-w` it",
             dir.display(),
             md.mode() & 0o7777
         )));
-    }
-    if tighten && md.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .ctx(|| format!("cannot make {} private (0700)", dir.display()))?;
     }
     Ok(())
 }

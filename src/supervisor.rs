@@ -52,7 +52,7 @@ const CLOCK_CHECK: Duration = Duration::from_secs(5);
 const RESUME_JUMP: Duration = Duration::from_secs(3);
 
 pub fn run(profile: Profile) -> Result<u8> {
-    state::private_dir(&profile.state_dir, "state_dir", true)?;
+    state::private_dir(&profile.state_dir, "state_dir")?;
     let _lock = Lock::acquire(&profile)?;
     let engine = Engine::new(&profile);
     engine.check()?;
@@ -98,13 +98,15 @@ impl Supervisor {
             };
             info!("{name} received: stopping (a second one kills the engine at once)");
             let _ = tx.send(true);
-            // A second signal (Ctrl-C again): don't wait out stop_timeout.
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            let n = sys::reaper::kill_all_children();
-            warn!("second {name}: killed the process groups of {n} child(ren) now");
+            // Ctrl-C again: don't wait out stop_timeout.
+            loop {
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                let n = crate::engine::force_stop();
+                warn!("second {name}: stopping now (killed the process groups of {n} child(ren))");
+            }
         });
         let st = State {
             adopted: false,
@@ -226,9 +228,18 @@ impl Supervisor {
                     self.engine.stop(r, self.p.stop_timeout).await;
                     let delay = backoff.next_delay();
                     if !delay.is_zero() {
+                        // Waiting out the backoff: `failed`, saying why.
                         info!(
                             "next start in {} (backoff)",
                             humantime::format_duration(delay)
+                        );
+                        self.set(
+                            Phase::Failed,
+                            None,
+                            &format!(
+                                "{why} (next attempt in {})",
+                                humantime::format_duration(delay)
+                            ),
                         );
                     }
                     if !self.pause(delay).await {
@@ -251,7 +262,7 @@ impl Supervisor {
             if stopped {
                 "engine stopped"
             } else {
-                "supervisor stopped; the engine it adopted but can't vouch for is left running"
+                "supervisor stopped; the engine was left running (see above)"
             },
         );
         Ok(0)

@@ -113,6 +113,7 @@ impl ColimaEngine {
             pid: ha.as_ref().map(sys::Proc::pid),
             watched: ha,
             adopted: true,
+            own_group: false,
         })
     }
 
@@ -151,7 +152,7 @@ impl ColimaEngine {
             self.stop_within(self.stop_timeout)
                 .await
                 .map_err(|e| Error::Command {
-                    command: format!("colima stop --force {}", self.c.profile),
+                    command: format!("colima stop {0} / colima stop --force {0}", self.c.profile),
                     detail: e,
                 })?;
             return Ok(notes);
@@ -227,6 +228,7 @@ impl ColimaEngine {
             child: Some(child),
             watched: None,
             adopted: false,
+            own_group: false,
         })
     }
 
@@ -270,28 +272,35 @@ impl ColimaEngine {
         if let Some(starter) = r.child.as_mut() {
             super::stop_group(starter, (timeout / 4).min(Duration::from_secs(5))).await;
         }
-        if let Err(e) = self
+        match self
             .stop_within(deadline.saturating_duration_since(Instant::now()))
             .await
         {
-            tracing::error!("colima stop --force {} failed: {e}", self.c.profile);
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(
+                    "colima stop --force {} failed: {e}; the VM may still run",
+                    self.c.profile
+                );
+                false
+            }
         }
-        true
     }
 
     /// `colima stop`, and `colima stop --force` if that fails, within
-    /// `timeout` in all.
+    /// `timeout` in all (give or take a second for the forced stop). A
+    /// forced stop (Ctrl-C twice) skips the graceful one.
     async fn stop_within(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         let reserve = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
-        match self.run_stop(false, timeout.saturating_sub(reserve)).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                tracing::warn!("colima stop {} failed ({e}): forcing", self.c.profile);
-                let left = deadline.saturating_duration_since(Instant::now());
-                self.run_stop(true, left.max(Duration::from_secs(1))).await
+        if !super::forced() && timeout > reserve {
+            match self.run_stop(false, timeout - reserve).await {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!("colima stop {} failed ({e}): forcing", self.c.profile),
             }
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.run_stop(true, left.max(Duration::from_secs(1))).await
     }
 }
 

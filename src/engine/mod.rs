@@ -29,6 +29,9 @@ pub struct Running {
     /// For messages and state.json.
     pub pid: Option<i32>,
     pub adopted: bool,
+    /// `watched` is an engine dockhand started (in a process group of its
+    /// own), found again through our record: its group is ours to kill.
+    pub own_group: bool,
 }
 
 impl Running {
@@ -143,8 +146,8 @@ impl Engine {
     }
 
     /// Stop gracefully within `timeout`, then kill what remains; returns
-    /// once nothing of it is left, false if it was left running because it
-    /// is not ours (an engine dockhand adopted but can't vouch for).
+    /// once nothing of it is left; false if it may still run (an adopted
+    /// engine dockhand can't vouch for is left alone; a failed colima stop).
     pub async fn stop(&mut self, r: Running, timeout: Duration) -> bool {
         match self {
             Engine::Process(e) => e.stop(r, timeout).await,
@@ -222,11 +225,8 @@ pub async fn stop_group(child: &mut Child, timeout: Duration) {
     let pgid = child.pid;
     sys::signal_group(pgid, sys::Signal::TERM);
     sys::signal_group(pgid, sys::Signal::CONT);
-    if tokio::time::timeout(timeout, child.wait()).await.is_err() {
-        tracing::warn!(
-            "engine did not stop within {}: killing process group {pgid}",
-            humantime::format_duration(timeout)
-        );
+    if !within_grace(child.wait(), timeout).await {
+        tracing::warn!("killing process group {pgid}");
     }
     // Whatever is left of the group (the leader exited, helpers didn't).
     sys::signal_group(pgid, sys::Signal::KILL);
@@ -246,22 +246,47 @@ pub async fn stop_group(child: &mut Child, timeout: Duration) {
     .await;
 }
 
+static FORCE: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::channel(false).0);
+
+/// Stop now, without waiting out the grace periods (a second Ctrl-C):
+/// our children's process groups are killed, and graceful waits end.
+pub fn force_stop() -> usize {
+    FORCE.send_replace(true);
+    sys::reaper::kill_all_children()
+}
+
+pub(crate) fn forced() -> bool {
+    *FORCE.borrow()
+}
+
+/// Wait for `done` up to `timeout`, or until a forced stop; true if it
+/// finished in time.
+async fn within_grace(done: impl std::future::Future, timeout: Duration) -> bool {
+    let mut force = FORCE.subscribe();
+    tokio::select! {
+        _ = done => true,
+        _ = tokio::time::sleep(timeout) => {
+            tracing::warn!("did not stop within {}", humantime::format_duration(timeout));
+            false
+        }
+        _ = force.wait_for(|v| *v) => false,
+    }
+}
+
 /// How long a SIGKILLed process may take to go (a process stuck in the
 /// kernel may never): waits after SIGKILL are bounded by this.
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
 /// Stop a verified process that is not our child (an adopted engine).
-pub async fn stop_proc(p: &sys::Proc, timeout: Duration) {
+/// With `group` (dockhand started it, in a group of its own), SIGKILL
+/// goes to its whole group.
+pub async fn stop_proc(p: &sys::Proc, timeout: Duration, group: bool) {
     p.signal(sys::Signal::TERM);
     p.signal(sys::Signal::CONT);
-    if tokio::time::timeout(timeout, p.exited()).await.is_err() {
-        tracing::warn!(
-            "process {} did not stop within {}: killing it",
-            p.pid(),
-            humantime::format_duration(timeout)
-        );
-        // Its own process group, if it leads one (we started it so).
-        if p.leads_group() {
+    if !within_grace(p.exited(), timeout).await {
+        tracing::warn!("killing process {}", p.pid());
+        if group && p.alive() && p.leads_group() {
             sys::signal_group(p.pid(), sys::Signal::KILL);
         }
         p.signal(sys::Signal::KILL);

@@ -95,13 +95,14 @@ impl ProcessEngine {
     }
 
     /// Our engine from an earlier run, if it still runs: the process in
-    /// our record (same pid and start time), or the dockerd its pid file
-    /// names (its `--pidfile` argument is ours).
-    fn earlier_engine(&self) -> Option<sys::Proc> {
+    /// our record (same pid and start time; true: dockhand started it, in
+    /// a group of its own), or the dockerd its pid file names (its
+    /// `--pidfile` argument is ours; it may have been started by hand).
+    fn earlier_engine(&self) -> Option<(sys::Proc, bool)> {
         if let Some(rec) = Record::load(&self.state_dir)
             && let Some(p) = sys::Proc::open(rec.pid, |i| i.start == rec.start)
         {
-            return Some(p);
+            return Some((p, true));
         }
         let files = self.dockerd.as_ref()?;
         let pid: i32 = std::fs::read_to_string(&files.pidfile)
@@ -109,7 +110,7 @@ impl ProcessEngine {
             .trim()
             .parse()
             .ok()?;
-        sys::Proc::open(pid, |i| is_our_dockerd(i, &files.pidfile))
+        sys::Proc::open(pid, |i| is_our_dockerd(i, &files.pidfile)).map(|p| (p, false))
     }
 
     pub async fn adopt(&mut self) -> Option<Running> {
@@ -119,24 +120,28 @@ impl ProcessEngine {
         {
             return None;
         }
-        let watched = self.earlier_engine();
+        let (watched, own_group) = match self.earlier_engine() {
+            Some((p, own)) => (Some(p), own),
+            None => (None, false),
+        };
         Some(Running {
             child: None,
             pid: watched.as_ref().map(sys::Proc::pid),
             watched,
             adopted: true,
+            own_group,
         })
     }
 
     pub async fn clean_stale(&mut self) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         // Our previous engine, still running but not answering: stop it.
-        if let Some(p) = self.earlier_engine() {
+        if let Some((p, own_group)) = self.earlier_engine() {
             notes.push(format!(
                 "stopped our earlier engine (pid {}) that no longer answered",
                 p.pid()
             ));
-            super::stop_proc(&p, self.stop_timeout).await;
+            super::stop_proc(&p, self.stop_timeout, own_group).await;
         }
         Record::remove(&self.state_dir);
         if let Some(files) = &self.dockerd {
@@ -167,7 +172,7 @@ impl ProcessEngine {
         if let Some(dir) = self.socket.parent()
             && dir.starts_with(&self.state_dir)
         {
-            crate::state::private_dir(dir, "socket directory", true)?;
+            crate::state::private_dir(dir, "socket directory")?;
         }
         let program = sys::which(&self.argv[0]).ok_or_else(|| Error::EngineMissing {
             what: format!("`{}`", self.argv[0]),
@@ -194,6 +199,7 @@ impl ProcessEngine {
             watched: None,
             pid: Some(pid),
             adopted: false,
+            own_group: false,
         })
     }
 
@@ -228,7 +234,7 @@ impl ProcessEngine {
         } else if let Some(p) = &r.watched {
             // Adopted and verified at adoption; the handle can't name
             // another process since.
-            super::stop_proc(p, timeout).await;
+            super::stop_proc(p, timeout, r.own_group).await;
         } else if r.adopted {
             tracing::warn!(
                 "the engine on {} was not started by dockhand and has no process dockhand can verify: left running",

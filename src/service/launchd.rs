@@ -175,7 +175,7 @@ fn load(tool: &Tool, i: &Inputs, path: &Path) -> Result<()> {
     // launchd doesn't create the directory of StandardOutPath.
     let log = launchd_log(&i.log_file);
     if let Some(dir) = log.parent() {
-        crate::state::private_dir(dir, "log directory", false)?;
+        crate::state::private_dir(dir, "log directory")?;
     }
     tool.run(&["enable", &target])?;
     bootstrap(tool, &domain, path)?;

@@ -3,7 +3,7 @@
 //! as a subreaper, and hands each status to whoever spawned that child.
 //! Nothing else in the supervisor may wait on a child.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -12,11 +12,14 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
+/// Children we spawned and haven't seen exit. Registration follows spawn
+/// on the one runtime thread, before the reaper can run again, so a
+/// status reaped for an unregistered pid belongs to an orphan re-parented
+/// to us (containerd after dockerd died): it is dropped, never handed to a
+/// later child that happens to get the same pid.
 #[derive(Default)]
 struct Table {
     waiters: HashMap<i32, oneshot::Sender<ExitStatus>>,
-    /// Reaped before anyone asked (a fast exit, an orphan): the last few.
-    early: VecDeque<(i32, ExitStatus)>,
 }
 
 static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
@@ -50,16 +53,8 @@ pub fn reap() {
         }
         let status = ExitStatus::from_raw(status);
         let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
-        match t.waiters.remove(&pid) {
-            Some(tx) => {
-                let _ = tx.send(status);
-            }
-            None => {
-                if t.early.len() >= 64 {
-                    t.early.pop_front();
-                }
-                t.early.push_back((pid, status));
-            }
+        if let Some(tx) = t.waiters.remove(&pid) {
+            let _ = tx.send(status);
         }
     }
 }
@@ -127,12 +122,7 @@ fn unshare_supervisor_env(cmd: &mut std::process::Command) {
 fn register(pid: i32) -> Child {
     let (tx, rx) = oneshot::channel();
     let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(i) = t.early.iter().position(|(p, _)| *p == pid) {
-        let (_, s) = t.early.remove(i).expect("index is in range");
-        let _ = tx.send(s);
-    } else {
-        t.waiters.insert(pid, tx);
-    }
+    t.waiters.insert(pid, tx);
     Child {
         pid,
         exit: rx,

@@ -133,3 +133,51 @@ fn show_prints_the_effective_profile() {
         "{out}"
     );
 }
+
+/// `--config`, else `$DOCKHAND_CONFIG`, else `$XDG_CONFIG_HOME/dockhand/
+/// config.toml`, else built-in defaults.
+#[test]
+fn the_config_is_found_where_the_readme_says() {
+    let env = Env::new();
+    let xdg = env.root.join("xdg-config");
+    let show = |args: &[&str], dockhand_config: Option<&std::path::Path>| {
+        let mut c = std::process::Command::new(crate::harness::BIN);
+        c.args(args)
+            .env("HOME", &env.home)
+            .env("XDG_CONFIG_HOME", &xdg)
+            .env("XDG_STATE_HOME", env.root.join("xdg-state"))
+            .env_remove("DOCKHAND_CONFIG");
+        if let Some(p) = dockhand_config {
+            c.env("DOCKHAND_CONFIG", p);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let write = |path: &std::path::Path, interval: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            format!("[profiles.default]\nengine = \"dockerd\"\nprobe_interval = \"{interval}\"\n"),
+        )
+        .unwrap();
+    };
+    // Nothing anywhere: built-in defaults.
+    assert!(show(&["config", "show"], None).contains("probe_interval = \"30s\""));
+    assert!(show(&["config", "check"], None).contains("built-in defaults"));
+    // The default location.
+    write(&xdg.join("dockhand/config.toml"), "7s");
+    assert!(show(&["config", "show"], None).contains("probe_interval = \"7s\""));
+    // $DOCKHAND_CONFIG beats it.
+    let from_env = env.root.join("env.toml");
+    write(&from_env, "8s");
+    assert!(show(&["config", "show"], Some(&from_env)).contains("probe_interval = \"8s\""));
+    // --config beats both.
+    let from_flag = env.root.join("flag.toml");
+    write(&from_flag, "9s");
+    let flag = from_flag.to_str().unwrap();
+    assert!(
+        show(&["--config", flag, "config", "show"], Some(&from_env))
+            .contains("probe_interval = \"9s\"")
+    );
+}

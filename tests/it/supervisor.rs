@@ -220,7 +220,7 @@ fn adopts_an_engine_started_by_hand() {
     // Not ours to stop: it has no pid dockhand can verify.
     assert_eq!(env.stop(sup, Duration::from_secs(15)).code(), Some(0));
     assert!(
-        env.log().contains("can't vouch for is left running"),
+        env.log().contains("the engine was left running"),
         "{}",
         env.log()
     );
@@ -662,5 +662,83 @@ fn a_second_ctrl_c_kills_at_once() {
     // Far sooner than the 10 minute stop_timeout.
     assert_eq!(env.wait_exit(sup, Duration::from_secs(20)).code(), Some(0));
     assert!(!alive(pid));
-    assert!(env.log().contains("second SIGINT: killed"), "{}", env.log());
+    assert!(
+        env.log().contains("second SIGINT: stopping now"),
+        "{}",
+        env.log()
+    );
+}
+
+/// A resume from sleep, as dockhand sees one: the wall clock jumps ahead
+/// while the monotonic clock doesn't. libfaketime (Debian's faketime)
+/// moves the supervisor's wall clock; the probe interval is an hour, so
+/// only the resume check can notice that the engine hung meanwhile.
+#[test]
+fn a_resume_from_sleep_probes_at_once() {
+    require_engine!();
+    let lib = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists())
+        .unwrap_or_default();
+    if !lib.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "libfaketime is missing: apt-get install faketime"
+        );
+        eprintln!("SKIP: libfaketime not installed (apt-get install faketime)");
+        return;
+    }
+    let mut env = Env::new();
+    let offset = env.root.join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    env.extra_env = vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        (
+            "FAKETIME_TIMESTAMP_FILE".into(),
+            offset.display().to_string(),
+        ),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ];
+    env.stubborn_engine_config(
+        "probe_interval = \"1h\"\nprobe_timeout = \"1s\"\nstop_timeout = \"1s\"",
+    );
+    env.run();
+    let pid = engine_pid(&env.wait_ready());
+    // The machine "sleeps": the engine hangs, and two hours pass on the
+    // wall clock only.
+    harness::kill(pid, Signal::STOP);
+    std::fs::write(&offset, "+2h\n").unwrap();
+    env.wait_until("a new engine", Duration::from_secs(30), |v| {
+        v["phase"] == "ready" && v["engine_pid"] != pid
+    });
+    let log = env.log();
+    assert!(log.contains("resumed from sleep"), "{log}");
+    assert!(log.contains("unhealthy: probe failed"), "{log}");
+}
+
+#[test]
+fn a_second_ctrl_c_also_kills_an_adopted_engine() {
+    require_engine!();
+    let mut env = Env::new();
+    env.stubborn_engine_config("stop_timeout = \"10m\"");
+    let first = env.run();
+    let pid = engine_pid(&env.wait_ready());
+    env.signal(first, Signal::KILL);
+    env.wait_exit(first, Duration::from_secs(5));
+    let second = env.run();
+    assert_eq!(engine_pid(&env.wait_ready()), pid, "not adopted");
+    env.signal(second, Signal::INT);
+    env.wait_until("stopping", Duration::from_secs(5), |v| {
+        v["phase"] == "stopping"
+    });
+    env.signal(second, Signal::INT);
+    assert_eq!(
+        env.wait_exit(second, Duration::from_secs(20)).code(),
+        Some(0)
+    );
+    assert!(!alive(pid), "the adopted engine survived a forced stop");
 }
