@@ -1017,6 +1017,43 @@ mod tests {
         assert!(m.starts_with("/c.toml:5:8"), "{m}");
     }
 
+    /// No input makes config loading panic: thousands of mangled
+    /// variants of a full config are parsed and every profile resolved.
+    #[test]
+    fn mangled_configs_never_panic() {
+        let base = "[profiles.default]\nengine = \"dockerd\"\nsocket = \"~/d.sock\"\nprobe_interval = \"30s\"\nprobe_timeout = \"5s\"\nlabel = \"local.docker\"\n[profiles.default.dockerd]\nbinary = \"/usr/bin/dockerd\"\nargs = [\"--debug\"]\n[profiles.w]\nengine = \"colima\"\n[profiles.w.colima]\ncpu = 4\nvm_type = \"vz\"\nprofile = \"work\"\n[profiles.c]\nengine = \"command\"\nsocket = \"/s\"\n[profiles.c.command]\nargv = [\"podman\"]\n";
+        let alphabet: Vec<char> = "[]=\"'.,~$/\\\n 0123456789abcdefghsmx-_{}#é\u{0}"
+            .chars()
+            .collect();
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n.max(1)
+        };
+        for _ in 0..3000 {
+            let mut text: Vec<char> = base.chars().collect();
+            for _ in 0..1 + next(4) {
+                let at = next(text.len() + 1);
+                match next(3) {
+                    0 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    1 if at < text.len() => text[at] = alphabet[next(alphabet.len())],
+                    _ => text.insert(at, alphabet[next(alphabet.len())]),
+                }
+            }
+            let text: String = text.into_iter().collect();
+            if let Ok(c) = parse(&text) {
+                for name in c.profile_names() {
+                    let _ = c.profile_on(&name, true);
+                    let _ = c.profile_on(&name, false).map(|p| show(&p));
+                }
+            }
+        }
+    }
+
     #[test]
     fn show_prints_a_config_that_reads_back_the_same() {
         let texts = [
