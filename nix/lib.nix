@@ -248,7 +248,9 @@ let
       };
     };
 
-  validName = name: builtins.match "[A-Za-z0-9._-]+" name != null;
+  # Profile names, labels and Colima profiles become file names: a safe
+  # alphabet and no leading dot (as dockhand's config.rs checks).
+  validName = name: builtins.match "[A-Za-z0-9_-][A-Za-z0-9._-]*" name != null;
 
   # --------------------------------------------------- derived properties
 
@@ -356,7 +358,15 @@ let
         [
           {
             assertion = validName name;
-            message = "${prefix}.profiles.${name}: a profile name may only contain letters, digits, '-', '_' and '.'.";
+            message = "${prefix}.profiles.${name}: a profile name may only contain letters, digits, '-', '_' and '.', and may not start with '.'.";
+          }
+          {
+            assertion = s.label == null || validName s.label;
+            message = "${opt'}.label: a label may only contain letters, digits, '-', '_' and '.', and may not start with '.' (it names the launchd job and its plist file).";
+          }
+          {
+            assertion = s.colima == null || s.colima.profile == null || validName s.colima.profile;
+            message = "${opt'}.colima.profile: a Colima profile may only contain letters, digits, '-', '_' and '.', and may not start with '.'.";
           }
           {
             assertion = (engine == "command") -> (s.command != null && s.socket != null);

@@ -181,6 +181,18 @@
     error = "virtualisation.docker-darwin.profiles.default.settings.colima.cpu' is not of type";
   };
 
+  darwin-unsafe-label = {
+    kind = "darwin";
+    host = "darwin";
+    expect = "fail";
+    config = {
+      system.primaryUser = "alice";
+      virtualisation.docker-darwin.enable = true;
+      virtualisation.docker-darwin.profiles.default.settings.label = "../../escaped/evil";
+    };
+    error = "virtualisation.docker-darwin.profiles.default.settings.label: a label may only contain";
+  };
+
   darwin-bad-duration = {
     kind = "darwin";
     host = "darwin";
