@@ -280,6 +280,7 @@ impl Supervisor {
     }
 
     async fn obtain(&mut self, first: bool) -> Result<Option<Running>, Obtain> {
+        self.st.adopted = false;
         self.set(
             Phase::Starting,
             None,
