@@ -181,23 +181,11 @@ impl Supervisor {
                     return Err(e);
                 }
                 Err(Obtain::Failed(why, r)) => {
-                    if let Some(r) = r {
-                        self.set(Phase::Restarting, r.pid, &why);
-                        self.engine.stop(r, self.p.stop_timeout).await;
-                    }
+                    // A failed start always waits: at least a second.
                     let delay = backoff.next_delay().max(Duration::from_secs(1));
-                    self.set(
-                        Phase::Failed,
-                        None,
-                        &format!(
-                            "{why} (next attempt in {})",
-                            humantime::format_duration(delay)
-                        ),
-                    );
-                    if !self.pause(delay).await {
+                    if !self.recover(&why, r, delay).await {
                         break;
                     }
-                    self.st.restarts += 1;
                     first = false;
                     continue;
                 }
@@ -224,28 +212,10 @@ impl Supervisor {
                     if ready_at.elapsed() >= STABLE_AFTER {
                         backoff.reset();
                     }
-                    self.set(Phase::Restarting, r.pid, &why);
-                    self.engine.stop(r, self.p.stop_timeout).await;
                     let delay = backoff.next_delay();
-                    if !delay.is_zero() {
-                        // Waiting out the backoff: `failed`, saying why.
-                        info!(
-                            "next start in {} (backoff)",
-                            humantime::format_duration(delay)
-                        );
-                        self.set(
-                            Phase::Failed,
-                            None,
-                            &format!(
-                                "{why} (next attempt in {})",
-                                humantime::format_duration(delay)
-                            ),
-                        );
-                    }
-                    if !self.pause(delay).await {
+                    if !self.recover(&why, Some(r), delay).await {
                         break;
                     }
-                    self.st.restarts += 1;
                 }
             }
         }
@@ -266,6 +236,30 @@ impl Supervisor {
             },
         );
         Ok(0)
+    }
+
+    /// After a failed start or an engine that ended: stop what is left of
+    /// it, wait out the backoff in `failed` (saying why and until when),
+    /// count the restart. False when a shutdown came first.
+    async fn recover(&mut self, why: &str, r: Option<Running>, delay: Duration) -> bool {
+        if let Some(r) = r {
+            self.set(Phase::Restarting, r.pid, why);
+            self.engine.stop(r, self.p.stop_timeout).await;
+        }
+        if !delay.is_zero() {
+            let delay = humantime::format_duration(delay);
+            info!("next start in {delay} (backoff)");
+            self.set(
+                Phase::Failed,
+                None,
+                &format!("{why} (next attempt in {delay})"),
+            );
+        }
+        if !self.pause(delay).await {
+            return false;
+        }
+        self.st.restarts += 1;
+        true
     }
 
     /// Sleep `d` unless a shutdown comes first; false on shutdown.
