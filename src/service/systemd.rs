@@ -142,6 +142,14 @@ fn prop<'a>(props: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// `daemon-reload`, then `enable --now`: a unit not running yet.
+fn enable_now(tool: &Tool, unit: &str) -> Result<()> {
+    tool.run(&["daemon-reload"])?;
+    tool.run(&["enable", "--now", unit])?;
+    println!("enabled and started {unit}");
+    Ok(())
+}
+
 pub fn install(i: &Inputs, path: &Path) -> Result<()> {
     let tool = systemctl()?;
     let unit = unit_name(&i.profile);
@@ -162,17 +170,13 @@ pub fn install(i: &Inputs, path: &Path) -> Result<()> {
                 println!("unchanged: {} ({unit} enabled and active)", path.display());
             } else {
                 println!("unchanged: {} (was not enabled and active)", path.display());
-                tool.run(&["daemon-reload"])?;
-                tool.run(&["enable", "--now", &unit])?;
-                println!("enabled and started {unit}");
+                enable_now(&tool, &unit)?;
             }
         }
         FileState::Missing => {
             super::write_atomic(path, &content)?;
             println!("installed {}", path.display());
-            tool.run(&["daemon-reload"])?;
-            tool.run(&["enable", "--now", &unit])?;
-            println!("enabled and started {unit}");
+            enable_now(&tool, &unit)?;
         }
         FileState::Different => {
             super::write_atomic(path, &content)?;

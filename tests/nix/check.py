@@ -221,6 +221,17 @@ def compare_exe(label, nix_exe, dh_exe, problems):
         problems.append(f"{label}: executables differ in name: {nix_exe!r} / {dh_exe!r}")
 
 
+def compare_env(label, a, b, tool_dir, problems):
+    """Environment variables: the same names and values; PATH structurally."""
+    if set(a) != set(b):
+        problems.append(f"{label} names: module {sorted(a)} != dockhand {sorted(b)}")
+    for n in sorted(set(a) & set(b)):
+        if n == "PATH":
+            compare_path(f"{label} PATH", a[n], b[n], tool_dir, problems)
+        elif a[n] != b[n]:
+            problems.append(f"{label} {n}: module {a[n]!r} != dockhand {b[n]!r}")
+
+
 def compare_launchd(nix, dh, tool_dir):
     problems = []
     if set(nix) != set(dh):
@@ -234,13 +245,7 @@ def compare_launchd(nix, dh, tool_dir):
             if a[1:] != b[1:]:
                 problems.append(f"ProgramArguments[1:]: module {a[1:]} != dockhand {b[1:]}")
         elif k == "EnvironmentVariables":
-            if set(a) != set(b):
-                problems.append(f"EnvironmentVariables keys: module {sorted(a)} != dockhand {sorted(b)}")
-            for v in sorted(set(a) & set(b)):
-                if v == "PATH":
-                    compare_path("EnvironmentVariables.PATH", a[v], b[v], tool_dir, problems)
-                elif a[v] != b[v]:
-                    problems.append(f"EnvironmentVariables.{v}: module {a[v]!r} != dockhand {b[v]!r}")
+            compare_env("EnvironmentVariables", a, b, tool_dir, problems)
         elif a != b:
             problems.append(f"{k}: module {a!r} != dockhand {b!r}")
     return problems
@@ -295,14 +300,7 @@ def compare_systemd(nix, dh, tool_dir):
                 if x[1:] != y[1:]:
                     problems.append(f"ExecStart arguments: module {x[1:]} != dockhand {y[1:]}")
             elif k == "Environment":
-                x, y = env_assignments(a[k]), env_assignments(b[k])
-                if set(x) != set(y):
-                    problems.append(f"Environment names: module {sorted(x)} != dockhand {sorted(y)}")
-                for n in sorted(set(x) & set(y)):
-                    if n == "PATH":
-                        compare_path("Environment PATH", x[n], y[n], tool_dir, problems)
-                    elif x[n] != y[n]:
-                        problems.append(f"Environment {n}: module {x[n]!r} != dockhand {y[n]!r}")
+                compare_env("Environment", env_assignments(a[k]), env_assignments(b[k]), tool_dir, problems)
             elif a[k] != b[k]:
                 problems.append(f"[{s}] {k}: module {a[k]} != dockhand {b[k]}")
     return problems
