@@ -126,12 +126,14 @@ impl Env {
 
     /// `~`, `~/x`, `$HOME` and `${HOME}` at the start of a path.
     pub fn expand(&self, raw: &str) -> PathBuf {
-        let home = self.home.to_string_lossy();
         for prefix in ["${HOME}", "$HOME", "~"] {
             if let Some(rest) = raw.strip_prefix(prefix)
                 && (rest.is_empty() || rest.starts_with('/'))
             {
-                return PathBuf::from(format!("{home}{rest}"));
+                // On bytes: a HOME that isn't UTF-8 stays the same directory.
+                let mut p = self.home.clone().into_os_string();
+                p.push(rest);
+                return PathBuf::from(p);
             }
         }
         PathBuf::from(raw)
@@ -363,23 +365,13 @@ impl Config {
         };
         let text = match &source {
             Source::Defaults(_) => String::new(),
-            Source::DefaultFile(p) | Source::Explicit(p) => std::fs::read_to_string(p)
-                .map_err(|e| {
-                    Error::Config(format!(
-                        "cannot read config {}: {e}{}",
-                        p.display(),
-                        if e.kind() == std::io::ErrorKind::NotFound {
-                            " (create it, or drop --config / DOCKHAND_CONFIG to use built-in defaults)"
-                        } else {
-                            ""
-                        }
-                    ))
-                })?,
+            Source::DefaultFile(p) | Source::Explicit(p) => read_config(p)?,
         };
         Config::parse(source, env, text)
     }
 
     pub fn parse(source: Source, env: Env, text: String) -> Result<Config> {
+        refuse_nul(&source, &text)?;
         let file: RawFile = toml::from_str(&text).map_err(|e| {
             let at = e
                 .span()
@@ -768,6 +760,71 @@ pub fn show(profile: &Profile) -> String {
     let mut root = BTreeMap::new();
     root.insert("profiles", profiles);
     toml::to_string_pretty(&root).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+}
+
+/// The largest config file read: a config is a few KiB.
+pub const CONFIG_MAX: u64 = 1 << 20;
+
+/// The config file's text: a regular file (a link to one is fine; a
+/// device, FIFO or directory is refused without being read or waited on),
+/// at most `CONFIG_MAX` bytes, UTF-8.
+fn read_config(p: &Path) -> Result<String> {
+    let bytes = crate::sys::file::read_regular(p, CONFIG_MAX, true).map_err(|e| {
+        Error::Config(format!(
+            "cannot read config {}: {e}{}",
+            p.display(),
+            match e.kind() {
+                std::io::ErrorKind::NotFound =>
+                    " (create it, or drop --config / DOCKHAND_CONFIG to use built-in defaults)",
+                std::io::ErrorKind::InvalidInput =>
+                    " (point --config or DOCKHAND_CONFIG at a TOML file of at most 1 MiB)",
+                _ => "",
+            }
+        ))
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::Config(format!(
+            "cannot read config {}: not UTF-8 text (invalid byte at offset {}): save it as UTF-8",
+            p.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// No value may hold a NUL character (`"\u0000"`): no path, argument or
+/// name can carry one to the OS (a socket path with one would fail
+/// forever at run time). Refused with its line and column.
+fn refuse_nul(source: &Source, text: &str) -> Result<()> {
+    use toml::de::{DeTable, DeValue};
+    fn walk(v: &Spanned<DeValue>, key: &str) -> Option<(String, usize)> {
+        match v.get_ref() {
+            DeValue::String(s) if s.contains('\0') => Some((key.to_string(), v.span().start)),
+            DeValue::Array(a) => a
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &format!("{key}[{i}]"))),
+            DeValue::Table(t) => t.iter().find_map(|(k, v)| {
+                if k.get_ref().contains('\0') {
+                    return Some((format!("a key in {key}"), k.span().start));
+                }
+                walk(v, &format!("{key}.{}", k.get_ref()))
+            }),
+            _ => None,
+        }
+    }
+    let Ok(table) = DeTable::parse(text) else {
+        return Ok(());
+    };
+    let root = Spanned::new(table.span(), DeValue::Table(table.into_inner()));
+    if let Some((key, at)) = walk(&root, "") {
+        let (l, c) = line_col(text, at);
+        return Err(Error::Config(format!(
+            "{}:{l}:{c}: {} contains a NUL character (\\u0000), which no path, argument or name can hold: remove it",
+            source.path().display(),
+            key.trim_start_matches('.')
+        )));
+    }
+    Ok(())
 }
 
 fn absolute(p: &Path) -> PathBuf {

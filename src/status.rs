@@ -22,16 +22,23 @@ struct Report {
 }
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
-    let holder = state::holder_pid(&p.lock_path());
+    // Who holds the state dir, asked of the kernel (the pid when known).
+    let holder = state::supervisor(p);
     let (recorded, state_error) = match state::read(p) {
         Ok(s) => (s, None),
         Err(e) => (None, Some(e)),
     };
     let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
-    let state = recorded.unwrap_or(State {
+    // No state.json is `stopped`; one that can't be read is `unknown`
+    // (its reason in state_error): never a phase made up.
+    let mut state = recorded.unwrap_or(State {
         adopted: false,
         profile: p.name.clone(),
-        phase: Phase::Stopped,
+        phase: if state_error.is_some() {
+            Phase::Unknown
+        } else {
+            Phase::Stopped
+        },
         engine_pid: None,
         socket: p.socket.clone(),
         restarts: 0,
@@ -39,7 +46,16 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         since: String::new(),
         supervisor_pid: 0,
     });
-    let ready = holder.is_some() && state.phase == Phase::Ready && ping == Ping::Ok;
+    // Bounded, whatever the file says.
+    state.last_error = state.last_error.as_deref().map(state::bounded);
+    // When the state can't be read, the probe decides.
+    let ready = holder.is_some()
+        && ping == Ping::Ok
+        && (state.phase == Phase::Ready || state.phase == Phase::Unknown);
+    let holder = holder.map(|pid| {
+        pid.map(|p| p.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    });
     if json {
         let report = Report {
             state,

@@ -16,7 +16,7 @@ use crate::config::Profile;
 use crate::engine::{Engine, Running};
 use crate::error::{Error, Result};
 use crate::probe;
-use crate::state::{self, Lock, Phase, State};
+use crate::state::{self, Phase, State};
 use crate::sys;
 
 /// A restart waits 0 s the first time after a stable run, then 1 s, 2 s,
@@ -52,20 +52,75 @@ const CLOCK_CHECK: Duration = Duration::from_secs(5);
 const RESUME_JUMP: Duration = Duration::from_secs(3);
 
 pub fn run(profile: Profile) -> Result<u8> {
-    state::private_dir(&profile.state_dir, "state_dir")?;
-    let _lock = Lock::acquire(&profile)?;
-    let engine = Engine::new(&profile);
-    engine.check()?;
-    crate::logging::init(&profile.log_file)?;
-    sys::become_subreaper();
+    // Signals first: from here on SIGTERM, SIGINT and SIGHUP are stop
+    // requests, held until their handlers are in place, never a death that
+    // leaves an engine behind.
+    let blocked = sys::signals::block();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the async runtime", e))?;
     rt.block_on(async {
+        let signals = Signals::install()?;
+        drop(blocked);
+        let dir = state::claim(&profile)?;
+        let engine = Engine::new(&profile);
+        engine.check()?;
+        crate::logging::init(&profile.log_file)?;
+        sys::become_subreaper();
         sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
-        Supervisor::new(profile, engine).run().await
+        crate::engine::guard_engine_log(dir);
+        let shutdown = signals.watch();
+        Supervisor::new(profile, engine, shutdown, dir).run().await
     })
+}
+
+/// The stop signals' streams, created before anything starts.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let err = |e| Error::io("cannot handle signals", e);
+        sys::signals::install_flag().map_err(err)?;
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(err)?,
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+            hup: signal(SignalKind::hangup()).map_err(err)?,
+        })
+    }
+
+    /// The first stop signal sets the channel; a second SIGTERM or SIGINT
+    /// kills the engine at once. SIGHUP (the terminal of a foreground
+    /// `run` closed) stops as SIGTERM does; more of them change nothing.
+    fn watch(mut self) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+                _ = self.hup.recv() => "SIGHUP (terminal closed?)",
+            };
+            info!(
+                "{name} received: stopping (a second SIGTERM or Ctrl-C kills the engine at once)"
+            );
+            let _ = tx.send(true);
+            loop {
+                let name = tokio::select! {
+                    _ = self.term.recv() => "SIGTERM",
+                    _ = self.int.recv() => "SIGINT",
+                    _ = self.hup.recv() => continue,
+                };
+                let n = crate::engine::force_stop();
+                warn!("second {name}: stopping now (killed the process groups of {n} child(ren))");
+            }
+        });
+        rx
+    }
 }
 
 struct Supervisor {
@@ -73,41 +128,40 @@ struct Supervisor {
     engine: Engine,
     st: State,
     shutdown: watch::Receiver<bool>,
+    dir: &'static state::Dir,
 }
 
 /// Why the ready phase ended.
 enum Exit {
     Shutdown,
     Restart(String),
+    /// The state dir was removed or replaced: stop and exit with this.
+    Lost(Error),
+}
+
+/// `fut`, unless a stop is requested first (then None).
+async fn unless_shutdown<T>(
+    shutdown: &watch::Receiver<bool>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    if sys::signals::stop_requested() || *shutdown.borrow() {
+        return None;
+    }
+    let mut rx = shutdown.clone();
+    tokio::select! {
+        biased;
+        _ = rx.wait_for(|v| *v) => None,
+        v = fut => Some(v),
+    }
 }
 
 impl Supervisor {
-    fn new(p: Profile, engine: Engine) -> Supervisor {
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            info!("{name} received: stopping (a second one kills the engine at once)");
-            let _ = tx.send(true);
-            // Ctrl-C again: don't wait out stop_timeout.
-            loop {
-                let name = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                let n = crate::engine::force_stop();
-                warn!("second {name}: stopping now (killed the process groups of {n} child(ren))");
-            }
-        });
+    fn new(
+        p: Profile,
+        engine: Engine,
+        shutdown: watch::Receiver<bool>,
+        dir: &'static state::Dir,
+    ) -> Supervisor {
         let st = State {
             adopted: false,
             profile: p.name.clone(),
@@ -123,7 +177,8 @@ impl Supervisor {
             p,
             engine,
             st,
-            shutdown: rx,
+            shutdown,
+            dir,
         }
     }
 
@@ -131,12 +186,16 @@ impl Supervisor {
         let _ = self.shutdown.wait_for(|v| *v).await;
     }
 
+    /// A stop was requested (the signal handler's flag counts at once,
+    /// before the runtime has read the signal).
     fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
+        sys::signals::stop_requested() || *self.shutdown.borrow()
     }
 
     /// Enter `phase`, record it atomically, log the reason.
     fn set(&mut self, phase: Phase, pid: Option<i32>, reason: &str) {
+        let quoted = state::bounded(reason);
+        let reason = quoted.as_str();
         let changed = self.st.phase != phase || self.st.engine_pid != pid;
         self.st.phase = phase;
         self.st.engine_pid = pid;
@@ -208,7 +267,19 @@ impl Supervisor {
                     running = Some(r);
                     break;
                 }
+                Exit::Lost(e) => {
+                    error!("{e}");
+                    self.set(Phase::Stopping, r.pid, "state_dir replaced");
+                    self.engine.stop(r, self.p.stop_timeout).await;
+                    self.set(Phase::Failed, None, &e.to_string());
+                    return Err(e);
+                }
                 Exit::Restart(why) => {
+                    if let Some(e) = self.engine.daemonized(&mut r) {
+                        self.engine.stop(r, self.p.stop_timeout).await;
+                        self.set(Phase::Failed, None, &e.to_string());
+                        return Err(e);
+                    }
                     if ready_at.elapsed() >= STABLE_AFTER {
                         backoff.reset();
                     }
@@ -246,6 +317,10 @@ impl Supervisor {
             self.set(Phase::Restarting, r.pid, why);
             self.engine.stop(r, self.p.stop_timeout).await;
         }
+        // Asked to stop while the old engine was stopping: no new start.
+        if self.stopping() {
+            return false;
+        }
         if !delay.is_zero() {
             let delay = humantime::format_duration(delay);
             info!("next start in {delay} (backoff)");
@@ -264,6 +339,9 @@ impl Supervisor {
 
     /// Sleep `d` unless a shutdown comes first; false on shutdown.
     async fn pause(&mut self, d: Duration) -> bool {
+        if self.stopping() {
+            return false;
+        }
         if d.is_zero() {
             return !self.stopping();
         }
@@ -284,9 +362,17 @@ impl Supervisor {
                 "restarting the engine"
             },
         );
-        if let Some(r) = self.engine.adopt().await {
-            return Ok(Some(r));
+        if self.stopping() {
+            return Ok(None);
         }
+        // Records in the state dir are trusted only while it is ours.
+        self.dir.still_ours().map_err(Obtain::Fatal)?;
+        match unless_shutdown(&self.shutdown, self.engine.adopt()).await {
+            None => return Ok(None),
+            Some(Some(r)) => return Ok(Some(r)),
+            Some(None) => {}
+        }
+        // Not raced: it may be stopping an earlier engine, which must end.
         match self.engine.clean_stale().await {
             Ok(notes) => notes.iter().for_each(|n| info!("{n}")),
             Err(
@@ -295,6 +381,9 @@ impl Supervisor {
                 return Err(Obtain::Fatal(e));
             }
             Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
+        }
+        if self.stopping() {
+            return Ok(None);
         }
         let mut r = match self.engine.spawn().await {
             Ok(r) => r,
@@ -309,16 +398,16 @@ impl Supervisor {
             "engine launched, waiting for /_ping",
         );
         let deadline = Instant::now() + self.p.start_timeout;
-        let res = {
-            let mut shutdown = self.shutdown.clone();
-            tokio::select! {
-                res = self.engine.wait_ready(&mut r, deadline) => Some(res),
-                _ = shutdown.wait_for(|v| *v) => None,
-            }
-        };
+        let res = unless_shutdown(&self.shutdown, self.engine.wait_ready(&mut r, deadline)).await;
         match res {
             Some(Ok(())) => Ok(Some(r)),
-            Some(Err(why)) => Err(Obtain::Failed(why, Some(r))),
+            Some(Err(why)) => match self.engine.daemonized(&mut r) {
+                Some(e) => {
+                    self.engine.stop(r, self.p.stop_timeout).await;
+                    Err(Obtain::Fatal(e))
+                }
+                None => Err(Obtain::Failed(why, Some(r))),
+            },
             None => {
                 self.set(Phase::Stopping, r.pid, "stop requested during start");
                 self.engine.stop(r, self.p.stop_timeout).await;
@@ -352,13 +441,21 @@ impl Supervisor {
                     }
                     clock = (mono, wall);
                     next_clock = mono + CLOCK_CHECK;
+                    if let Err(e) = self.dir.still_ours() {
+                        return Exit::Lost(e);
+                    }
                 }
             }
             if !probe_now {
                 continue;
             }
             next_probe = Instant::now() + interval;
-            let first = probe::ping(&self.p.socket, timeout).await;
+            // Every wait races the engine's exit and a stop request.
+            let first = tokio::select! {
+                p = probe::ping(&self.p.socket, timeout) => p,
+                why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+            };
             if first.is_ok() {
                 continue;
             }

@@ -79,13 +79,37 @@ impl Record {
         let json = serde_json::to_vec(self).expect("record serializes");
         crate::state::write_atomic(&Record::path(state_dir), &json, 0o600)
     }
+    /// Our record, read only from the state directory this supervisor
+    /// claimed and still holds (a regular file of ours, no link): never
+    /// the word of a file in a directory someone could have swapped.
     pub fn load(state_dir: &Path) -> Option<Record> {
-        let text = std::fs::read_to_string(Record::path(state_dir)).ok()?;
-        serde_json::from_str(&text).ok()
+        let dir = claimed_dir(state_dir)?;
+        if let Err(e) = dir.still_ours() {
+            tracing::error!("{e}");
+            return None;
+        }
+        let bytes = match dir.read("engine.json", 4096) {
+            Ok(b) => b?,
+            Err(e) => {
+                tracing::warn!("{}: {e}: ignored", Record::path(state_dir).display());
+                return None;
+            }
+        };
+        serde_json::from_slice(&bytes).ok()
     }
     pub fn remove(state_dir: &Path) {
-        let _ = std::fs::remove_file(Record::path(state_dir));
+        match claimed_dir(state_dir) {
+            Some(d) => d.remove("engine.json"),
+            None => {
+                let _ = std::fs::remove_file(Record::path(state_dir));
+            }
+        }
     }
+}
+
+/// The state dir this supervisor claimed, if `state_dir` is it.
+fn claimed_dir(state_dir: &Path) -> Option<&'static crate::state::Dir> {
+    crate::state::claimed().filter(|d| d.path() == state_dir)
 }
 
 pub enum Engine {
@@ -155,6 +179,15 @@ impl Engine {
         }
     }
 
+    /// After the engine's process ended (before or after it answered):
+    /// the error that ends `run` if it went to the background instead.
+    pub fn daemonized(&self, r: &mut Running) -> Option<crate::error::Error> {
+        match self {
+            Engine::Process(e) => e.daemonized(r),
+            Engine::Colima(_) => None,
+        }
+    }
+
     /// Remove runtime files after a stop.
     pub async fn remove_runtime_files(&mut self) {
         match self {
@@ -164,30 +197,123 @@ impl Engine {
     }
 }
 
-const ENGINE_LOG_MAX: u64 = 10 * 1024 * 1024;
+/// `engine.log` is kept under this size (plus what an engine writes in a
+/// second), with `logging::KEEP` older files, like dockhand's own log.
+pub const ENGINE_LOG_MAX: u64 = crate::logging::MAX_BYTES;
+const ENGINE_LOG: &str = "engine.log";
 
-/// Send the engine's stdout and stderr to `<state_dir>/engine.log`
-/// (rotated at each start once over 10 MiB). A file, not a pipe of ours:
-/// if dockhand dies, a broken pipe would take the engine down (SIGPIPE).
+/// Send the engine's stdout and stderr to `<state_dir>/engine.log` (opened
+/// through the claimed state dir, never through a link). A file, not a
+/// pipe of ours: if dockhand dies, a broken pipe would take the engine
+/// down (SIGPIPE). `guard_engine_log` keeps it bounded.
 pub fn log_output_to(cmd: &mut std::process::Command, state_dir: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = state_dir.join("engine.log");
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() > ENGINE_LOG_MAX) {
-        crate::logging::rotate_files(&path);
+    let path = state_dir.join(ENGINE_LOG);
+    let err = |e| crate::error::Error::io(format!("cannot open {}", path.display()), e);
+    let dir = claimed_dir(state_dir)
+        .ok_or_else(|| err(std::io::Error::other("the state directory is not held")))?;
+    if dir
+        .open_rw(ENGINE_LOG)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.len() > ENGINE_LOG_MAX)
+    {
+        rotate_in(dir, ENGINE_LOG);
     }
-    let open = || {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-    };
-    let (out, err) = open()
+    let (out, errf) = dir
+        .open_append(ENGINE_LOG)
         .and_then(|f| Ok((f.try_clone()?, f)))
-        .map_err(|e| crate::error::Error::io(format!("cannot open {}", path.display()), e))?;
-    cmd.stdout(out).stderr(err);
+        .map_err(err)?;
+    cmd.stdout(out).stderr(errf);
     Ok(())
+}
+
+/// `name` → `name.1` → ... → `name.KEEP` inside `dir`.
+fn rotate_in(dir: &crate::state::Dir, name: &str) {
+    for n in (1..crate::logging::KEEP).rev() {
+        dir.rename(&format!("{name}.{n}"), &format!("{name}.{}", n + 1));
+    }
+    dir.rename(name, &format!("{name}.1"));
+}
+
+/// Check `engine.log` every second for the supervisor's life and cut it
+/// when it outgrows `ENGINE_LOG_MAX` (the engine keeps it open, so it is
+/// copied, then truncated: the engine's appends continue at its start).
+pub fn guard_engine_log(dir: &'static crate::state::Dir) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            bound_log(dir, ENGINE_LOG, ENGINE_LOG_MAX);
+        }
+    });
+}
+
+/// If `name` is over `max`, keep its last `max` bytes as `name.1`
+/// (older ones shifted) and truncate it. True when it was cut.
+pub fn bound_log(dir: &crate::state::Dir, name: &str, max: u64) -> bool {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = dir.open_rw(name) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len <= max {
+        return false;
+    }
+    for n in (1..crate::logging::KEEP).rev() {
+        dir.rename(&format!("{name}.{n}"), &format!("{name}.{}", n + 1));
+    }
+    if let Ok(mut keep) = dir.create(&format!("{name}.1"))
+        && f.seek(SeekFrom::Start(len - max)).is_ok()
+    {
+        let _ = std::io::copy(&mut std::io::Read::take(&mut f, max), &mut keep);
+    }
+    f.set_len(0).is_ok()
+}
+
+/// How much of `engine.log`'s end is read for an engine's last words.
+const LAST_WORDS_BYTES: u64 = 16 * 1024;
+const LAST_WORD_LINE_MAX: usize = 512;
+
+/// The last lines the engine wrote, for error messages: only the file's
+/// tail is read, decoded lossily (a stray byte doesn't hide the rest),
+/// each line cut to a bounded length.
+pub fn last_words(state_dir: &Path) -> String {
+    let Some(dir) = claimed_dir(state_dir) else {
+        return String::new();
+    };
+    let Ok(mut f) = dir.open_rw(ENGINE_LOG) else {
+        return String::new();
+    };
+    let Ok(tail) = sys::file::read_tail(&mut f, LAST_WORDS_BYTES) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&tail);
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .rev()
+        .take(3)
+        .map(|l| {
+            if l.len() <= LAST_WORD_LINE_MAX {
+                return l.to_string();
+            }
+            let mut end = LAST_WORD_LINE_MAX;
+            while !l.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}[... {} bytes cut]", &l[..end], l.len() - end)
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail: Vec<String> = lines.into_iter().rev().collect();
+    format!(
+        "; its last words ({}): {}",
+        state_dir.join(ENGINE_LOG).display(),
+        tail.join(" | ")
+    )
 }
 
 /// Poll `/_ping` until it answers 200, the child exits, or the deadline.
@@ -279,15 +405,31 @@ async fn within_grace(done: impl std::future::Future, timeout: Duration) -> bool
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
 /// Stop a verified process that is not our child (an adopted engine).
-/// With `group` (dockhand started it, in a group of its own), SIGKILL
-/// goes to its whole group.
+/// With `group` (dockhand started it, in a group of its own, as our record
+/// shows), the whole group is stopped as thoroughly as a child's: SIGTERM
+/// and SIGCONT to the group, SIGKILL to what remains after `timeout`, and
+/// the group waited for. The group is signalled only while the verified
+/// leader lives, or while members keep its id in use.
 pub async fn stop_proc(p: &sys::Proc, timeout: Duration, group: bool) {
-    p.signal(sys::Signal::TERM);
-    p.signal(sys::Signal::CONT);
-    if !within_grace(p.exited(), timeout).await {
+    let group = group && p.alive() && p.leads_group();
+    let pgid = p.pid();
+    for sig in [sys::Signal::TERM, sys::Signal::CONT] {
+        p.signal(sig);
+        if group {
+            sys::signal_group(pgid, sig);
+        }
+    }
+    let gone = async {
+        p.exited().await;
+        if group {
+            let deadline = Instant::now() + timeout;
+            sys::poll_until(deadline, || !sys::group_exists(pgid)).await;
+        }
+    };
+    if !within_grace(gone, timeout).await || (group && sys::group_exists(pgid)) {
         tracing::warn!("killing process {}", p.pid());
-        if group && p.alive() && p.leads_group() {
-            sys::signal_group(p.pid(), sys::Signal::KILL);
+        if group && sys::group_exists(pgid) {
+            sys::signal_group(pgid, sys::Signal::KILL);
         }
         p.signal(sys::Signal::KILL);
         if tokio::time::timeout(KILL_GRACE, p.exited()).await.is_err() {
@@ -296,8 +438,55 @@ pub async fn stop_proc(p: &sys::Proc, timeout: Duration, group: bool) {
                 p.pid()
             );
         }
+        if group {
+            let deadline = Instant::now() + KILL_GRACE;
+            sys::poll_until(deadline, || !sys::group_exists(pgid)).await;
+        }
     }
     sys::reaper::reap();
+}
+
+/// Stop every process the engine left running below dockhand (on Linux,
+/// dockhand is the subreaper of all its engine forks: a daemonized
+/// process, a wrapper's background child, container shims come back to
+/// it as its own children, so they are known to be ours): SIGTERM, up to
+/// `timeout` to go, then SIGKILL to each and its group. Returns how many
+/// there were.
+pub async fn stop_orphans(timeout: Duration) -> usize {
+    let first = sys::orphans();
+    if first.is_empty() {
+        return 0;
+    }
+    tracing::info!(
+        "stopping {} process(es) the engine left running in the background: {}",
+        first.len(),
+        first
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // Each is our unreaped child: its pid can't name another process.
+    for pid in &first {
+        sys::signal(*pid, sys::Signal::TERM);
+        sys::signal(*pid, sys::Signal::CONT);
+    }
+    let gone = sys::poll_until(Instant::now() + timeout, || {
+        sys::reaper::reap();
+        forced() || sys::orphans().is_empty()
+    });
+    gone.await;
+    let deadline = Instant::now() + KILL_GRACE;
+    sys::poll_until(deadline, || {
+        sys::reaper::reap();
+        let left = sys::orphans();
+        for pid in &left {
+            sys::kill_child_tree(*pid);
+        }
+        left.is_empty()
+    })
+    .await;
+    first.len()
 }
 
 /// Remove a socket file that nobody serves; leave anything else alone.

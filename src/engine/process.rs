@@ -76,6 +76,17 @@ impl ProcessEngine {
 
     pub fn check(&self) -> Result<()> {
         let program = &self.argv[0];
+        if program.contains('/') && sys::which(program).is_none() {
+            // A path that exists but can't be run is not "missing".
+            let what = sys::explain_program(program);
+            if what != "does not exist" {
+                let key = match self.kind {
+                    EngineKind::Dockerd => "[dockerd] binary",
+                    _ => "argv[0] of [command]",
+                };
+                return Err(Error::EngineUnusable(format!("{key} {program} {what}")));
+            }
+        }
         if sys::which(program).is_none() {
             let hint = match self.kind {
                 EngineKind::Dockerd => "install Docker's engine (Debian/Ubuntu: `sudo apt install docker.io`; Fedora: `sudo dnf install moby-engine`), or set [profiles.<name>.dockerd] binary to its path".to_string(),
@@ -211,26 +222,35 @@ impl ProcessEngine {
 
     /// The last lines the engine wrote, for error messages.
     fn log_tail(&self) -> String {
-        let path = self.state_dir.join("engine.log");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return String::new();
-        };
-        let lines: Vec<&str> = text.lines().rev().take(3).collect();
-        if lines.is_empty() {
-            return String::new();
+        super::last_words(&self.state_dir)
+    }
+
+    /// The engine's process exited 0 and left processes running in the
+    /// background (a daemonizing command): dockhand supervises a process
+    /// that stays in the foreground, so it refuses such an engine rather
+    /// than adopt what it can't watch. `r`'s child must have exited.
+    pub fn daemonized(&self, r: &mut Running) -> Option<Error> {
+        let status = r.child.as_mut()?.try_status()?;
+        if status.code() != Some(0) {
+            return None;
         }
-        let tail: Vec<&str> = lines.into_iter().rev().collect();
-        format!(
-            "; its last words ({}): {}",
-            path.display(),
-            tail.join(" | ")
-        )
+        let left = sys::orphans();
+        let first = *left.first()?;
+        let what = sys::proc_info(first)
+            .map(|i| format!(" ({})", i.argv.join(" ")))
+            .unwrap_or_default();
+        Some(Error::EngineUnusable(format!(
+            "the engine `{}` went to the background: its process exited 0 and left pid {first}{what} running; dockhand supervises a process that stays in the foreground, so it stopped those and gives up. Run the program in the foreground (most daemons have a flag such as --foreground, -f or --nodaemon)",
+            self.argv.join(" ")
+        )))
     }
 
     /// False when the engine was left running (not ours to stop).
     pub async fn stop(&mut self, mut r: Running, timeout: Duration) -> bool {
         if let Some(child) = r.child.as_mut() {
             super::stop_group(child, timeout).await;
+            // What it left in the background came back to us: stop it too.
+            super::stop_orphans(timeout).await;
         } else if let Some(p) = &r.watched {
             // Adopted and verified at adoption; the handle can't name
             // another process since.

@@ -46,3 +46,26 @@ pub fn exit_fd(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
 pub fn signal_via(fd: &std::os::fd::OwnedFd, sig: super::Signal) -> Option<std::io::Result<()>> {
     Some(rustix::process::pidfd_send_signal(fd, sig).map_err(Into::into))
 }
+
+/// Live children of this process (zombies excluded), from /proc.
+pub fn children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let mut f = rest.split_whitespace();
+            let state = f.next().unwrap_or("");
+            let ppid: i32 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            ppid == me && state != "Z" && state != "X"
+        })
+        .collect()
+}

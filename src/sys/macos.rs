@@ -116,3 +116,10 @@ pub fn exit_fd(pid: i32) -> std::io::Result<OwnedFd> {
 pub fn signal_via(_fd: &OwnedFd, _sig: super::Signal) -> Option<std::io::Result<()>> {
     None
 }
+
+/// Live children of this process. Without a subreaper on macOS, an
+/// engine's background processes never come back to dockhand: none to
+/// find here.
+pub fn children() -> Vec<i32> {
+    Vec::new()
+}

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+pub mod file;
 pub mod reaper;
+pub mod signals;
 
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
@@ -173,6 +175,46 @@ pub async fn poll_until(deadline: tokio::time::Instant, mut cond: impl FnMut() -
         }
         tokio::time::sleep(step).await;
         step = (step * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Processes re-parented to dockhand (it is their subreaper on Linux):
+/// live children it did not spawn itself. In `dockhand run` with a
+/// process engine they can only be what that engine left running.
+pub fn orphans() -> Vec<i32> {
+    imp::children()
+        .into_iter()
+        .filter(|p| !reaper::is_registered(*p))
+        .collect()
+}
+
+/// SIGKILL our unreaped child `pid` (its pid can't be reused before we
+/// reap it), and its process group if it leads one.
+pub fn kill_child_tree(pid: i32) {
+    if let Some(p) = rpid(pid)
+        && rustix::process::getpgid(Some(p)).is_ok_and(|g| g.as_raw_nonzero().get() == pid)
+    {
+        signal_group(pid, Signal::KILL);
+    }
+    signal(pid, Signal::KILL);
+}
+
+/// What is wrong with `program` when `which` can't use it, for messages:
+/// a path that is missing, a directory, or not executable is said so.
+pub fn explain_program(program: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    if !program.contains('/') {
+        return "not found on PATH".into();
+    }
+    match std::fs::metadata(program) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".into(),
+        Err(e) => format!("cannot be inspected ({e})"),
+        Ok(m) if !m.is_file() => format!("is {}, not a program", file::kind(m.file_type())),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => format!(
+            "is not executable (mode {:o}): `chmod +x {program}`",
+            m.permissions().mode() & 0o7777
+        ),
+        Ok(_) => "cannot be run".into(),
     }
 }
 

@@ -59,6 +59,12 @@ pub fn reap() {
     }
 }
 
+/// `pid` is a child we spawned and haven't seen exit.
+pub fn is_registered(pid: i32) -> bool {
+    let t = table().lock().unwrap_or_else(|e| e.into_inner());
+    t.waiters.contains_key(&pid)
+}
+
 /// SIGKILL the process group of every child we spawned that hasn't exited
 /// (a second Ctrl-C). Safe: an unreaped child's pid can't be reused.
 pub fn kill_all_children() -> usize {

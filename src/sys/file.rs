@@ -1,0 +1,168 @@
+//! Reading files that someone else may have replaced: never following a
+//! path into a device or a FIFO, never reading more than asked for.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// What a non-regular file is, for messages.
+pub fn kind(ft: std::fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// Open `path` for reading only if it is a regular file. With `follow`,
+/// a symbolic link to a regular file is fine (checked before opening, so
+/// a device is never opened; the descriptor is checked to be that same
+/// file); without it, a link is refused. Never blocks on a FIFO.
+pub fn open_regular(path: &Path, follow: bool) -> io::Result<File> {
+    let before = if follow {
+        let md = std::fs::metadata(path)?;
+        if !md.is_file() {
+            return Err(invalid(format!(
+                "is {}, not a regular file",
+                kind(md.file_type())
+            )));
+        }
+        Some(md)
+    } else {
+        None
+    };
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                invalid("is a symbolic link, not a regular file".into())
+            } else {
+                e
+            }
+        })?;
+    check_regular(&f, before.as_ref())?;
+    Ok(f)
+}
+
+/// `f` is a regular file (the same one as `before`, when given).
+pub fn check_regular(f: &File, before: Option<&std::fs::Metadata>) -> io::Result<()> {
+    let md = f.metadata()?;
+    if !md.is_file() {
+        return Err(invalid(format!(
+            "is {}, not a regular file",
+            kind(md.file_type())
+        )));
+    }
+    if let Some(b) = before
+        && (b.dev() != md.dev() || b.ino() != md.ino())
+    {
+        return Err(invalid("was replaced while being opened".into()));
+    }
+    Ok(())
+}
+
+/// All of `f`, at most `cap` bytes (more is an error saying so).
+pub fn read_capped(f: &mut File, cap: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    f.take(cap + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > cap {
+        return Err(invalid(format!("is larger than {}", human_bytes(cap))));
+    }
+    Ok(buf)
+}
+
+/// A regular file's contents, at most `cap` bytes (see `open_regular`).
+pub fn read_regular(path: &Path, cap: u64, follow: bool) -> io::Result<Vec<u8>> {
+    read_capped(&mut open_regular(path, follow)?, cap)
+}
+
+/// The last `max` bytes of `f` (all of it when shorter).
+pub fn read_tail(f: &mut File, max: u64) -> io::Result<Vec<u8>> {
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_are_read_and_only_so_much() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, "hello").unwrap();
+        assert_eq!(read_regular(&f, 5, true).unwrap(), b"hello");
+        let e = read_regular(&f, 4, true).unwrap_err().to_string();
+        assert!(e.contains("larger than 4 bytes"), "{e}");
+        let fifo = d.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        for follow in [true, false] {
+            let e = read_regular(&fifo, 10, follow).unwrap_err().to_string();
+            assert!(e.contains("a FIFO"), "{e}");
+            let e = read_regular(Path::new("/dev/zero"), 10, follow)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("character device"), "{e}");
+            let e = read_regular(d.path(), 10, follow).unwrap_err().to_string();
+            assert!(e.contains("a directory"), "{e}");
+        }
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert_eq!(read_regular(&link, 10, true).unwrap(), b"hello");
+        let e = read_regular(&link, 10, false).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        let zlink = d.path().join("zlink");
+        std::os::unix::fs::symlink("/dev/zero", &zlink).unwrap();
+        let e = read_regular(&zlink, 10, true).unwrap_err().to_string();
+        assert!(e.contains("character device"), "{e}");
+    }
+
+    #[test]
+    fn tail_reads_only_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, "0123456789").unwrap();
+        let mut f = File::open(&p).unwrap();
+        assert_eq!(read_tail(&mut f, 3).unwrap(), b"789");
+        assert_eq!(read_tail(&mut f, 100).unwrap(), b"0123456789");
+    }
+}
