@@ -192,13 +192,24 @@ pub fn open_private_dir(dir: &Path, what: &str) -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Device and inode (their types differ by platform).
+#[allow(clippy::unnecessary_cast)]
+fn stat_id(st: &rustix::fs::Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
+#[allow(clippy::unnecessary_cast)]
+fn stat_mode(st: &rustix::fs::Stat) -> u32 {
+    st.st_mode as u32
+}
+
 /// A directory above the state dir: owned by root or us, and writable by
 /// nobody else unless sticky (like /tmp).
 fn check_ancestor(fd: &OwnedFd, here: &Path, dir: &Path, what: &str) -> Result<()> {
     let st = rustix::fs::fstat(fd)
         .map_err(|e| Error::io(format!("cannot inspect {}", here.display()), e.into()))?;
     let uid = rustix::process::geteuid().as_raw();
-    let mode = st.st_mode as u32;
+    let mode = stat_mode(&st);
     if st.st_uid != 0 && st.st_uid != uid {
         return Err(Error::UnsafePath(format!(
             "{what} {}: the directory {} above it belongs to uid {}, neither root nor you (uid {uid}): its owner could replace {what}; choose a directory under your own home",
@@ -231,7 +242,7 @@ fn check_leaf(fd: &OwnedFd, dir: &Path, what: &str) -> Result<()> {
             st.st_uid
         )));
     }
-    let mode = st.st_mode as u32;
+    let mode = stat_mode(&st);
     if mode & 0o022 != 0 {
         return Err(Error::UnsafePath(format!(
             "{what} {} is writable by others (mode {:o}): others could plant files or links there; choose a private directory or `chmod go-w` it",
@@ -347,7 +358,7 @@ pub fn claim(profile: &Profile) -> Result<&'static Dir> {
     let dir = Dir {
         path: profile.state_dir.clone(),
         fd,
-        id: (st.st_dev as u64, st.st_ino as u64),
+        id: stat_id(&st),
         lock: Mutex::new(lock),
     };
     if CLAIMED.set(dir).is_err() {
@@ -419,9 +430,9 @@ impl Dir {
         let held = lock.metadata().map(|m| (m.dev(), m.ino())).ok();
         let now = rustix::fs::statat(&self.fd, "lock", rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
             .ok()
-            .map(|s| (s.st_dev as u64, s.st_ino as u64));
+            .map(|s| stat_id(&s));
         if held != now || now.is_none() {
-            let _ = rustix::fs::unlinkat(&self.fd, "lock", rustix::fs::AtFlags::empty());
+            self.remove("lock");
             match lock_file(self.fd.as_fd(), &self.path.join("lock")) {
                 Ok(f) => {
                     tracing::warn!(
@@ -497,8 +508,14 @@ impl Dir {
         let _ = rustix::fs::renameat(&self.fd, from, &self.fd, to);
     }
 
+    /// Remove `name`, whatever it is (an empty directory too).
     pub fn remove(&self, name: &str) {
-        let _ = rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty());
+        use rustix::fs::AtFlags;
+        if let Err(rustix::io::Errno::ISDIR | rustix::io::Errno::PERM) =
+            rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())
+        {
+            let _ = rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR);
+        }
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

@@ -110,10 +110,20 @@ impl ProcessEngine {
     /// a group of its own), or the dockerd its pid file names (its
     /// `--pidfile` argument is ours; it may have been started by hand).
     fn earlier_engine(&self) -> Option<(sys::Proc, bool)> {
+        // We start every engine as the leader of its own process group:
+        // a process that isn't one was not started by us, whatever the
+        // record says.
         if let Some(rec) = Record::load(&self.state_dir)
             && let Some(p) = sys::Proc::open(rec.pid, |i| i.start == rec.start)
         {
-            return Some((p, true));
+            if p.leads_group() {
+                return Some((p, true));
+            }
+            tracing::warn!(
+                "{} names pid {}, which dockhand did not start (not a process group leader): left alone",
+                Record::path(&self.state_dir).display(),
+                rec.pid
+            );
         }
         let files = self.dockerd.as_ref()?;
         let pid: i32 = std::fs::read_to_string(&files.pidfile)
@@ -148,6 +158,10 @@ impl ProcessEngine {
         let mut notes = Vec::new();
         // Our previous engine, still running but not answering: stop it.
         if let Some((p, own_group)) = self.earlier_engine() {
+            tracing::info!(
+                "stopping our earlier engine (pid {}), which no longer answers",
+                p.pid()
+            );
             notes.push(format!(
                 "stopped our earlier engine (pid {}) that no longer answered",
                 p.pid()

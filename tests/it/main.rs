@@ -4,5 +4,6 @@ mod harness;
 
 mod colima;
 mod config_errors;
+mod hardening;
 mod service;
 mod supervisor;
