@@ -3,10 +3,13 @@
 //! - recovery after SIGKILL of the engine, split into detection (kill →
 //!   `restarting` logged) and restart (→ `ready` logged), next to the
 //!   engine's own cold start;
-//! - the supervisor's CPU time and RSS while idle and ready.
+//! - the supervisor's CPU time and RSS while idle and ready;
+//! - its RSS after 200 restarts of a chatty engine (each run writes 256 KiB
+//!   of long lines with stray bytes, then exits 1).
 //!
 //! Targets: detection ≤ 0.2 s; ready again ≤ cold start + 0.5 s; ≤ 10 ms
-//! CPU per idle minute; RSS ≤ 10 MB. Printed, not asserted.
+//! CPU per idle minute; RSS ≤ 10 MB, also after the restarts. Printed, not
+//! asserted.
 //! `DOCKHAND_BENCH_IDLE_SECS` shortens the idle measurement (default 60).
 
 #[path = "../tests/it/harness.rs"]
@@ -86,6 +89,42 @@ fn main() {
         rss_kb(spid) as f64 / 1024.0
     );
     env.stop(sup, Duration::from_secs(30));
+    chatty_restarts(200);
+}
+
+/// RSS after `n` restarts of an engine that answers once, writes 256 KiB
+/// and exits 1 (last words quoted each time, engine.log cut as it grows).
+fn chatty_restarts(n: u64) {
+    let mut env = Env::new();
+    let marker = env.root.join("said");
+    let odd = harness::fixture("engine/odd-engine");
+    env.command_config(
+        &[
+            odd.to_str().unwrap(),
+            "chatty",
+            env.socket().to_str().unwrap(),
+            "262144",
+            marker.to_str().unwrap(),
+            "exit",
+        ],
+        "restart_backoff_max = \"10ms\"\nprobe_interval = \"30s\"\nprobe_timeout = \"5s\"",
+    );
+    let sup = env.run();
+    let t = std::time::Instant::now();
+    env.wait_until("the restarts", Duration::from_secs(600), |v| {
+        v["restarts"].as_u64() >= Some(n)
+    });
+    let spid = env.supervisor_pid(sup);
+    println!(
+        "after {n} restarts of a chatty engine ({:.0} s): RSS {:.1} MB (target ≤ 10), peak {:.1} MB, open fds {}",
+        t.elapsed().as_secs_f64(),
+        rss_kb(spid) as f64 / 1024.0,
+        status_kb(spid, "VmHWM:") as f64 / 1024.0,
+        std::fs::read_dir(format!("/proc/{spid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    );
+    env.stop(sup, Duration::from_secs(30));
 }
 
 fn now() -> f64 {
@@ -130,10 +169,14 @@ fn cpu_ns(pid: i32) -> u64 {
 }
 
 fn rss_kb(pid: i32) -> u64 {
+    status_kb(pid, "VmRSS:")
+}
+
+fn status_kb(pid: i32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }

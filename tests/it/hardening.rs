@@ -486,7 +486,8 @@ fn run_bounded(mut c: std::process::Command, within: Duration) -> (Option<i32>, 
             return (s.code(), err);
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            // SIGTERM first: a supervisor then stops what it started.
+            harness::kill(child.id() as i32, Signal::TERM);
             let _ = child.wait();
             panic!("still running after {within:?}");
         }
@@ -577,8 +578,10 @@ fn the_lock_stays_authoritative_whatever_happens_to_the_file() {
     for (what, make) in cases {
         remove_any(&lock);
         make(&lock);
-        let (code, _, err) = env.output(&["run"]);
-        assert_eq!(code, 3, "lock {what}: a second run started: {err}");
+        let mut second = env.cmd(&["run"]);
+        second.stdout(Stdio::null()).stderr(Stdio::piped());
+        let (code, err) = run_bounded(second, Duration::from_secs(15));
+        assert_eq!(code, Some(3), "lock {what}: a second run started: {err}");
         let (_, v) = env.status();
         assert_eq!(v["supervisor_running"], true, "lock {what}: {v:#}");
     }
@@ -674,23 +677,19 @@ fn every_ancestor_of_the_state_dir_is_checked() {
             .arg(&cfg)
             .arg("run")
             .env("HOME", &env.home);
-        let child = c
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
         if ok {
+            let child = c.spawn().unwrap();
             eventually("ready", Duration::from_secs(20), || {
                 read(&state.join("state.json")).contains("\"ready\"")
             });
             harness::kill(child.id() as i32, Signal::TERM);
-        }
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        if ok {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(0), "{mode:o} {owner}: {err}");
         } else {
-            assert_eq!(out.status.code(), Some(6), "{mode:o} {owner}: {err}");
+            let (code, err) = run_bounded(c, Duration::from_secs(15));
+            assert_eq!(code, Some(6), "{mode:o} {owner}: {err}");
             assert!(err.contains("above it"), "{err}");
         }
         assert!(alive(vpid), "{mode:o} {owner}: the bystander was signalled");
