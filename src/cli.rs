@@ -41,12 +41,18 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("run", "dockhand run --profile work"),
     ("status", "dockhand status --json | jq -r .phase"),
     ("config", "dockhand config check"),
-    ("config check", "dockhand config check --config ./config.toml"),
+    (
+        "config check",
+        "dockhand config check --config ./config.toml",
+    ),
     ("config show", "dockhand config show --profile work"),
     ("service", "dockhand service install"),
     ("service print", "dockhand service print --platform systemd"),
     ("service install", "dockhand service install --profile work"),
-    ("service uninstall", "dockhand service uninstall --profile work"),
+    (
+        "service uninstall",
+        "dockhand service uninstall --profile work",
+    ),
     ("service status", "dockhand service status"),
     ("service restart", "dockhand service restart"),
     ("logs", "dockhand logs -n 100\n  dockhand logs -f --engine"),
@@ -56,7 +62,10 @@ const EXAMPLES: &[(&str, &str)] = &[
          dockhand completions zsh > \"${fpath[1]}/_dockhand\"\n  \
          dockhand completions fish > ~/.config/fish/completions/dockhand.fish",
     ),
-    ("man", "dockhand man | man -l -\n  dockhand man --dir ~/.local/share/man/man1"),
+    (
+        "man",
+        "dockhand man | man -l -\n  dockhand man --dir ~/.local/share/man/man1",
+    ),
 ];
 
 /// The clap command with every subcommand's example attached: what the
@@ -65,7 +74,11 @@ pub fn command() -> clap::Command {
     fn attach(cmd: clap::Command, path: &str) -> clap::Command {
         let mut cmd = cmd;
         if let Some((_, ex)) = EXAMPLES.iter().find(|(p, _)| *p == path) {
-            let word = if ex.contains('\n') { "Examples" } else { "Example" };
+            let word = if ex.contains('\n') {
+                "Examples"
+            } else {
+                "Example"
+            };
             cmd = cmd.after_help(format!("{word}:\n  {ex}"));
         }
         let names: Vec<String> = cmd
@@ -73,7 +86,11 @@ pub fn command() -> clap::Command {
             .map(|c| c.get_name().to_string())
             .collect();
         for n in names {
-            let sub = if path.is_empty() { n.clone() } else { format!("{path} {n}") };
+            let sub = if path.is_empty() {
+                n.clone()
+            } else {
+                format!("{path} {n}")
+            };
             cmd = cmd.mut_subcommand(&n, |c| attach(c, &sub));
         }
         cmd

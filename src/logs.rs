@@ -19,7 +19,7 @@ const TAIL_BUDGET: u64 = 32 * 1024 * 1024;
 /// The most read from one file per poll while following.
 const CHUNK: usize = 256 * 1024;
 /// How often a followed file is checked for new lines and rotation.
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(100);
 
 /// One log: a file and its rotated predecessors (`<path>.1` is newest).
 #[derive(Debug, Clone)]
@@ -126,10 +126,16 @@ pub fn tail(log: &Log, n: usize) -> Result<Vec<u8>> {
             break;
         }
         let (bytes, got) = match File::open(path) {
-            Ok(f) => tail_file(f, need, &mut budget)
-                .ctx(|| format!("cannot read {}", path.display()))?,
+            Ok(f) => {
+                tail_file(f, need, &mut budget).ctx(|| format!("cannot read {}", path.display()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(crate::error::Error::io(format!("cannot read {}", path.display()), e)),
+            Err(e) => {
+                return Err(crate::error::Error::io(
+                    format!("cannot read {}", path.display()),
+                    e,
+                ));
+            }
         };
         need -= got;
         chunks.push(bytes);
@@ -266,7 +272,11 @@ mod tests {
 
     fn append(p: &Path, s: &str) {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(p).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(p)
+            .unwrap();
         f.write_all(s.as_bytes()).unwrap();
     }
 

@@ -3,6 +3,7 @@
 mod harness;
 
 mod colima;
+mod commands;
 mod config_errors;
 mod service;
 mod supervisor;
