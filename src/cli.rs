@@ -57,6 +57,11 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("service restart", "dockhand service restart"),
     ("logs", "dockhand logs -n 100\n  dockhand logs -f --engine"),
     (
+        "doctor",
+        "dockhand doctor\n  dockhand doctor --fix\n  \
+         dockhand doctor --json | jq '.checks[] | select(.status == \"fail\")'",
+    ),
+    (
         "completions",
         "dockhand completions bash > ~/.local/share/bash-completion/completions/dockhand\n  \
          dockhand completions zsh > \"${fpath[1]}/_dockhand\"\n  \
@@ -133,6 +138,17 @@ pub enum Command {
         #[arg(long)]
         engine: bool,
     },
+    /// Check what commonly breaks (config, binaries, service, socket,
+    /// docker context, stale files, log, disk) and print a fix for each.
+    /// Exit 0 when no check fails, 1 otherwise.
+    Doctor {
+        /// One JSON document: {profile, ok, checks: [{id, status, summary, fix, fixable, fixed}]}.
+        #[arg(long)]
+        json: bool,
+        /// Apply the safe fixes (socket mode, stale files of a stopped engine, docker context).
+        #[arg(long)]
+        fix: bool,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -191,6 +207,10 @@ pub fn main() -> u8 {
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
+    if let Command::Doctor { json, fix } = cli.command {
+        // Doctor reports a broken config as a failed check.
+        return crate::doctor::run(cli.config.as_deref(), &cli.profile, json, fix);
+    }
     if needs_no_config(&cli.command) {
         return match cli.command {
             Command::Completions { shell } => crate::manual::completions(shell),
@@ -232,7 +252,9 @@ fn dispatch(cli: Cli) -> Result<u8> {
             lines,
             engine,
         } => crate::logs::run(&ctx.profile()?, follow, lines, engine),
-        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man { .. } | Command::Doctor { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -5,5 +5,6 @@ mod harness;
 mod colima;
 mod commands;
 mod config_errors;
+mod doctor;
 mod service;
 mod supervisor;
