@@ -3,10 +3,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod probe;
+pub mod proxy;
 pub mod service;
 pub mod state;
 pub mod status;
