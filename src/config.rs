@@ -196,6 +196,12 @@ struct RawProfile {
     dockerd: Option<Spanned<RawDockerd>>,
     command: Option<Spanned<RawCommand>>,
     colima: Option<Spanned<RawColima>>,
+    // On-demand proxy keys (issue 10): resolved by `Config::proxy_keys`.
+    listen: Option<Spanned<String>>,
+    on_demand: Option<Spanned<bool>>,
+    idle_stop: Option<Spanned<Dur>>,
+    docker_context: Option<Spanned<bool>>,
+    passive: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,6 +263,29 @@ pub struct Profile {
     pub command: Option<Command>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colima: Option<Colima>,
+    /// The socket dockhand serves clients on (the on-demand proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<PathBuf>,
+    /// Start with the engine stopped; start it at the first request.
+    pub on_demand: bool,
+    /// Stop the engine after it has been idle this long.
+    #[serde(
+        serialize_with = "ser_opt_dur",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_stop: Option<Duration>,
+    /// Keep the docker context `dockhand[-<profile>]` pointing at `listen`.
+    pub docker_context: bool,
+    /// The profile's own list of passive requests (None: the default list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passive: Option<Vec<String>>,
+}
+
+fn ser_opt_dur<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_dur(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -729,6 +758,7 @@ impl Config {
         };
 
         self.socket_fits(&socket, "socket", raw.socket.as_ref().map(Spanned::span))?;
+        let proxy = self.proxy_keys(name, raw, env, &socket)?;
 
         Ok(Profile {
             name: name.to_string(),
@@ -745,6 +775,114 @@ impl Config {
             dockerd,
             command,
             colima,
+            listen: proxy.listen,
+            on_demand: proxy.on_demand,
+            idle_stop: proxy.idle_stop,
+            docker_context: proxy.docker_context,
+            passive: proxy.passive,
+        })
+    }
+}
+
+/// The on-demand proxy's keys, resolved.
+struct ProxyKeys {
+    listen: Option<PathBuf>,
+    on_demand: bool,
+    idle_stop: Option<Duration>,
+    docker_context: bool,
+    passive: Option<Vec<String>>,
+}
+
+impl Config {
+    /// `listen`, `on_demand`, `idle_stop`, `docker_context`, `passive`:
+    /// all but `listen` need `listen`; `listen` is not the engine's socket.
+    fn proxy_keys(
+        &self,
+        name: &str,
+        raw: &RawProfile,
+        env: &Env,
+        socket: &Path,
+    ) -> Result<ProxyKeys> {
+        let listen = self.path(&raw.listen, "listen", env)?;
+        if let (Some(l), Some(span)) = (&listen, raw.listen.as_ref().map(Spanned::span)) {
+            self.socket_fits(l, "listen", Some(span.clone()))?;
+            if l == socket {
+                return Err(self.err_at(
+                    span,
+                    format!(
+                        "listen {} is the engine's socket: dockhand serves clients on listen and talks to the engine on socket, so they must differ (for example listen = \"~/.local/state/dockhand/{name}/dockhand.sock\")",
+                        l.display()
+                    ),
+                ));
+            }
+        }
+        let needs_listen = |key: &str, span: std::ops::Range<usize>| {
+            self.err_at(
+                span,
+                format!(
+                    "{key} needs listen: dockhand can only see requests on a socket it serves; set listen = \"<path>.sock\" in [profiles.{name}] and point clients at it"
+                ),
+            )
+        };
+        if listen.is_none() {
+            let spans = [
+                (
+                    "on_demand",
+                    raw.on_demand
+                        .as_ref()
+                        .filter(|v| *v.get_ref())
+                        .map(Spanned::span),
+                ),
+                ("idle_stop", raw.idle_stop.as_ref().map(Spanned::span)),
+                (
+                    "docker_context",
+                    raw.docker_context
+                        .as_ref()
+                        .filter(|v| *v.get_ref())
+                        .map(Spanned::span),
+                ),
+                ("passive", raw.passive.as_ref().map(Spanned::span)),
+            ];
+            if let Some((key, Some(span))) = spans.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(needs_listen(key, span));
+            }
+        }
+        let idle_stop = raw.idle_stop.as_ref().map(|d| (d.get_ref().0, d.span()));
+        if let Some((d, span)) = &idle_stop {
+            if *d < Duration::from_secs(1) {
+                return Err(self.err_at(
+                    span.clone(),
+                    "idle_stop must be at least 1s, such as \"15m\" (leave it out to never stop an idle engine)".into(),
+                ));
+            }
+            if *d > MAX_DURATION {
+                return Err(self.err_at(span.clone(), "idle_stop must be at most 365 days".into()));
+            }
+        }
+        let mut passive = None;
+        if let Some(list) = &raw.passive {
+            let mut out = Vec::new();
+            for entry in list.get_ref() {
+                if let Err(why) = crate::proxy::classify::Pattern::parse(entry.get_ref()) {
+                    return Err(self.err_at(
+                        entry.span(),
+                        format!("passive entry {:?}: {why}", entry.get_ref()),
+                    ));
+                }
+                out.push(entry.get_ref().clone());
+            }
+            passive = Some(out);
+        }
+        Ok(ProxyKeys {
+            docker_context: raw
+                .docker_context
+                .as_ref()
+                .map(|v| *v.get_ref())
+                .unwrap_or(listen.is_some()),
+            listen,
+            on_demand: raw.on_demand.as_ref().is_some_and(|v| *v.get_ref()),
+            idle_stop: idle_stop.map(|(d, _)| d),
+            passive,
         })
     }
 }
@@ -814,6 +952,55 @@ mod tests {
             Err(e) => panic!("wrong error kind: {e}"),
             Ok(_) => panic!("accepted: {text}"),
         }
+    }
+
+    #[test]
+    fn proxy_keys_need_listen_and_a_socket_of_their_own() {
+        let m = err("[profiles.default]\non_demand = true\n");
+        assert!(m.starts_with("/c.toml:2:13: on_demand needs listen"), "{m}");
+        let m = err("[profiles.default]\nidle_stop = \"10m\"\n");
+        assert!(m.starts_with("/c.toml:2:13: idle_stop needs listen"), "{m}");
+        let m = err("[profiles.default]\npassive = [\"/_ping\"]\n");
+        assert!(m.starts_with("/c.toml:2:11: passive needs listen"), "{m}");
+        let m = err("[profiles.default]\nsocket = \"/s/d.sock\"\nlisten = \"/s/d.sock\"\n");
+        assert!(
+            m.starts_with("/c.toml:3:10: listen /s/d.sock is the engine's socket"),
+            "{m}"
+        );
+        let m = err("[profiles.default]\nlisten = \"/s/l.sock\"\nidle_stop = \"10ms\"\n");
+        assert!(
+            m.starts_with("/c.toml:3:13: idle_stop must be at least 1s"),
+            "{m}"
+        );
+        let m =
+            err("[profiles.default]\nlisten = \"/s/l.sock\"\npassive = [\"/_ping\", \"get /x\"]\n");
+        assert!(
+            m.starts_with("/c.toml:3:22: passive entry \"get /x\""),
+            "{m}"
+        );
+        let m = err("[profiles.default]\nlisten = \"rel.sock\"\n");
+        assert!(
+            m.starts_with("/c.toml:2:10: listen = \"rel.sock\" is relative"),
+            "{m}"
+        );
+        // Off by default; on with listen; docker_context follows listen.
+        let p = parse("").unwrap().profile("default").unwrap();
+        assert!(p.listen.is_none() && !p.on_demand && !p.docker_context);
+        let c = parse(
+            "[profiles.default]\nlisten = \"~/l.sock\"\non_demand = true\nidle_stop = \"15m\"\n",
+        )
+        .unwrap();
+        let p = c.profile("default").unwrap();
+        assert_eq!(p.listen, Some(PathBuf::from("/home/u/l.sock")));
+        assert!(p.on_demand && p.docker_context);
+        assert_eq!(p.idle_stop, Some(Duration::from_secs(900)));
+        let shown = show(&p);
+        assert!(shown.contains("idle_stop = \"15m\""), "{shown}");
+        let p = parse("[profiles.default]\nlisten = \"/l.sock\"\ndocker_context = false\n")
+            .unwrap()
+            .profile("default")
+            .unwrap();
+        assert!(!p.docker_context);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod doctor;
 pub mod engine;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod logging;
 pub mod logs;
 pub mod manual;
 pub mod probe;
+pub mod proxy;
 pub mod service;
 pub mod state;
 pub mod status;

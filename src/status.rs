@@ -38,6 +38,8 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         last_error: None,
         since: String::new(),
         supervisor_pid: 0,
+        held: None,
+        awake: None,
     });
     let ready = holder.is_some() && state.phase == Phase::Ready && ping == Ping::Ok;
     if json {

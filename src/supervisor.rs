@@ -9,10 +9,11 @@
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
 use crate::config::Profile;
+use crate::control::{self, Commands, Control, Held, Request, Waiters};
 use crate::engine::{Engine, Running};
 use crate::error::{Error, Result};
 use crate::probe;
@@ -64,8 +65,17 @@ pub fn run(profile: Profile) -> Result<u8> {
         .map_err(|e| Error::io("cannot start the async runtime", e))?;
     rt.block_on(async {
         sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
-        Supervisor::new(profile, engine).run().await
+        let (sup, control) = Supervisor::new(profile, engine);
+        serve(&sup.p, &control).await?;
+        sup.run().await
     })
+}
+
+/// Start the tasks that talk to the supervisor through `control` (the
+/// on-demand proxy, the control socket): each binds what it serves here,
+/// so a path conflict ends `run` before the engine starts.
+async fn serve(_p: &Profile, _control: &Control) -> Result<()> {
+    Ok(())
 }
 
 struct Supervisor {
@@ -73,16 +83,36 @@ struct Supervisor {
     engine: Engine,
     st: State,
     shutdown: watch::Receiver<bool>,
+    /// Requests from `Control` handles; the state published to them.
+    cmds: Commands,
+    /// Why the engine is to be held stopped (see `control`).
+    held: Option<Held>,
+    /// Start requests waiting for the engine's next outcome.
+    waiters: Waiters,
+    /// Stop requests waiting for the engine to be stopped.
+    stop_acks: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Why the ready phase ended.
 enum Exit {
     Shutdown,
     Restart(String),
+    /// A `Control::restart`: no backoff.
+    Requested,
+    /// A `Control::stop`: stop the engine and hold it stopped.
+    Hold,
+}
+
+/// What a request means for the phase the supervisor is in.
+enum Act {
+    Nothing,
+    Start,
+    Hold,
+    Restart,
 }
 
 impl Supervisor {
-    fn new(p: Profile, engine: Engine) -> Supervisor {
+    fn new(p: Profile, engine: Engine) -> (Supervisor, Control) {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
@@ -118,17 +148,111 @@ impl Supervisor {
             last_error: None,
             since: state::now_rfc3339(),
             supervisor_pid: std::process::id(),
+            held: None,
+            awake: None,
         };
-        Supervisor {
+        let (control, cmds) = control::channel(st.clone());
+        let held = p.on_demand.then_some(Held::OnDemand);
+        let sup = Supervisor {
             p,
             engine,
             st,
             shutdown: rx,
+            cmds,
+            held,
+            waiters: Waiters::default(),
+            stop_acks: Vec::new(),
+        };
+        (sup, control)
+    }
+
+    /// Take a request: record it, and say what it asks of the current phase.
+    fn take(&mut self, req: Request) -> Act {
+        match req {
+            Request::Start(w) => {
+                self.waiters.push(w);
+                Act::Start
+            }
+            Request::Stop(why, ack) => {
+                // The user's `down` outlasts the idle policy's stop.
+                if self.held != Some(Held::Down) {
+                    self.held = Some(why);
+                }
+                self.stop_acks.push(ack);
+                Act::Hold
+            }
+            Request::Restart => Act::Restart,
+            Request::Awake(a) => {
+                if self.st.awake != a {
+                    self.st.awake = a;
+                    self.record();
+                }
+                Act::Nothing
+            }
         }
     }
 
-    async fn shutdown_requested(&mut self) {
-        let _ = self.shutdown.wait_for(|v| *v).await;
+    /// Write state.json and publish the state to `Control` subscribers.
+    fn record(&mut self) {
+        if let Err(e) = state::write(&self.p, &self.st) {
+            error!("{e}");
+        }
+        self.cmds.state.send_replace(self.st.clone());
+    }
+
+    /// The next request; never ends (`Commands` keeps the queue open).
+    async fn request(cmds: &mut Commands) -> Request {
+        match cmds.rx.recv().await {
+            Some(r) => r,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Hold the engine stopped until a start or restart request (true) or
+    /// a shutdown (false).
+    async fn hold(&mut self) -> bool {
+        let Some(why) = self.held else { return true };
+        if why == Held::OnDemand
+            && probe::ping(&self.p.socket, self.p.probe_timeout)
+                .await
+                .is_ok()
+        {
+            info!(
+                "on_demand: the engine already answers: adopting it rather than holding it stopped"
+            );
+            self.held = None;
+            return true;
+        }
+        self.st.held = Some(why);
+        self.st.awake = None;
+        self.set(Phase::Stopped, None, &format!("engine {why}"));
+        self.waiters.resolve(Err(format!("the engine was {why}")));
+        self.stop_acks.drain(..).for_each(|a| {
+            let _ = a.send(());
+        });
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let req = tokio::select! {
+                req = Self::request(&mut self.cmds) => req,
+                _ = shutdown.wait_for(|v| *v) => return false,
+            };
+            match self.take(req) {
+                Act::Start | Act::Restart => break,
+                Act::Hold => {
+                    let why = self.held.unwrap_or(why);
+                    self.st.held = Some(why);
+                    self.set(Phase::Stopped, None, &format!("engine {why}"));
+                    self.stop_acks.drain(..).for_each(|a| {
+                        let _ = a.send(());
+                    });
+                }
+                Act::Nothing => {}
+            }
+        }
+        info!("start requested");
+        self.held = None;
+        self.st.held = None;
+        true
     }
 
     fn stopping(&self) -> bool {
@@ -151,10 +275,11 @@ impl Supervisor {
             Phase::Unhealthy | Phase::Restarting => warn!("{phase}: {reason}"),
             _ => info!("{phase}: {reason}"),
         }
-        if let Err(e) = state::write(&self.p, &self.st) {
-            error!("{e}");
+        self.record();
+        // A held engine is dockhand at work, not dockhand stopping.
+        if self.held.is_none() || !matches!(phase, Phase::Stopping) {
+            notify(phase, reason, self.st.held.is_some());
         }
-        notify(phase, reason);
     }
 
     async fn run(mut self) -> Result<u8> {
@@ -172,15 +297,21 @@ impl Supervisor {
             if self.stopping() {
                 break;
             }
+            // 0. Held stopped (on_demand, idle_stop, down): wait for a request.
+            if self.held.is_some() && !self.hold().await {
+                break;
+            }
             // 1. An engine: adopt one that answers, else clean up and start.
             let mut r = match self.obtain(first).await {
                 Ok(Some(r)) => r,
-                Ok(None) => break, // shutdown during start
+                Ok(None) => continue, // shutdown or hold during start
                 Err(Obtain::Fatal(e)) => {
                     self.set(Phase::Failed, None, &e.to_string());
+                    self.waiters.resolve(Err(e.to_string()));
                     return Err(e);
                 }
                 Err(Obtain::Failed(why, r)) => {
+                    self.waiters.resolve(Err(why.clone()));
                     // A failed start always waits: at least a second.
                     let delay = backoff.next_delay().max(Duration::from_secs(1));
                     if !self.recover(&why, r, delay).await {
@@ -200,6 +331,7 @@ impl Supervisor {
                 }
             };
             self.set(Phase::Ready, r.pid, how);
+            self.waiters.resolve(Ok(()));
             let ready_at = Instant::now();
 
             // 2. Watch it until it ends, hangs, or we are told to stop.
@@ -217,8 +349,29 @@ impl Supervisor {
                         break;
                     }
                 }
+                Exit::Requested => {
+                    if !self
+                        .recover("restart requested", Some(r), Duration::ZERO)
+                        .await
+                    {
+                        break;
+                    }
+                }
+                Exit::Hold => {
+                    let why = self.held.unwrap_or(Held::Down);
+                    self.set(
+                        Phase::Stopping,
+                        r.pid,
+                        &format!("stopping the engine: {why}"),
+                    );
+                    if !self.engine.stop(r, self.p.stop_timeout).await {
+                        warn!("the engine may still run (see above); holding it as stopped");
+                    }
+                    self.engine.remove_runtime_files().await;
+                }
             }
         }
+        self.waiters.resolve(Err("dockhand is stopping".into()));
         // 3. Stop within stop_timeout, remove runtime files, exit 0.
         self.set(Phase::Stopping, self.st.engine_pid, "stop requested");
         let mut stopped = true;
@@ -267,9 +420,20 @@ impl Supervisor {
         if d.is_zero() {
             return !self.stopping();
         }
-        tokio::select! {
-            _ = sleep(d) => true,
-            _ = self.shutdown_requested() => false,
+        let end = Instant::now() + d;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let req = tokio::select! {
+                _ = sleep_until(end) => return true,
+                _ = shutdown.wait_for(|v| *v) => return false,
+                req = Self::request(&mut self.cmds) => req,
+            };
+            // A start waits for the next attempt; a stop or restart ends
+            // the wait (the loop then holds, or starts at once).
+            match self.take(req) {
+                Act::Hold | Act::Restart => return true,
+                Act::Start | Act::Nothing => {}
+            }
         }
     }
 
@@ -311,9 +475,25 @@ impl Supervisor {
         let deadline = Instant::now() + self.p.start_timeout;
         let res = {
             let mut shutdown = self.shutdown.clone();
-            tokio::select! {
-                res = self.engine.wait_ready(&mut r, deadline) => Some(res),
-                _ = shutdown.wait_for(|v| *v) => None,
+            let ready = self.engine.wait_ready(&mut r, deadline);
+            tokio::pin!(ready);
+            loop {
+                tokio::select! {
+                    res = &mut ready => break Some(res),
+                    _ = shutdown.wait_for(|v| *v) => break None,
+                    req = Self::request(&mut self.cmds) => match req {
+                        Request::Start(w) => self.waiters.push(w),
+                        Request::Stop(why, ack) => {
+                            if self.held != Some(Held::Down) {
+                                self.held = Some(why);
+                            }
+                            self.stop_acks.push(ack);
+                            break None;
+                        }
+                        // Already starting; what keeps it awake comes later.
+                        Request::Restart | Request::Awake(_) => {}
+                    },
+                }
             }
         };
         match res {
@@ -338,6 +518,12 @@ impl Supervisor {
             let mut probe_now = false;
             tokio::select! {
                 why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                req = Self::request(&mut self.cmds) => match self.take(req) {
+                    Act::Start => self.waiters.resolve(Ok(())),
+                    Act::Hold => return Exit::Hold,
+                    Act::Restart => return Exit::Requested,
+                    Act::Nothing => {}
+                },
                 _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
                 _ = sleep_until(next_probe) => probe_now = true,
                 _ = sleep_until(next_clock) => {
@@ -395,7 +581,9 @@ enum Obtain {
 }
 
 /// Tell systemd (Type=notify) where we are; a no-op elsewhere.
-fn notify(phase: Phase, reason: &str) {
+/// `held`: the engine is held stopped while dockhand serves (on_demand),
+/// which systemd must see as a service that is up.
+fn notify(phase: Phase, reason: &str, held: bool) {
     use sd_notify::NotifyState;
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
@@ -404,6 +592,7 @@ fn notify(phase: Phase, reason: &str) {
     let mut states = vec![NotifyState::Status(&status)];
     match phase {
         Phase::Ready => states.push(NotifyState::Ready),
+        Phase::Stopped if held => states.push(NotifyState::Ready),
         Phase::Stopping => states.push(NotifyState::Stopping),
         _ => {}
     }
@@ -421,6 +610,102 @@ mod tests {
         assert_eq!(slept(s(5), s(7)), None, "NTP-sized drift is not sleep");
         assert_eq!(slept(s(5), s(3605)), Some(s(3600)));
         assert_eq!(slept(s(5), s(0)), None, "the clock set back");
+    }
+
+    /// The seam end to end with a stand-in engine (the ping-server
+    /// fixture): held stopped at first (on_demand), started on request,
+    /// held again by a stop, started by a restart, answered on shutdown.
+    #[test]
+    fn control_requests_drive_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let server = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/engine/ping-server"
+        );
+        let text = format!(
+            "[profiles.default]\nstate_dir = {sd:?}\nsocket = {so:?}\nlisten = {li:?}\non_demand = true\nstop_timeout = \"5s\"\n[profiles.default.command]\nargv = [{server:?}, {so:?}]\n",
+            sd = d.join("st").display().to_string(),
+            so = d.join("e.sock").display().to_string(),
+            li = d.join("l.sock").display().to_string(),
+        );
+        let env = crate::config::Env {
+            home: d.to_path_buf(),
+            xdg_config_home: None,
+            xdg_state_home: None,
+            colima_home: None,
+            lima_home: None,
+            dockhand_config: None,
+            macos: false,
+        };
+        let cfg = crate::config::Config::parse(
+            crate::config::Source::Explicit(d.join("c.toml")),
+            env,
+            text,
+        )
+        .unwrap();
+        let p = cfg.profile("default").unwrap();
+        state::private_dir(&p.state_dir, "state_dir").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            sys::reaper::start().unwrap();
+            let engine = Engine::new(&p);
+            let (sup, c) = Supervisor::new(p.clone(), engine);
+            let task = tokio::spawn(sup.run());
+            let mut rx = c.subscribe();
+            let phase = |rx: &mut watch::Receiver<State>, ph: Phase, held: Option<Held>| {
+                let mut rx = rx.clone();
+                async move {
+                    tokio::time::timeout(
+                        Duration::from_secs(20),
+                        rx.wait_for(|s| s.phase == ph && s.held == held),
+                    )
+                    .await
+                    .expect("state in time")
+                    .unwrap()
+                    .clone()
+                }
+            };
+            phase(&mut rx, Phase::Stopped, Some(Held::OnDemand)).await;
+            assert!(!probe::ping(&p.socket, Duration::from_secs(1)).await.is_ok());
+            assert_eq!(c.start().await, Ok(()));
+            assert!(probe::ping(&p.socket, Duration::from_secs(2)).await.is_ok());
+            assert_eq!(c.state().phase, Phase::Ready);
+            assert_eq!(c.start().await, Ok(()), "ready: answered at once");
+            c.stop(Held::Idle).await;
+            let s = phase(&mut rx, Phase::Stopped, Some(Held::Idle)).await;
+            assert_eq!(s.engine_pid, None);
+            assert!(!probe::ping(&p.socket, Duration::from_secs(1)).await.is_ok());
+            c.stop(Held::Down).await;
+            phase(&mut rx, Phase::Stopped, Some(Held::Down)).await;
+            c.stop(Held::Idle).await;
+            assert_eq!(c.state().held, Some(Held::Down), "down outlasts idle");
+            c.restart().await;
+            let first = phase(&mut rx, Phase::Ready, None).await.engine_pid;
+            c.restart().await;
+            let mut rx2 = c.subscribe();
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                rx2.wait_for(|s| s.phase == Phase::Ready && s.engine_pid != first),
+            )
+            .await
+            .expect("a new engine")
+            .unwrap();
+            let on_disk = state::read(&p).unwrap().unwrap();
+            assert_eq!(on_disk.phase, Phase::Ready);
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TERM)
+                .ok();
+            let code = tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("supervisor exits")
+                .unwrap()
+                .unwrap();
+            assert_eq!(code, 0);
+            assert!(c.start().await.is_err(), "no supervisor: start fails");
+        });
     }
 
     #[test]
