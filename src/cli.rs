@@ -57,6 +57,12 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("service restart", "dockhand service restart"),
     ("logs", "dockhand logs -n 100\n  dockhand logs -f --engine"),
     (
+        "up",
+        "dockhand up\n  dockhand up --profile work --timeout 5m",
+    ),
+    ("down", "dockhand down\n  dockhand down --service"),
+    ("restart", "dockhand restart --profile work"),
+    (
         "doctor",
         "dockhand doctor\n  dockhand doctor --fix\n  \
          dockhand doctor --json | jq '.checks[] | select(.status == \"fail\")'",
@@ -137,6 +143,37 @@ pub enum Command {
         /// `ha.stdout.log` and `ha.stderr.log`) instead of dockhand's log.
         #[arg(long)]
         engine: bool,
+    },
+    /// Make sure the engine is up: use the running supervisor (or install
+    /// and load the login service when none runs), start the engine if it
+    /// is stopped, and wait until docker answers. Exit 0 when ready.
+    Up {
+        /// Give up waiting after this long (default: start_timeout + 30s);
+        /// the supervisor keeps trying.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Print one JSON document: {ok, error, elapsed_ms, state}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the engine gracefully and keep it stopped (the supervisor stays)
+    /// until `dockhand up`.
+    Down {
+        /// Also stop and remove the login service (`dockhand up` reinstalls it).
+        #[arg(long)]
+        service: bool,
+        /// Print one JSON document: {ok, elapsed_ms, state}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restart the engine through the supervisor, with the same progress as `up`.
+    Restart {
+        /// Give up waiting after this long (default: stop_timeout + start_timeout + 30s).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Print one JSON document: {ok, error, elapsed_ms, state}.
+        #[arg(long)]
+        json: bool,
     },
     /// Check what commonly breaks (config, binaries, service, socket,
     /// docker context, stale files, log, disk) and print a fix for each.
@@ -252,6 +289,13 @@ fn dispatch(cli: Cli) -> Result<u8> {
             lines,
             engine,
         } => crate::logs::run(&ctx.profile()?, follow, lines, engine),
+        Command::Up { timeout, json } => crate::updown::up(&ctx, &ctx.profile()?, timeout, json),
+        Command::Down { service, json } => {
+            crate::updown::down(&ctx, &ctx.profile()?, service, json)
+        }
+        Command::Restart { timeout, json } => {
+            crate::updown::restart(&ctx.profile()?, timeout, json)
+        }
         Command::Completions { .. } | Command::Man { .. } | Command::Doctor { .. } => {
             unreachable!("handled above")
         }

@@ -254,22 +254,7 @@ fn stale_pid_files_are_found_and_removed_without_signalling() {
 
 /// A colima profile over the stand-in (no VM needed for these checks).
 fn colima_env() -> (Env, std::path::PathBuf) {
-    let mut env = Env::new();
-    let home = env.root.join("colima");
-    let path = format!(
-        "{}:{}",
-        harness::fixture("colima").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    env.extra_env = vec![
-        ("PATH".into(), path),
-        ("COLIMA_HOME".into(), home.display().to_string()),
-    ];
-    env.write_config(&format!(
-        "[profiles.default]\nengine = \"colima\"\nstate_dir = \"{}\"\n",
-        env.state.display()
-    ));
-    (env, home)
+    harness::colima_env("")
 }
 
 fn agent(env: &Env, label: &str, args: &[&str]) {

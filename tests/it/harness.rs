@@ -517,3 +517,25 @@ impl Drop for Streaming {
         let _ = self.child.wait();
     }
 }
+
+/// A colima profile over the stand-in colima/limactl
+/// (tests/fixtures/colima/); `extra` adds lines to the profile. Returns
+/// the env and COLIMA_HOME.
+pub fn colima_env(extra: &str) -> (Env, PathBuf) {
+    let mut env = Env::new();
+    let home = env.root.join("colima");
+    let path = format!(
+        "{}:{}",
+        fixture("colima").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.extra_env = vec![
+        ("PATH".into(), path),
+        ("COLIMA_HOME".into(), home.display().to_string()),
+    ];
+    env.write_config(&format!(
+        "[profiles.default]\nengine = \"colima\"\nstate_dir = \"{}\"\nprobe_interval = \"1s\"\nprobe_timeout = \"1s\"\nstop_timeout = \"30s\"\nstart_timeout = \"90s\"\n{extra}",
+        env.state.display()
+    ));
+    (env, home)
+}

@@ -8,3 +8,4 @@ mod config_errors;
 mod doctor;
 mod service;
 mod supervisor;
+mod updown;
