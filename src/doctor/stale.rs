@@ -18,7 +18,8 @@ pub fn check(p: &Profile) -> Vec<Check> {
     if let Some(d) = &p.dockerd {
         pid_files.push(d.exec_root.join("containerd/containerd.pid"));
     }
-    let mut sockets = vec![p.socket.clone()];
+    // A supervisor killed with SIGKILL leaves its control socket behind.
+    let mut sockets = vec![p.socket.clone(), crate::control_socket::path(p)];
     if let Some(c) = &p.colima {
         // lima pkg/limatype/filenames; colima config/files.go.
         let dir = c.instance_dir();

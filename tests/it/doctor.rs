@@ -225,8 +225,10 @@ fn stale_pid_files_are_found_and_removed_without_signalling() {
     std::fs::create_dir_all(&exec).unwrap();
     let reused = exec.join("containerd.pid");
     std::fs::write(&reused, victim.id().to_string()).unwrap();
-    // A socket nobody serves.
+    // Sockets nobody serves: the engine's, and a killed supervisor's
+    // control socket.
     drop(std::os::unix::net::UnixListener::bind(env.socket()).unwrap());
+    drop(std::os::unix::net::UnixListener::bind(env.state.join("control.sock")).unwrap());
 
     let (code, v) = doctor(&env, &[]);
     assert_eq!(code, 1);
@@ -242,6 +244,7 @@ fn stale_pid_files_are_found_and_removed_without_signalling() {
         "{s}"
     );
     assert!(s.contains("docker.sock (nobody serves it)"), "{s}");
+    assert!(s.contains("control.sock (nobody serves it)"), "{s}");
 
     let (_, v) = doctor(&env, &["--fix"]);
     assert_eq!(check(&v, "stale")["status"], "pass", "{v:#}");

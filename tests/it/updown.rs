@@ -176,6 +176,17 @@ fn up_without_a_supervisor_installs_the_service() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!err.contains("installing"), "{err}");
     assert_eq!(std::fs::read_to_string(&calls).unwrap(), before);
+
+    // down --service: the engine stopped, the unit disabled and removed.
+    let (code, out, err) = env.output(&["down", "--service"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!env.docker_works());
+    assert!(!unit.exists(), "unit file left behind");
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        calls.contains("systemctl --user disable --now dockhand-default.service"),
+        "{calls}"
+    );
 }
 
 /// `script` runs the command in a pseudo-terminal and copies its output.
