@@ -134,6 +134,8 @@ impl Progress {
         let mut out = std::io::stdout().lock();
         match self.mode {
             Mode::Quiet => {}
+            // The command's own result line says "ready".
+            Mode::Plain if step == "ready" => {}
             Mode::Plain => {
                 let _ = writeln!(out, "{step}");
             }
