@@ -13,6 +13,7 @@
 //! overrides it: a testing and override knob, used by the tests to drive
 //! the launchd path on Linux with a stand-in `launchctl`.
 
+pub mod competitors;
 pub mod launchd;
 pub mod systemd;
 
@@ -39,7 +40,12 @@ pub enum ServiceCmd {
     },
     /// Write the service definition (atomically, mode 0644) and load it.
     /// Re-running with nothing changed changes nothing.
-    Install,
+    Install {
+        /// Install even though another agent (brew services, home-manager,
+        /// limactl autostart) manages the same Colima instance.
+        #[arg(long)]
+        force: bool,
+    },
     /// Stop and unload the service and remove its definition.
     Uninstall,
     /// Show whether the service is installed and running, the service
@@ -463,7 +469,8 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
         .config
         .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
     let inputs = Inputs::gather(ctx, &profile)?;
-    if let ServiceCmd::Install = cmd {
+    if let ServiceCmd::Install { force } = cmd {
+        competitors::refuse_unless(&profile, &ctx.config.env.home, force)?;
         // Installing still helps (fix the cause, the service then works),
         // but say now what `dockhand run` would refuse at login.
         if let Err(e) = crate::engine::Engine::new(&profile).check() {
@@ -483,7 +490,7 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
             let path = launchd::plist_path(&env.home, &inputs.label);
             match cmd {
                 ServiceCmd::Print { .. } => unreachable!("handled above"),
-                ServiceCmd::Install => launchd::install(&inputs, &path)?,
+                ServiceCmd::Install { .. } => launchd::install(&inputs, &path)?,
                 ServiceCmd::Uninstall => launchd::uninstall(&inputs, &path)?,
                 ServiceCmd::Status => return launchd::status(&inputs, &path, &profile),
                 ServiceCmd::Restart => launchd::restart(&inputs, &path)?,
@@ -493,7 +500,7 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
             let path = systemd::unit_path(&env.config_home(), &inputs.profile);
             match cmd {
                 ServiceCmd::Print { .. } => unreachable!("handled above"),
-                ServiceCmd::Install => systemd::install(&inputs, &path)?,
+                ServiceCmd::Install { .. } => systemd::install(&inputs, &path)?,
                 ServiceCmd::Uninstall => systemd::uninstall(&inputs, &path)?,
                 ServiceCmd::Status => return systemd::status(&inputs, &path, &profile),
                 ServiceCmd::Restart => systemd::restart(&inputs, &path)?,

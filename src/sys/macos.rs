@@ -116,3 +116,21 @@ pub fn exit_fd(pid: i32) -> std::io::Result<OwnedFd> {
 pub fn signal_via(_fd: &OwnedFd, _sig: super::Signal) -> Option<std::io::Result<()>> {
     None
 }
+
+/// The pid of the process that listens on the other end of a connected
+/// unix socket (LOCAL_PEERPID).
+pub fn peer_pid(fd: std::os::fd::BorrowedFd<'_>) -> Option<i32> {
+    let mut pid: libc::pid_t = 0;
+    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `pid`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_LOCAL,
+            libc::LOCAL_PEERPID,
+            &mut pid as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0 && pid > 0).then_some(pid)
+}

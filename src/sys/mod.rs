@@ -176,6 +176,34 @@ pub async fn poll_until(deadline: tokio::time::Instant, mut cond: impl FnMut() -
     }
 }
 
+/// Who serves the unix socket at `path`: connect, and ask the kernel for
+/// the peer's pid (SO_PEERCRED on Linux, LOCAL_PEERPID on macOS). None when
+/// nobody accepts connections there or the platform can't tell.
+pub fn socket_holder(path: &Path) -> Option<ProcInfo> {
+    use std::os::fd::AsFd;
+    let s = std::os::unix::net::UnixStream::connect(path).ok()?;
+    proc_info(imp::peer_pid(s.as_fd())?)
+}
+
+/// The same file or directory: equal after resolving symlinks (Lima
+/// records real paths: `/private/tmp/...` for `/tmp/...` on macOS, the
+/// target of a symlinked home). Paths that don't exist compare as given.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || canonical(a) == canonical(b)
+}
+
+/// `p` with symlinks resolved where it exists; its longest existing
+/// ancestor resolved and the rest appended, where it doesn't.
+pub fn canonical(p: &Path) -> std::path::PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) if parent != p => canonical(parent).join(name),
+        _ => p.to_path_buf(),
+    }
+}
+
 /// A regular file with an execute bit.
 pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
