@@ -160,7 +160,7 @@ fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
     // The service module reports its steps on stdout: keep stdout for our
     // own result.
     with_stdout_on_stderr(true, || {
-        crate::service::run(crate::service::ServiceCmd::Install, ctx)
+        crate::service::run(crate::service::ServiceCmd::Install { force: false }, ctx)
     })
     .map(|_| ())
 }

@@ -1,23 +1,42 @@
-//! Other launchd agents that start the same Colima instance as dockhand:
-//! `brew services` (`homebrew.mxcl.colima`), home-manager's
-//! `services.colima` (`org.nix-community.home.colima*`), Lima's autostart
-//! (`io.lima-vm.autostart.<instance>`), and hand-written or nix-darwin
-//! agents that run `colima start` / `limactl start` (nix-darwin wraps its
-//! `command` in `/bin/sh -c "... exec ..."`).
-//!
-//! This is the seam doctor calls; when `service::competitors` (issue 7)
-//! lands, `competing_agents` becomes a call to its find function.
+//! Other launchd agents that start the same Colima instance as dockhand.
+//! The known ones (`brew services`, home-manager's `services.colima`,
+//! nix-darwin recipes, `limactl autostart`), by label and by what
+//! launchd has loaded, come from [`crate::service::competitors::find`];
+//! this adds agents under any other label whose program runs `colima
+//! start` / `limactl start` for the instance (hand-written plists;
+//! nix-darwin wraps its `command` in `/bin/sh -c "... exec ..."`).
 
 use std::path::Path;
 
 use super::checks::Agent;
-use crate::config::{Colima, short_profile};
+use crate::config::{Colima, Profile, short_profile};
 
 /// At most this many plists, each at most MAX_PLIST bytes, are read.
 const MAX_AGENTS: usize = 500;
 const MAX_PLIST: u64 = 1 << 20;
 
-pub fn competing_agents(home: &Path, c: &Colima) -> Vec<Agent> {
+pub fn competing_agents(p: &Profile, home: &Path) -> Vec<Agent> {
+    let Some(c) = &p.colima else {
+        return vec![];
+    };
+    let mut v: Vec<Agent> = crate::service::competitors::find(p, home, true)
+        .into_iter()
+        .map(|k| Agent {
+            label: k.label,
+            path: k.plist,
+            fix: k.disable,
+        })
+        .collect();
+    for a in by_program(home, c) {
+        if !v.iter().any(|k| k.label == a.label) {
+            v.push(a);
+        }
+    }
+    v
+}
+
+/// Agents in `~/Library/LaunchAgents` whose program starts the instance.
+fn by_program(home: &Path, c: &Colima) -> Vec<Agent> {
     let dir = home.join("Library/LaunchAgents");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return vec![];
@@ -74,9 +93,12 @@ pub fn competing_agents(home: &Path, c: &Colima) -> Vec<Agent> {
             || starts_lima(&words, &c.instance())
         {
             found.push(Agent {
-                fix: fix_for(&label, &path, &c.instance()),
+                fix: format!(
+                    "`launchctl bootout gui/$UID/{label}` and remove {} (or its nix definition)",
+                    path.display()
+                ),
                 label,
-                path,
+                path: Some(path),
             });
         }
     }
@@ -125,23 +147,6 @@ fn starts_lima(words: &[String], instance: &str) -> bool {
             words[i + 1..].first().map(String::as_str) == Some("start")
                 && words[i + 2..].iter().any(|w| w == instance)
         })
-}
-
-fn fix_for(label: &str, path: &Path, instance: &str) -> String {
-    if label == "homebrew.mxcl.colima" {
-        "brew services stop colima".into()
-    } else if label.starts_with("org.nix-community.home.") {
-        "turn it off in home-manager (services.colima.enable = false, or the profile's isService = false) and switch".into()
-    } else if label.starts_with("io.lima-vm.autostart.") {
-        format!(
-            "limactl autostart disable {instance} (Lima < 2.2: limactl start-at-login --enabled=false {instance})"
-        )
-    } else {
-        format!(
-            "launchctl bootout gui/$UID/{label} and remove {} (or its nix definition)",
-            path.display()
-        )
-    }
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ pub fn supervisor(p: &Profile) -> Check {
 /// dockhand over the VM (one stops what the other starts).
 pub fn competitors(ctx: &Context, p: &Profile) -> Vec<Check> {
     let Some(c) = &p.colima else { return vec![] };
-    let agents = super::competing_agents(&ctx.config.env.home, c);
+    let agents = super::competing_agents(p, &ctx.config.env.home);
     let id = "service.competitors";
     if agents.is_empty() {
         return vec![Check::pass(
@@ -248,13 +248,15 @@ pub fn competitors(ctx: &Context, p: &Profile) -> Vec<Check> {
     agents
         .into_iter()
         .map(|a| {
+            let at = a
+                .path
+                .map_or_else(|| "loaded".to_string(), |p| p.display().to_string());
             Check::fail(
                 id,
                 format!(
-                    "{} also manages instance `{}` ({})",
+                    "agent `{}` also manages instance `{}` ({at})",
                     a.label,
-                    c.instance(),
-                    a.path.display()
+                    c.instance()
                 ),
                 a.fix,
             )
@@ -265,7 +267,7 @@ pub fn competitors(ctx: &Context, p: &Profile) -> Vec<Check> {
 /// A competing agent: its label, plist and how to turn it off.
 pub struct Agent {
     pub label: String,
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
     pub fix: String,
 }
 

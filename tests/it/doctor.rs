@@ -308,6 +308,16 @@ fn a_competing_colima_agent_is_named_with_its_fix() {
             "--foreground",
         ],
     );
+    // A hand-written agent, nix-darwin style: another label, same instance.
+    agent(
+        &env,
+        "local.colima",
+        &[
+            "/bin/sh",
+            "-c",
+            "/bin/wait4path /nix/store && exec /nix/store/x-colima/bin/colima start --foreground",
+        ],
+    );
     let (code, v) = doctor(&env, &["--fix"]);
     assert_eq!(code, 1);
     let found: Vec<&Value> = v["checks"]
@@ -316,9 +326,15 @@ fn a_competing_colima_agent_is_named_with_its_fix() {
         .iter()
         .filter(|c| c["id"] == "service.competitors")
         .collect();
-    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(found.len(), 3, "{found:#?}");
     assert_eq!(found[0]["status"], "fail");
-    assert_eq!(found[0]["fix"], "brew services stop colima");
+    assert!(
+        found[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("brew services stop colima"),
+        "{found:#?}"
+    );
     assert_eq!(
         found[0]["fixed"], false,
         "someone else's agent is never touched"
@@ -327,7 +343,8 @@ fn a_competing_colima_agent_is_named_with_its_fix() {
         found[1]["fix"]
             .as_str()
             .unwrap()
-            .starts_with("limactl autostart disable colima")
+            .contains("limactl autostart disable colima"),
+        "{found:#?}"
     );
     assert!(
         env.home
