@@ -74,7 +74,10 @@ pub fn run(profile: Profile) -> Result<u8> {
 /// Start the tasks that talk to the supervisor through `control` (the
 /// on-demand proxy, the control socket): each binds what it serves here,
 /// so a path conflict ends `run` before the engine starts.
-async fn serve(_p: &Profile, _control: &Control) -> Result<()> {
+async fn serve(p: &Profile, control: &Control) -> Result<()> {
+    if let Some(listen) = &p.listen {
+        crate::proxy::spawn(p, control.clone(), crate::proxy::listen::bind(listen)?);
+    }
     Ok(())
 }
 
@@ -91,6 +94,8 @@ struct Supervisor {
     waiters: Waiters,
     /// Stop requests waiting for the engine to be stopped.
     stop_acks: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// The next start was requested (a held engine released).
+    woken: bool,
 }
 
 /// Why the ready phase ended.
@@ -162,6 +167,7 @@ impl Supervisor {
             held,
             waiters: Waiters::default(),
             stop_acks: Vec::new(),
+            woken: false,
         };
         (sup, control)
     }
@@ -252,6 +258,7 @@ impl Supervisor {
         info!("start requested");
         self.held = None;
         self.st.held = None;
+        self.woken = true;
         true
     }
 
@@ -439,10 +446,14 @@ impl Supervisor {
 
     async fn obtain(&mut self, first: bool) -> Result<Option<Running>, Obtain> {
         self.st.adopted = false;
+        self.st.awake = None;
+        let woken = std::mem::take(&mut self.woken);
         self.set(
             Phase::Starting,
             None,
-            if first {
+            if woken {
+                "starting the engine on request"
+            } else if first {
                 "supervisor started"
             } else {
                 "restarting the engine"
