@@ -184,6 +184,9 @@ impl Supervisor {
                 if self.held != Some(Held::Down) {
                     self.held = Some(why);
                 }
+                // Recorded at once: from now on the proxy answers for the
+                // engine as it will once it is stopped.
+                self.st.held = self.held;
                 self.stop_acks.push(ack);
                 Act::Hold
             }
@@ -498,6 +501,7 @@ impl Supervisor {
                             if self.held != Some(Held::Down) {
                                 self.held = Some(why);
                             }
+                            self.st.held = self.held;
                             self.stop_acks.push(ack);
                             break None;
                         }

@@ -95,13 +95,24 @@ async fn running_containers(shared: &Shared) -> Result<u32, String> {
 pub async fn run(shared: Arc<Shared>, after: Duration) {
     let step = tick(after);
     let mut reported: Option<Awake> = None;
+    let mut state = shared.control.subscribe();
     loop {
+        // Not running: nothing to watch until it is; the clock starts
+        // when it becomes ready.
+        if state
+            .wait_for(|s| s.phase == Phase::Ready && s.held.is_none())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if reported.is_none() {
+            shared.idle.touch();
+        }
         tokio::time::sleep(step).await;
         let st = shared.control.state();
-        if !matches!(st.phase, Phase::Ready) || st.held.is_some() {
-            // Not running: nothing keeps it awake; the clock restarts at
-            // the next start.
-            shared.idle.touch();
+        if st.phase != Phase::Ready || st.held.is_some() {
+            reported = None;
             continue;
         }
         let running = match running_containers(&shared).await {

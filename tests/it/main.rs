@@ -4,5 +4,6 @@ mod harness;
 
 mod colima;
 mod config_errors;
+mod proxy;
 mod service;
 mod supervisor;
