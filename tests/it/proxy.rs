@@ -217,12 +217,15 @@ fn fifty_clients_at_once_wake_a_stopped_engine() {
     assert!(dockerd_running(&env));
 }
 
+/// One poll round: /_ping status, /containers/json status, ping head, list body.
+type Round = (u16, u16, String, String);
+
 /// Poll like an IDE does: `/_ping` and `/containers/json` every 100 ms.
 struct Poller {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Poll rounds answered so far.
     count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    thread: Option<std::thread::JoinHandle<Vec<(u16, u16, String, String)>>>,
+    thread: Option<std::thread::JoinHandle<Vec<Round>>>,
 }
 
 impl Poller {
@@ -254,7 +257,7 @@ impl Poller {
     fn count(&self) -> usize {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
-    fn finish(mut self) -> Vec<(u16, u16, String, String)> {
+    fn finish(mut self) -> Vec<Round> {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.thread.take().unwrap().join().unwrap()
     }
