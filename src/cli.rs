@@ -52,6 +52,17 @@ pub enum Command {
     /// Install, remove or inspect the login service (launchd / systemd).
     #[command(subcommand)]
     Service(crate::service::ServiceCmd),
+    /// Show the docker context dockhand keeps for `listen` (creating or
+    /// updating it), make it current, or print DOCKER_HOST for tools that
+    /// ignore contexts.
+    Context {
+        /// Make it the docker CLI's current context.
+        #[arg(long = "use")]
+        use_it: bool,
+        /// Print `export DOCKER_HOST=unix://...` (for `eval "$(...)"`).
+        #[arg(long, conflicts_with = "use_it")]
+        env: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,5 +136,6 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Service(cmd) => crate::service::run(cmd, &ctx),
+        Command::Context { use_it, env } => crate::context::run(&ctx.profile()?, use_it, env),
     }
 }

@@ -77,6 +77,15 @@ pub fn run(profile: Profile) -> Result<u8> {
 async fn serve(p: &Profile, control: &Control) -> Result<()> {
     if let Some(listen) = &p.listen {
         crate::proxy::spawn(p, control.clone(), crate::proxy::listen::bind(listen)?);
+        if p.docker_context {
+            let p = p.clone();
+            tokio::spawn(async move {
+                match crate::context::ensure(&p).await {
+                    Ok(note) => info!("{note}"),
+                    Err(e) => warn!("cannot keep the docker context: {e}"),
+                }
+            });
+        }
     }
     Ok(())
 }

@@ -58,7 +58,7 @@ fn into_raw(fd: OwnedFd) -> i32 {
 fn listens_at(fd: &OwnedFd, path: &Path) -> bool {
     use rustix::net::sockopt;
     let stream = sockopt::socket_type(fd).is_ok_and(|t| t == rustix::net::SocketType::STREAM);
-    let listening = sockopt::socket_acceptconn(fd).unwrap_or(false);
+    let listening = accepts_connections(fd);
     // SAFETY: borrowing a valid fd as a listener only to read its address;
     // ManuallyDrop keeps it from being closed here.
     let l = std::mem::ManuallyDrop::new(unsafe {
@@ -69,6 +69,23 @@ fn listens_at(fd: &OwnedFd, path: &Path) -> bool {
         .ok()
         .and_then(|a| a.as_pathname().map(Path::to_path_buf));
     stream && listening && at.as_deref() == Some(path)
+}
+
+/// SO_ACCEPTCONN: the socket is listening (rustix lacks it on macOS).
+fn accepts_connections(fd: &OwnedFd) -> bool {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into an int of the given length on a valid fd.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && v != 0
 }
 
 /// Raise the soft limit on open files to the hard limit (at most 64 Ki):

@@ -18,7 +18,11 @@ fn listen(env: &Env) -> PathBuf {
 
 /// A dockerd profile served through `listen`.
 fn proxy_env(extra: &str) -> Env {
-    let env = Env::new();
+    let mut env = Env::new();
+    // The docker CLI's contexts (dockhand's included) stay in the test dir.
+    let dc = env.root.join("docker-config");
+    env.extra_env
+        .push(("DOCKER_CONFIG".into(), dc.display().to_string()));
     let l = listen(&env);
     env.dockerd_config(&format!("listen = {:?}\n{extra}", l.display().to_string()));
     env
@@ -478,4 +482,98 @@ fn bad_combinations_are_config_errors() {
         err.contains("config.toml:2:13: on_demand needs listen"),
         "{err}"
     );
+}
+
+fn docker_plain(env: &Env, args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_CONFIG", env.root.join("docker-config"))
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_docker_context_points_at_listen_and_can_be_made_current() {
+    require_engine!();
+    let mut env = proxy_env("on_demand = true");
+    // A context of that name pointing elsewhere is brought up to date.
+    let o = docker_plain(
+        &env,
+        &[
+            "context",
+            "create",
+            "dockhand",
+            "--docker",
+            "host=unix:///nowhere.sock",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.run();
+    let want = format!("unix://{}", listen(&env).display());
+    eventually(
+        "the context to point at listen",
+        Duration::from_secs(20),
+        || {
+            let o = docker_plain(
+                &env,
+                &[
+                    "context",
+                    "inspect",
+                    "dockhand",
+                    "--format",
+                    "{{.Endpoints.docker.Host}}",
+                ],
+            );
+            String::from_utf8_lossy(&o.stdout).trim() == want
+        },
+    );
+    let (code, out, err) = env.output(&["context", "--env"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("export DOCKER_HOST={want}\n"));
+    let (code, out, err) = env.output(&["context", "--use"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("now current"), "{out}");
+    let o = docker_plain(&env, &["context", "show"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "dockhand");
+    // Plain `docker version`, no -H: through dockhand, starting the engine.
+    let o = docker_plain(&env, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.wait_ready();
+}
+
+#[test]
+fn colima_is_started_without_activating_its_own_context() {
+    require_engine!();
+    let mut env = proxy_env("");
+    let home = env.root.join("colima");
+    let calls = env.root.join("colima-calls.log");
+    let path = format!(
+        "{}:{}",
+        harness::fixture("colima").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.extra_env.push(("PATH".into(), path));
+    env.extra_env
+        .push(("COLIMA_HOME".into(), home.display().to_string()));
+    env.extra_env
+        .push(("STANDIN_LOG".into(), calls.display().to_string()));
+    env.write_config(&format!(
+        "[profiles.default]\nengine = \"colima\"\nstate_dir = {:?}\nlisten = {:?}\non_demand = true\nstop_timeout = \"30s\"\nstart_timeout = \"90s\"\n",
+        env.state.display().to_string(),
+        listen(&env).display().to_string()
+    ));
+    env.run();
+    env.wait_until("held", Duration::from_secs(20), |v| {
+        v["held"] == "on_demand"
+    });
+    docker_ok(&env, &["version"]);
+    let log = std::fs::read_to_string(&calls).unwrap_or_default();
+    let start = log
+        .lines()
+        .find(|l| l.contains(" start "))
+        .unwrap_or_else(|| panic!("no colima start in {log}"));
+    assert!(start.ends_with("--activate=false"), "{start}");
 }
