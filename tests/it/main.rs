@@ -6,4 +6,5 @@ mod colima;
 mod config_errors;
 mod proxy;
 mod service;
+mod socket_activation;
 mod supervisor;
