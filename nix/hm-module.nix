@@ -161,7 +161,7 @@ in
 
         home.sessionVariables = lib.mkIf (cfg.dockerHost != null && dockerHostProfile != null) {
           DOCKER_HOST = "unix://${
-            dlib.socketFor {
+            dlib.clientSocketFor {
               name = cfg.dockerHost;
               inherit (dockerHostProfile) settings environment;
               inherit home isDarwin;
@@ -176,6 +176,13 @@ in
 
       (lib.mkIf isLinux {
         systemd.user.services = lib.mapAttrs' unitFor enabledProfiles;
+        systemd.user.sockets = lib.mapAttrs' (name: p: {
+          name = dlib.unitName name;
+          value = dlib.systemdSocket {
+            inherit name home;
+            inherit (p) settings;
+          };
+        }) (lib.filterAttrs (_: p: p.settings.listen != null) enabledProfiles);
       })
     ]
   );

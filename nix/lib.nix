@@ -163,6 +163,31 @@ let
         example = "5m";
       };
 
+      listen = opt types.str ''
+        The socket dockhand serves clients on (the on-demand proxy); clients
+        then talk to dockhand, dockhand to the engine's `socket`. Default:
+        unset, no proxy. With it, the service manager holds the socket from
+        login (socket activation). `~` and `$HOME` expand.
+      '' { example = "~/.local/state/dockhand/default/dockhand.sock"; };
+      on_demand = opt types.bool ''
+        Start with the engine stopped and start it at the first request that
+        needs it (default false). Needs `listen`.
+      '' { };
+      idle_stop = opt durationType ''
+        Stop the engine after it has been idle this long: no running
+        container, no active request, polling aside (default: never). Needs
+        `listen`.
+      '' { example = "15m"; };
+      docker_context = opt types.bool ''
+        Keep the docker context `dockhand` (`dockhand-<profile>`) pointing at
+        `listen` (default true when `listen` is set).
+      '' { };
+      passive = listOpt ''
+        Requests that never start or keep the engine awake, as
+        "[METHOD ]/path" with `*` as a wildcard; replaces dockhand's default
+        list (see the README).
+      '' { example = [ "GET /_ping" "GET /containers/json" ]; };
+
       dockerd = opt (types.submodule {
         options = {
           binary = opt types.str "The dockerd executable: a name looked up on PATH or a path (default `dockerd`)." { };
@@ -343,6 +368,11 @@ let
     else
       throw "dockhand profile `${name}`: engine = \"command\" needs settings.socket";
 
+  # The socket clients use: `listen` when set, else the engine's socket.
+  clientSocketFor =
+    args@{ settings, home, ... }:
+    if settings.listen != null then expandHome home settings.listen else socketFor args;
+
   # Assertions that mirror dockhand's own config checks, so that
   # `darwin-rebuild`/`home-manager switch` fail instead of the service.
   profileAssertions =
@@ -371,6 +401,16 @@ let
           {
             assertion = (engine == "command") -> (s.command != null && s.socket != null);
             message = "${opt'}: engine = \"command\" needs `command.argv` and `socket`.";
+          }
+        ]
+        ++ map (key: {
+          assertion = (s.${key} != null && s.${key} != false) -> s.listen != null;
+          message = "${opt'}.${key} needs ${opt'}.listen: dockhand can only see requests on a socket it serves.";
+        }) [ "on_demand" "idle_stop" "docker_context" "passive" ]
+        ++ [
+          {
+            assertion = s.listen == null || s.socket == null || s.listen != s.socket;
+            message = "${opt'}.listen is the engine's socket: they must differ.";
           }
         ]
         ++ map (table: {
@@ -457,6 +497,15 @@ let
       };
       StandardOutPath = launchdLog;
       StandardErrorPath = launchdLog;
+    }
+    // lib.optionalAttrs (settings.listen != null) {
+      # Socket activation (src/service/activation.rs): launchd holds
+      # `listen` from login; dockhand takes it with launch_activate_socket.
+      Sockets.Listeners = {
+        SockPathName = expandHome home settings.listen;
+        SockPathMode = 384; # 0600
+        SockType = "stream";
+      };
     };
 
   # ------------------------------------------------------------- systemd
@@ -514,6 +563,23 @@ let
       };
       Install.WantedBy = [ "default.target" ];
     };
+
+  # The socket unit as home-manager's `systemd.user.sockets.<name>`, keys and
+  # values as the socket unit `dockhand service print --platform systemd`
+  # appends (src/service/activation.rs). Only for profiles with `listen`.
+  systemdSocket =
+    { name, settings, home }:
+    {
+      Unit.Description = "dockhand: Docker API socket (profile ${name})";
+      Socket = {
+        ListenStream = quoteSystemd false (expandHome home settings.listen);
+        SocketMode = "0600";
+        DirectoryMode = "0700";
+        Accept = "no";
+        Service = "dockhand-${name}.service";
+      };
+      Install.WantedBy = [ "sockets.target" ];
+    };
 in
 {
   inherit
@@ -533,6 +599,7 @@ in
     stopTimeoutFor
     startTimeoutFor
     socketFor
+    clientSocketFor
     profileAssertions
     pathTail
     pathFor
@@ -540,6 +607,7 @@ in
     launchdServiceConfig
     quoteSystemd
     systemdService
+    systemdSocket
     ;
 
   # The file name of a profile's generated config, and the name of its

@@ -63,6 +63,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("down", "dockhand down\n  dockhand down --service"),
     ("restart", "dockhand restart --profile work"),
     (
+        "context",
+        "dockhand context --use\n  eval \"$(dockhand context --env)\"",
+    ),
+    (
         "doctor",
         "dockhand doctor\n  dockhand doctor --fix\n  \
          dockhand doctor --json | jq '.checks[] | select(.status == \"fail\")'",
@@ -197,6 +201,17 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Show the docker context dockhand keeps for `listen` (creating or
+    /// updating it), make it current, or print DOCKER_HOST for tools that
+    /// ignore contexts.
+    Context {
+        /// Make it the docker CLI's current context.
+        #[arg(long = "use")]
+        use_it: bool,
+        /// Print `export DOCKER_HOST=unix://...` (for `eval "$(...)"`).
+        #[arg(long, conflicts_with = "use_it")]
+        env: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -296,6 +311,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Restart { timeout, json } => {
             crate::updown::restart(&ctx.profile()?, timeout, json)
         }
+        Command::Context { use_it, env } => crate::context::run(&ctx.profile()?, use_it, env),
         Command::Completions { .. } | Command::Man { .. } | Command::Doctor { .. } => {
             unreachable!("handled above")
         }

@@ -870,6 +870,15 @@ impl Config {
                 ));
             }
         }
+        if let (Some(l), Some(span)) = (&listen, raw.listen.as_ref().map(Spanned::span))
+            && l.to_string_lossy().contains([',', '"'])
+            && raw.docker_context.as_ref().is_none_or(|v| *v.get_ref())
+        {
+            return Err(self.err_at(
+                span,
+                "listen may not contain ',' or '\"' while docker_context is on (the docker CLI reads its endpoint as comma-separated fields): choose another path or set docker_context = false".into(),
+            ));
+        }
         let needs_listen = |key: &str, span: std::ops::Range<usize>| {
             self.err_at(
                 span,

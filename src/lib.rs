@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod control;
 pub mod control_socket;
 pub mod doctor;

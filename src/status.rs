@@ -110,6 +110,9 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         println!("state: unreadable ({e})");
     }
     println!("socket {socket}: {ping}");
+    for line in crate::proxy::status_lines(p, &state, holder.is_some()) {
+        println!("{line}");
+    }
     println!("restarts: {}", state.restarts);
     if let Some(e) = &state.last_error
         && state.phase != Phase::Ready

@@ -79,6 +79,18 @@ pub fn run(profile: Profile) -> Result<u8> {
 /// so a path conflict ends `run` before the engine starts.
 async fn serve(p: &Profile, control: &Control) -> Result<()> {
     crate::control_socket::serve(p, control.clone()).await?;
+    if let Some(listen) = &p.listen {
+        crate::proxy::spawn(p, control.clone(), crate::proxy::listen::bind(listen)?);
+        if p.docker_context {
+            let p = p.clone();
+            tokio::spawn(async move {
+                match crate::context::ensure(&p).await {
+                    Ok(note) => info!("{note}"),
+                    Err(e) => warn!("cannot keep the docker context: {e}"),
+                }
+            });
+        }
+    }
     Ok(())
 }
 
@@ -95,6 +107,8 @@ struct Supervisor {
     waiters: Waiters,
     /// Stop requests waiting for the engine to be stopped.
     stop_acks: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// The next start was requested (a held engine released).
+    woken: bool,
 }
 
 /// Why the ready phase ended.
@@ -166,6 +180,7 @@ impl Supervisor {
             held,
             waiters: Waiters::default(),
             stop_acks: Vec::new(),
+            woken: false,
         };
         (sup, control)
     }
@@ -182,6 +197,9 @@ impl Supervisor {
                 if self.held != Some(Held::Down) {
                     self.held = Some(why);
                 }
+                // Recorded at once: from now on the proxy answers for the
+                // engine as it will once it is stopped.
+                self.st.held = self.held;
                 self.stop_acks.push(ack);
                 Act::Hold
             }
@@ -256,6 +274,7 @@ impl Supervisor {
         info!("start requested");
         self.held = None;
         self.st.held = None;
+        self.woken = true;
         true
     }
 
@@ -443,10 +462,14 @@ impl Supervisor {
 
     async fn obtain(&mut self, first: bool) -> Result<Option<Running>, Obtain> {
         self.st.adopted = false;
+        self.st.awake = None;
+        let woken = std::mem::take(&mut self.woken);
         self.set(
             Phase::Starting,
             None,
-            if first {
+            if woken {
+                "starting the engine on request"
+            } else if first {
                 "supervisor started"
             } else {
                 "restarting the engine"
@@ -491,6 +514,7 @@ impl Supervisor {
                             if self.held != Some(Held::Down) {
                                 self.held = Some(why);
                             }
+                            self.st.held = self.held;
                             self.stop_acks.push(ack);
                             break None;
                         }

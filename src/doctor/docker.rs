@@ -25,6 +25,12 @@ fn host_of(socket: &Path) -> String {
     format!("unix://{}", socket.display())
 }
 
+/// The socket docker clients should use: `listen` (dockhand's on-demand
+/// proxy) when set, else the engine's.
+fn client_socket(p: &Profile) -> &Path {
+    p.listen.as_deref().unwrap_or(&p.socket)
+}
+
 /// The same socket file, allowing for links and `/private/tmp`-style paths.
 fn same_path(a: &Path, b: &Path) -> bool {
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
@@ -36,11 +42,23 @@ pub fn socket(p: &Profile) -> Vec<Check> {
     let md = match std::fs::symlink_metadata(s) {
         Ok(m) => m,
         Err(_) => {
-            return vec![Check::fail(
-                "socket",
-                format!("no socket at {} (the engine is not running)", s.display()),
-                format!("dockhand up --profile {}", p.name),
-            )];
+            let up = format!("dockhand up --profile {}", p.name);
+            // Held stopped on purpose (`down`, idle_stop, on_demand): not a fault.
+            let held = crate::state::holder_pid(&p.lock_path())
+                .and_then(|_| crate::control_socket::query_state(p, Duration::from_secs(2)))
+                .and_then(|st| st.held);
+            return vec![match held {
+                Some(h) => Check::warn(
+                    "socket",
+                    format!("no socket at {}: engine {h}", s.display()),
+                    up,
+                ),
+                None => Check::fail(
+                    "socket",
+                    format!("no socket at {} (the engine is not running)", s.display()),
+                    up,
+                ),
+            }];
         }
     };
     if !md.file_type().is_socket() {
@@ -116,11 +134,12 @@ fn mode(s: &Path, mode: u32, ours: bool) -> Check {
 /// profile's socket: the classic "Cannot connect to the Docker daemon at
 /// unix:///var/run/docker.sock".
 pub fn context(p: &Profile) -> Vec<Check> {
-    let want = host_of(&p.socket);
+    let sock = client_socket(p);
+    let want = host_of(sock);
     if let Some(h) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
         let ok = h
             .strip_prefix("unix://")
-            .is_some_and(|x| same_path(Path::new(x), &p.socket));
+            .is_some_and(|x| same_path(Path::new(x), sock));
         return vec![if ok {
             Check::pass("context", format!("DOCKER_HOST={h}: this profile's socket"))
         } else {
@@ -156,7 +175,7 @@ pub fn context(p: &Profile) -> Vec<Check> {
     };
     if host
         .strip_prefix("unix://")
-        .is_some_and(|x| same_path(Path::new(x), &p.socket))
+        .is_some_and(|x| same_path(Path::new(x), sock))
     {
         return vec![Check::pass(
             "context",
@@ -171,16 +190,16 @@ pub fn context(p: &Profile) -> Vec<Check> {
             o.stdout.lines().find_map(|l| {
                 let (n, h) = l.split_once('|')?;
                 let path = h.strip_prefix("unix://")?;
-                same_path(Path::new(path), &p.socket).then(|| n.trim().to_string())
+                same_path(Path::new(path), sock).then(|| n.trim().to_string())
             })
         });
     let (target, create) = match existing {
         Some(n) => (n, false),
-        None => (format!("dockhand-{}", p.name), true),
+        None => (crate::context::name(&p.name), true),
     };
     let how = if create {
         format!(
-            "docker context create {target} --docker host={want} && docker context use {target}"
+            "docker context create {target} --docker host={want} (`update` if it exists) && docker context use {target}"
         )
     } else {
         format!("docker context use {target}")
@@ -190,7 +209,7 @@ pub fn context(p: &Profile) -> Vec<Check> {
             "context",
             format!(
                 "docker context `{name}` → {host}, not this profile's socket {}",
-                p.socket.display()
+                sock.display()
             ),
             how,
         )
@@ -209,13 +228,10 @@ pub fn use_context(name: &str, host: &str, create: bool) -> Result<(), String> {
         None => Err(format!("docker {}: did not run", args.join(" "))),
     };
     if create {
-        run(&[
-            "context",
-            "create",
-            name,
-            "--docker",
-            &format!("host={host}"),
-        ])?;
+        // A context of that name pointing elsewhere is updated.
+        let exists = docker_out(&["context", "inspect", name]).is_some_and(|o| o.ok);
+        let verb = if exists { "update" } else { "create" };
+        run(&["context", verb, name, "--docker", &format!("host={host}")])?;
     }
     run(&["context", "use", name])
 }
@@ -225,16 +241,14 @@ pub fn use_context(name: &str, host: &str, create: bool) -> Result<(), String> {
 pub fn contextless(p: &Profile) -> Check {
     let id = "socket.default";
     let var = Path::new("/var/run/docker.sock");
-    if same_path(var, &p.socket) {
+    let sock = client_socket(p);
+    if same_path(var, sock) {
         return Check::pass(id, "/var/run/docker.sock is this profile's socket");
     }
     let fix = if cfg!(target_os = "macos") {
-        format!("sudo ln -sf {} /var/run/docker.sock", p.socket.display())
+        format!("sudo ln -sf {} /var/run/docker.sock", sock.display())
     } else {
-        format!(
-            "point such tools at DOCKER_HOST=unix://{}",
-            p.socket.display()
-        )
+        format!("point such tools at DOCKER_HOST=unix://{}", sock.display())
     };
     match std::fs::symlink_metadata(var) {
         Err(_) => Check::warn(

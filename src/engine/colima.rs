@@ -37,7 +37,7 @@ pub struct ColimaEngine {
 impl ColimaEngine {
     pub fn new(p: &Profile) -> ColimaEngine {
         ColimaEngine {
-            c: p.colima.clone().expect("colima engine has a colima table"),
+            c: crate::context::colima_config(p),
             socket: p.socket.clone(),
             state_dir: p.state_dir.clone(),
             stop_timeout: p.stop_timeout,

@@ -105,6 +105,7 @@ pub fn render(i: &Inputs) -> String {
     let log = launchd_log(&i.log_file);
     d.insert("StandardOutPath".into(), p(&log));
     d.insert("StandardErrorPath".into(), p(&log));
+    super::activation::launchd_sockets(i, &mut d);
 
     let mut buf = Vec::new();
     Value::Dictionary(d)

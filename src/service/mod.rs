@@ -13,6 +13,7 @@
 //! overrides it: a testing and override knob, used by the tests to drive
 //! the launchd path on Linux with a stand-in `launchctl`.
 
+pub mod activation;
 pub mod competitors;
 pub mod launchd;
 pub mod systemd;
@@ -131,6 +132,8 @@ pub struct Inputs {
     /// shell that `dockhand status` runs in.
     pub xdg_config_home: Option<PathBuf>,
     pub xdg_state_home: Option<PathBuf>,
+    /// The profile's `listen` socket: rendered for socket activation.
+    pub listen: Option<PathBuf>,
 }
 
 /// The programs whose directories go first on the service's PATH.
@@ -172,6 +175,7 @@ impl Inputs {
             docker_config: var("DOCKER_CONFIG"),
             xdg_config_home: env.xdg_config_home.as_deref().map(absolute),
             xdg_state_home: env.xdg_state_home.as_deref().map(absolute),
+            listen: profile.listen.clone(),
         })
     }
 
@@ -480,7 +484,13 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
     if let ServiceCmd::Print { .. } = cmd {
         match platform {
             Platform::Launchd => print!("{}", launchd::render(&inputs)),
-            Platform::Systemd => print!("{}", systemd::render(&inputs)),
+            Platform::Systemd => {
+                print!("{}", systemd::render(&inputs));
+                if let Some(socket) = activation::systemd_socket_unit(&inputs) {
+                    let name = activation::socket_unit_name(&inputs.profile);
+                    print!("\n# ---- {name} ----\n{socket}");
+                }
+            }
         }
         return Ok(0);
     }
@@ -490,7 +500,10 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
             let path = launchd::plist_path(&env.home, &inputs.label);
             match cmd {
                 ServiceCmd::Print { .. } => unreachable!("handled above"),
-                ServiceCmd::Install { .. } => launchd::install(&inputs, &path)?,
+                ServiceCmd::Install { .. } => {
+                    activation::prepare_launchd(&inputs)?;
+                    launchd::install(&inputs, &path)?
+                }
                 ServiceCmd::Uninstall => launchd::uninstall(&inputs, &path)?,
                 ServiceCmd::Status => return launchd::status(&inputs, &path, &profile),
                 ServiceCmd::Restart => launchd::restart(&inputs, &path)?,
@@ -500,8 +513,14 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
             let path = systemd::unit_path(&env.config_home(), &inputs.profile);
             match cmd {
                 ServiceCmd::Print { .. } => unreachable!("handled above"),
-                ServiceCmd::Install { .. } => systemd::install(&inputs, &path)?,
-                ServiceCmd::Uninstall => systemd::uninstall(&inputs, &path)?,
+                ServiceCmd::Install { .. } => {
+                    activation::install_systemd(&inputs, &env.config_home())?;
+                    systemd::install(&inputs, &path)?
+                }
+                ServiceCmd::Uninstall => {
+                    systemd::uninstall(&inputs, &path)?;
+                    activation::uninstall_systemd(&inputs, &env.config_home())?
+                }
                 ServiceCmd::Status => return systemd::status(&inputs, &path, &profile),
                 ServiceCmd::Restart => systemd::restart(&inputs, &path)?,
             }
@@ -531,6 +550,7 @@ pub(crate) mod tests {
             docker_config: None,
             xdg_config_home: None,
             xdg_state_home: None,
+            listen: None,
         }
     }
 

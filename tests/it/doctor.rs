@@ -84,6 +84,20 @@ fn a_healthy_engine_passes_after_fixing_mode_and_context() {
         .0
     );
     assert!(docker(&env, &["context", "use", "elsewhere"]).0);
+    // A stale context of dockhand's name: updated, not duplicated.
+    assert!(
+        docker(
+            &env,
+            &[
+                "context",
+                "create",
+                "dockhand",
+                "--docker",
+                "host=unix:///tmp/old.sock"
+            ]
+        )
+        .0
+    );
     env.run();
     env.wait_until("ready", std::time::Duration::from_secs(60), |v| {
         v["phase"] == "ready"
@@ -124,7 +138,7 @@ fn a_healthy_engine_passes_after_fixing_mode_and_context() {
     let m = std::fs::metadata(&sock).unwrap().permissions().mode();
     assert_eq!(m & 0o777, 0o600);
     // The CLI now reaches this engine through its current context.
-    assert_eq!(docker(&env, &["context", "show"]).1, "dockhand-default");
+    assert_eq!(docker(&env, &["context", "show"]).1, "dockhand");
     let (ok, version) = docker(&env, &["version", "--format", "{{.Server.Version}}"]);
     assert!(
         ok && !version.is_empty(),

@@ -6,6 +6,8 @@ mod colima;
 mod commands;
 mod config_errors;
 mod doctor;
+mod proxy;
 mod service;
+mod socket_activation;
 mod supervisor;
 mod updown;

@@ -56,6 +56,23 @@ fn down_keeps_it_stopped_then_up_and_restart_bring_it_back() {
     let (_, text, _) = env.output(&["status"]);
     assert!(text.contains("stopped by `dockhand down`"), "{text}");
     assert!(!env.log().contains("restarting"), "{}", env.log());
+    // doctor: a stopped-on-purpose engine is a warning, not a failure.
+    let (_, out, _) = env.output(&["doctor", "--json"]);
+    let d = json(&out);
+    let sock = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "socket")
+        .unwrap();
+    assert_eq!(sock["status"], "warn", "{sock}");
+    assert!(
+        sock["summary"]
+            .as_str()
+            .unwrap()
+            .contains("stopped by `dockhand down`"),
+        "{sock}"
+    );
 
     // up: started again, plain lines in a pipe, JSON with --json.
     let (code, out, err) = env.output(&["up"]);

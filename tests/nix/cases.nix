@@ -377,4 +377,80 @@
     };
     error = "services.dockhand.dockerHost = \"nope\" names no enabled profile";
   };
+
+  # ------------------------------------------------ on-demand (listen)
+
+  darwin-listen = {
+    kind = "darwin";
+    host = "darwin";
+    expect = "ok";
+    compare = true;
+    config = {
+      system.primaryUser = "alice";
+      virtualisation.docker-darwin = {
+        enable = true;
+        profiles.default.settings = {
+          listen = "~/.local/state/dockhand/default/dockhand.sock";
+          on_demand = true;
+          idle_stop = "15m";
+        };
+      };
+    };
+    check = {
+      "agents.docker-darwin.Sockets" = {
+        Listeners = {
+          SockPathName = "/Users/alice/.local/state/dockhand/default/dockhand.sock";
+          SockPathMode = 384;
+          SockType = "stream";
+        };
+      };
+      "profiles.default.config" = {
+        profiles.default = {
+          listen = "~/.local/state/dockhand/default/dockhand.sock";
+          on_demand = true;
+          idle_stop = "15m";
+        };
+      };
+    };
+  };
+
+  hm-linux-listen = {
+    kind = "hm";
+    host = "linux";
+    expect = "ok";
+    compare = true;
+    config = {
+      home.username = "alice";
+      home.homeDirectory = "/home/alice";
+      services.dockhand = {
+        enable = true;
+        dockerHost = "default";
+        profiles.default.settings = {
+          listen = "/home/alice/.local/state/dockhand/default/dockhand.sock";
+          on_demand = true;
+        };
+      };
+    };
+    check = {
+      "sockets.dockhand-default.Socket.ListenStream" = "/home/alice/.local/state/dockhand/default/dockhand.sock";
+      "sockets.dockhand-default.Socket.SocketMode" = "0600";
+      "sockets.dockhand-default.Install.WantedBy" = [ "sockets.target" ];
+      "sessionVariables.DOCKER_HOST" = "unix:///home/alice/.local/state/dockhand/default/dockhand.sock";
+    };
+  };
+
+  hm-on-demand-without-listen = {
+    kind = "hm";
+    host = "linux";
+    expect = "fail";
+    error = "services.dockhand.profiles.default.settings.on_demand needs services.dockhand.profiles.default.settings.listen";
+    config = {
+      home.username = "alice";
+      home.homeDirectory = "/home/alice";
+      services.dockhand = {
+        enable = true;
+        profiles.default.settings.on_demand = true;
+      };
+    };
+  };
 }

@@ -239,6 +239,7 @@ let
     {
       agents = nlib.mapAttrs (_: a: dlib.clean a.config) (nlib.filterAttrs (_: a: a.enable) cfg.launchd.agents);
       units = nlib.mapAttrs (_: u: dlib.clean (removeUnsetFields u)) cfg.systemd.user.services;
+      sockets = nlib.mapAttrs (_: u: dlib.clean (removeUnsetFields u)) cfg.systemd.user.sockets;
       packages = map (p: p.name) cfg.home.packages;
       sessionVariables = cfg.home.sessionVariables;
       profiles = if d.enable then profilesOut d isDarwin else { };
