@@ -52,6 +52,13 @@ impl ColimaEngine {
                 hint: "install it with `brew install colima` or nix (`nix profile install nixpkgs#colima`); under launchd, make sure its directory is in the agent's PATH (`dockhand service install` records it)".into(),
             });
         }
+        if let (Some(v), Some(major)) = (&self.c.vm_type, sys::os_major())
+            && major < 13
+        {
+            return Err(Error::EngineUnusable(format!(
+                "vm_type = {v:?} needs macOS 13 or later (this is macOS {major}; colima has no --vm-type flag there): remove vm_type from the profile's [colima] table"
+            )));
+        }
         if sys::which("limactl").is_none() {
             return Err(Error::EngineMissing {
                 what: "limactl (Lima, which Colima drives)".into(),
