@@ -9,7 +9,7 @@
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep, sleep_until};
 use tracing::{error, info, warn};
 
 use crate::config::Profile;
@@ -51,6 +51,11 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 const CLOCK_CHECK: Duration = Duration::from_secs(5);
 /// A wall-clock lead over the monotonic clock beyond this is a resume.
 const RESUME_JUMP: Duration = Duration::from_secs(3);
+/// After a resume the VM's forward often needs a few seconds (Lima's ssh
+/// reconnects: lima #5420, colima #1033): failed probes are retried every
+/// RESUME_RETRY for this long before a restart kills every container.
+const RESUME_GRACE: Duration = Duration::from_secs(60);
+const RESUME_RETRY: Duration = Duration::from_secs(3);
 
 pub fn run(profile: Profile) -> Result<u8> {
     state::private_dir(&profile.state_dir, "state_dir")?;
@@ -542,6 +547,7 @@ impl Supervisor {
         let mut clock = (Instant::now(), SystemTime::now());
         let mut next_clock = Instant::now() + CLOCK_CHECK;
         let mut shutdown = self.shutdown.clone();
+        let mut resumed: Option<Instant> = None;
         loop {
             let mut probe_now = false;
             tokio::select! {
@@ -563,6 +569,7 @@ impl Supervisor {
                             humantime::format_duration(Duration::from_secs(slept.as_secs()))
                         );
                         probe_now = true;
+                        resumed = Some(mono);
                     }
                     clock = (mono, wall);
                     next_clock = mono + CLOCK_CHECK;
@@ -576,12 +583,30 @@ impl Supervisor {
             if first.is_ok() {
                 continue;
             }
-            // One failure may be a blip; a second one in a row is not.
+            // One failure may be a blip; a second one in a row is not,
+            // unless the machine just woke up: then retry for a while.
             self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
-            let second = tokio::select! {
-                p = probe::ping(&self.p.socket, timeout) => p,
-                why = r.exited() => return Exit::Restart(format!("engine {why}")),
-                _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+            let grace_end = resumed.map(|t| t + RESUME_GRACE);
+            let second = loop {
+                let p = tokio::select! {
+                    p = probe::ping(&self.p.socket, timeout) => p,
+                    why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                    _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+                };
+                match grace_end {
+                    Some(end) if !p.is_ok() && Instant::now() + RESUME_RETRY < end => {
+                        info!(
+                            "probe failed again ({p}) shortly after a resume: retrying in {}s",
+                            RESUME_RETRY.as_secs()
+                        );
+                        tokio::select! {
+                            _ = sleep(RESUME_RETRY) => {}
+                            why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                            _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+                        }
+                    }
+                    _ => break p,
+                }
             };
             if second.is_ok() {
                 self.set(Phase::Ready, r.pid, "probe answers again");

@@ -52,6 +52,13 @@ impl ColimaEngine {
                 hint: "install it with `brew install colima` or nix (`nix profile install nixpkgs#colima`); under launchd, make sure its directory is in the agent's PATH (`dockhand service install` records it)".into(),
             });
         }
+        if let (Some(v), Some(major)) = (&self.c.vm_type, sys::os_major())
+            && major < 13
+        {
+            return Err(Error::EngineUnusable(format!(
+                "vm_type = {v:?} needs macOS 13 or later (this is macOS {major}; colima has no --vm-type flag there): remove vm_type from the profile's [colima] table"
+            )));
+        }
         if sys::which("limactl").is_none() {
             return Err(Error::EngineMissing {
                 what: "limactl (Lima, which Colima drives)".into(),
@@ -483,8 +490,10 @@ fn arg_is(i: &sys::ProcInfo, flag: &str, path: &Path) -> bool {
 }
 
 /// `arg` names `dir` or a path inside it, as given or resolved
-/// (`path=/x/y/disk`, `ControlPath=/x/y/ssh.sock`, `/x/y`).
+/// (`path=/x/y/disk`, `ControlPath="/x/y/ssh.sock"`, `/x/y`).
 fn mentions(arg: &str, dir: &Path) -> bool {
+    // Lima quotes some: `ControlPath="<inst>/ssh.sock"` (pkg/sshutil/sshutil.go).
+    let arg = arg.trim_end_matches('"');
     [dir.to_path_buf(), sys::canonical(dir)].iter().any(|d| {
         let d = d.to_string_lossy();
         arg.ends_with(d.as_ref()) || arg.contains(&format!("{d}/"))
@@ -506,4 +515,48 @@ fn last_line(path: &Path) -> String {
         })
         .map(|l| format!(": {}", l.trim()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_argument_mentions_the_instance_dir_not_a_sibling() {
+        let dir = Path::new("/nonexistent/_lima/colima");
+        assert!(mentions("/nonexistent/_lima/colima", dir));
+        assert!(mentions("path=/nonexistent/_lima/colima/diffdisk", dir));
+        assert!(mentions(
+            "ControlPath=\"/nonexistent/_lima/colima/ssh.sock\"",
+            &dir.join("ssh.sock")
+        ));
+        assert!(!mentions("/nonexistent/_lima/colima-work/qemu.pid", dir));
+        assert!(!mentions("/nonexistent/_lima/colimax", dir));
+    }
+
+    #[test]
+    fn pidfile_arguments_compare_resolved_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        std::fs::write(real.join("ha.pid"), "1").unwrap();
+        let info = |argv: &[&str]| sys::ProcInfo {
+            pid: 1,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            start: 0,
+            zombie: false,
+        };
+        let real_arg = real.join("ha.pid").display().to_string();
+        let i = info(&["limactl", "hostagent", "--pidfile", &real_arg, "colima"]);
+        assert!(arg_is(&i, "--pidfile", &link.join("ha.pid")));
+        let eq = format!("-p={real_arg}");
+        assert!(arg_is(
+            &info(&["limactl", "usernet", &eq]),
+            "-p",
+            &link.join("ha.pid")
+        ));
+        assert!(!arg_is(&i, "--pidfile", &link.join("other.pid")));
+    }
 }

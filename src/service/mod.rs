@@ -137,8 +137,11 @@ pub struct Inputs {
 }
 
 /// The programs whose directories go first on the service's PATH.
-/// `qemu-img` stands in for the `qemu-system-*` binaries beside it.
-pub const TOOLS: [&str; 5] = ["colima", "limactl", "docker", "qemu-img", "dockerd"];
+/// `qemu-img` stands in for the `qemu-system-*` binaries beside it;
+/// `krunkit` is Colima's `vm_type = "krunkit"` hypervisor.
+pub const TOOLS: [&str; 6] = [
+    "colima", "limactl", "docker", "qemu-img", "krunkit", "dockerd",
+];
 
 impl Inputs {
     /// Inputs from this process: the absolute path of the running binary,

@@ -65,3 +65,8 @@ pub fn peer_pid(fd: std::os::fd::BorrowedFd<'_>) -> Option<i32> {
     };
     (r == 0 && cred.pid > 0).then_some(cred.pid)
 }
+
+/// macOS's major version; None here.
+pub fn os_major() -> Option<u32> {
+    None
+}

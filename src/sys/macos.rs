@@ -134,3 +134,24 @@ pub fn peer_pid(fd: std::os::fd::BorrowedFd<'_>) -> Option<i32> {
     };
     (r == 0 && pid > 0).then_some(pid)
 }
+
+/// The macOS major version (`kern.osproductversion`, "14.5" → 14).
+pub fn os_major() -> Option<u32> {
+    let mut buf = [0u8; 32];
+    let mut len = buf.len();
+    // SAFETY: sysctlbyname writes at most `len` bytes into `buf`.
+    let r = unsafe {
+        libc::sysctlbyname(
+            c"kern.osproductversion".as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    let s = std::str::from_utf8(&buf[..len.min(buf.len())]).ok()?;
+    s.trim_end_matches('\0').split('.').next()?.parse().ok()
+}

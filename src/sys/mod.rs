@@ -17,6 +17,9 @@ mod imp;
 compile_error!("dockhand supports Linux and macOS");
 
 pub use imp::become_subreaper;
+/// The macOS major version (None off macOS): Colima's `--vm-type` exists
+/// only from macOS 13.
+pub use imp::os_major;
 
 /// What we know about a live process.
 #[derive(Debug, Clone, PartialEq, Eq)]

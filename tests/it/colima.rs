@@ -219,7 +219,7 @@ fn a_broken_instance_found_at_startup_is_recovered() {
     c.wait_ready();
     let log = c.env.log();
     assert!(
-        log.contains("was not stopped cleanly: colima stop --force"),
+        log.contains("was not stopped cleanly (stale pid files): colima stop --force"),
         "{log}"
     );
     assert!(
