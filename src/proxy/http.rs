@@ -9,6 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Copy buffer size: large chunks, few system calls.
 pub const BUF: usize = 256 * 1024;
+/// A connection starts with this much (heads, small answers) and grows
+/// to `BUF` when it copies a body: idle keep-alive connections stay cheap.
+const SMALL: usize = 16 * 1024;
 /// The longest request or response head accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
@@ -18,7 +21,7 @@ const MAX_LINE: usize = 4096;
 /// A read half with a large buffer of its own.
 pub struct Reader<R> {
     r: R,
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     pos: usize,
     end: usize,
 }
@@ -136,9 +139,16 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub fn new(r: R) -> Reader<R> {
         Reader {
             r,
-            buf: vec![0u8; BUF].into_boxed_slice(),
+            buf: vec![0u8; SMALL],
             pos: 0,
             end: 0,
+        }
+    }
+
+    /// Use the full-size buffer (before copying a body).
+    fn grow(&mut self) {
+        if self.buf.len() < BUF {
+            self.buf.resize(BUF, 0);
         }
     }
 
@@ -178,6 +188,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             if self.buffered().len() >= MAX_HEAD {
                 return Err(HeadError::Bad(431, "request head too large".into()));
             }
+            if self.buffered().len() >= self.buf.len() / 2 {
+                self.grow();
+            }
             if self.pos > 0 && self.end == self.buf.len() {
                 self.buf.copy_within(self.pos..self.end, 0);
                 self.end -= self.pos;
@@ -200,6 +213,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         w: &mut W,
         mut tee: Option<&mut Vec<u8>>,
     ) -> io::Result<()> {
+        if n > self.buffered().len() as u64 && n > SMALL as u64 {
+            self.grow();
+        }
         while n > 0 {
             if self.buffered().is_empty() && self.fill().await? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
@@ -223,6 +239,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
 
     /// Copy everything up to the end of the stream to `w`.
     pub async fn copy_to_eof<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+        self.grow();
         loop {
             if !self.buffered().is_empty() {
                 w.write_all(self.buffered()).await?;
@@ -268,6 +285,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
 
     /// Copy a chunked body, framing included, to `w`.
     pub async fn copy_chunked<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+        self.grow();
         loop {
             let line = self.copy_line(w).await?;
             let hex = line.split(|&b| b == b';').next().unwrap_or(&[]);
