@@ -210,6 +210,13 @@ async fn wait_for_supervisor(p: &Profile, deadline: Instant, json: bool) -> Resu
     }
 }
 
+/// A failed start worth asking again: not held stopped, supervisor alive.
+fn retry(l: &Line) -> bool {
+    l.ok == Some(false)
+        && l.state.as_ref().is_some_and(|s| s.held.is_none())
+        && l.error.as_deref() != Some("dockhand is stopping")
+}
+
 /// Send `req` and follow the supervisor until its reply or the deadline.
 async fn drive(
     mut c: Client,
@@ -220,8 +227,10 @@ async fn drive(
     started: std::time::Instant,
 ) -> Result<u8> {
     let mut progress = Progress::new(p, Mode::detect(json));
+    let follow = !json;
     c.send(&req).await?;
     let mut last: Option<State> = None;
+    let mut timed_out = false;
     let reply: Option<Line> = loop {
         tokio::select! {
             line = c.next() => match line? {
@@ -231,15 +240,28 @@ async fn drive(
                         last = Some(s);
                     }
                 }
+                // A failed attempt: the supervisor retries (with backoff)
+                // and so do we, until the deadline, unless the engine was
+                // held stopped meanwhile or the supervisor is going away.
+                Some(l) if retry(&l) => {
+                    if let Some(s) = &l.state {
+                        progress.update(s);
+                        last = Some(s.clone());
+                    }
+                    sleep(Duration::from_millis(100)).await;
+                    c.send(&Req::Start { follow }).await?;
+                }
                 Some(l) => break Some(l),
                 None => break None,
             },
             _ = sleep(Duration::from_millis(100)) => progress.tick(),
-            _ = sleep_until(deadline) => break None,
+            _ = sleep_until(deadline) => {
+                timed_out = true;
+                break None;
+            }
         }
     };
     progress.clear();
-    let timed_out = reply.is_none() && Instant::now() >= deadline;
     let state = reply.as_ref().and_then(|l| l.state.clone()).or(last);
     let ok = reply.as_ref().and_then(|l| l.ok) == Some(true);
     let error = match (&reply, timed_out) {

@@ -100,24 +100,33 @@ fn down_keeps_it_stopped_then_up_and_restart_bring_it_back() {
 }
 
 #[test]
-fn up_reports_the_last_error_when_the_start_fails() {
+fn up_times_out_with_the_last_error() {
     require_engine!();
     let mut env = Env::new();
-    // An engine that never serves the socket: start_timeout ends each try.
+    // An engine that never serves the socket: start_timeout ends each
+    // try; the supervisor retries with backoff and `up` keeps waiting
+    // until its own timeout, then reports the last error.
     env.command_config(&["/bin/sleep", "600"], "start_timeout = \"1s\"");
     env.run();
     control_socket_up(&env);
-    let (code, out, err) = env.output(&["up", "--timeout", "30s"]);
+    let t = std::time::Instant::now();
+    let (code, out, err) = env.output(&["up", "--timeout", "4s"]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("did not answer on"), "{err}");
+    assert!(
+        t.elapsed() >= Duration::from_secs(4),
+        "gave up before its timeout"
+    );
+    assert!(err.contains("not ready within the timeout"), "{err}");
+    assert!(
+        err.contains("(last error: /bin/sleep did not answer on"),
+        "{err}"
+    );
     assert!(err.contains("hint: `dockhand logs"), "{err}");
+    // The attempts were shown as they failed.
+    assert!(out.contains("failed: /bin/sleep did not answer"), "{out}");
 
-    // A timeout shorter than a start attempt: exit 1 with the timeout.
-    let mut env2 = Env::new();
-    env2.command_config(&["/bin/sleep", "600"], "start_timeout = \"60s\"");
-    env2.run();
-    control_socket_up(&env2);
-    let (code, out, err) = env2.output(&["up", "--timeout", "1s", "--json"]);
+    // --json: the same, as a document.
+    let (code, out, err) = env.output(&["up", "--timeout", "1s", "--json"]);
     assert_eq!(code, 1, "{out}{err}");
     let v = json(&out);
     assert_eq!(v["ok"], false);
@@ -128,6 +137,7 @@ fn up_reports_the_last_error_when_the_start_fails() {
             .contains("not ready within the timeout"),
         "{v:#}"
     );
+    assert_eq!(err, "", "--json keeps stderr quiet");
 }
 
 #[test]
