@@ -384,3 +384,55 @@ fn the_control_socket_refuses_other_users() {
         env.log()
     );
 }
+
+#[test]
+fn the_control_socket_speaks_json_lines() {
+    require_engine!();
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let mut env = Env::new();
+    env.dockerd_config("");
+    env.run();
+    env.wait_ready();
+    let path = env.state.join("control.sock");
+    let connect = || {
+        let s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        (BufReader::new(s.try_clone().unwrap()), s)
+    };
+    let next = |r: &mut BufReader<UnixStream>| {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        json(l.trim())
+    };
+
+    // A bad request is answered, and the connection stays usable.
+    let (mut r, mut w) = connect();
+    w.write_all(b"{\"cmd\":\"reboot\"}\n").unwrap();
+    let v = next(&mut r);
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("bad request"), "{v}");
+    w.write_all(b"{\"cmd\":\"state\"}\n").unwrap();
+    let v = next(&mut r);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["state"]["phase"], "ready");
+
+    // subscribe: the state now, then every change a `down` makes.
+    let (mut r, mut w) = connect();
+    w.write_all(b"{\"cmd\":\"subscribe\"}\n").unwrap();
+    let v = next(&mut r);
+    assert_eq!(v["event"], "state");
+    assert_eq!(v["state"]["phase"], "ready");
+    assert_eq!(env.output(&["down"]).0, 0);
+    let mut phases = Vec::new();
+    loop {
+        let v = next(&mut r);
+        assert_eq!(v["event"], "state", "{v}");
+        phases.push(v["state"]["phase"].as_str().unwrap().to_string());
+        if v["state"]["phase"] == "stopped" {
+            assert_eq!(v["state"]["held"], "down");
+            break;
+        }
+    }
+    assert!(phases.contains(&"stopping".to_string()), "{phases:?}");
+}
