@@ -259,6 +259,11 @@ async fn drive(
                 timed_out = true;
                 break None;
             }
+            _ = tokio::signal::ctrl_c() => {
+                progress.clear();
+                eprintln!("dockhand: interrupted; the supervisor goes on (`dockhand status` shows where it is)");
+                return Ok(130);
+            }
         }
     };
     progress.clear();
