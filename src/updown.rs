@@ -228,6 +228,9 @@ async fn drive(
 ) -> Result<u8> {
     let mut progress = Progress::new(p, Mode::detect(json));
     let follow = !json;
+    // One handler for the whole wait: a SIGINT between two polls counts.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::io("cannot watch for Ctrl-C", e))?;
     c.send(&req).await?;
     let mut last: Option<State> = None;
     let mut timed_out = false;
@@ -259,7 +262,7 @@ async fn drive(
                 timed_out = true;
                 break None;
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = sigint.recv() => {
                 progress.clear();
                 eprintln!("dockhand: interrupted; the supervisor goes on (`dockhand status` shows where it is)");
                 return Ok(130);

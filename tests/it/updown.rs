@@ -138,6 +138,18 @@ fn up_times_out_with_the_last_error() {
         "{v:#}"
     );
     assert_eq!(err, "", "--json keeps stderr quiet");
+
+    // Ctrl-C stops waiting; the supervisor goes on.
+    let mut up = Streaming::spawn(env.cmd(&["up", "--timeout", "60s"]));
+    up.wait_for("failed: ", Duration::from_secs(20));
+    harness::kill(up.child.id() as i32, rustix::process::Signal::INT);
+    let (status, text) = up.finish(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(
+        text.contains("interrupted; the supervisor goes on"),
+        "{text}"
+    );
+    assert_eq!(env.status().1["supervisor_running"], true);
 }
 
 #[test]
