@@ -49,6 +49,8 @@ pub struct Progress {
     lima_log: Option<PathBuf>,
     lima_line: Option<String>,
     lima_read: Option<Instant>,
+    /// The supervisor's last state.
+    last: Option<State>,
 }
 
 /// "colima (vz, 4 CPU, 8 GiB)", "dockerd", or the command's program.
@@ -84,12 +86,14 @@ pub fn engine_desc(p: &Profile) -> String {
     }
 }
 
-/// What the supervisor is doing, in a few words.
-pub fn step(s: &State, engine: &str) -> String {
+/// What the supervisor is doing, in a few words. `booting`: the engine's
+/// starter still runs (Colima: `colima start` boots the VM and returns
+/// once the host agent runs; then dockhand waits for /_ping).
+pub fn step(s: &State, engine: &str, booting: bool) -> String {
     let err = s.last_error.as_deref().unwrap_or("");
     match s.phase {
         Phase::Ready => "ready".into(),
-        Phase::Starting if s.engine_pid.is_some() => "waiting for /_ping".into(),
+        Phase::Starting if s.engine_pid.is_some() && !booting => "waiting for /_ping".into(),
         Phase::Starting => format!("starting {engine}"),
         Phase::Stopping => format!("stopping {engine}"),
         Phase::Restarting => format!("restarting: {err}"),
@@ -118,6 +122,7 @@ impl Progress {
             lima_log,
             lima_line: None,
             lima_read: None,
+            last: None,
         }
     }
 
@@ -127,7 +132,24 @@ impl Progress {
 
     /// A new state from the supervisor.
     pub fn update(&mut self, s: &State) {
-        let step = step(s, &self.engine);
+        self.last = Some(s.clone());
+        self.refresh();
+    }
+
+    /// `colima start` (the state's engine pid while starting, until the
+    /// supervisor records the host agent at ready) still runs. Any wrapper
+    /// (nix's `.colima-wrapped`, a script) counts: its argv has `start`.
+    fn booting(&self, s: &State) -> bool {
+        self.lima_log.is_some()
+            && s.engine_pid
+                .and_then(crate::sys::proc_info)
+                .is_some_and(|i| !i.zombie && i.argv.iter().any(|a| a == "start"))
+    }
+
+    /// Show the step the last state means now.
+    fn refresh(&mut self) {
+        let Some(s) = &self.last else { return };
+        let step = step(s, &self.engine, self.booting(s));
         if self.step.as_deref() == Some(&step) {
             return;
         }
@@ -154,11 +176,17 @@ impl Progress {
         self.step = Some(step);
         self.step_since = Instant::now();
         self.lima_line = None;
-        self.tick();
+        self.draw();
     }
 
-    /// Redraw (terminal) or report Lima's news (plain), every ~100 ms.
+    /// Every ~100 ms: follow the starter, redraw.
     pub fn tick(&mut self) {
+        self.refresh();
+        self.draw();
+    }
+
+    /// Redraw (terminal) or report Lima's news (plain).
+    fn draw(&mut self) {
         let slow = self.step_since.elapsed() >= SLOW && self.step.as_deref() != Some("ready");
         let lima = if slow { self.lima_news() } else { None };
         let mut out = std::io::stdout().lock();
