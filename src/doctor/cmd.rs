@@ -25,17 +25,23 @@ pub fn run(program: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duratio
         .stderr(Stdio::piped())
         .spawn()
         .ok()?;
+    // Readers report through channels: a grandchild that keeps a pipe open
+    // after the tool is gone must not hold doctor up.
     let reader = |p: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut s = Vec::new();
             if let Some(p) = p {
                 let mut p = p.take(MAX_OUTPUT);
                 let _ = p.read_to_end(&mut s);
+                let _ = tx.send(String::from_utf8_lossy(&s).into_owned());
                 // Drain the rest so the child never blocks on a full pipe.
                 let _ = std::io::copy(&mut p.into_inner(), &mut std::io::sink());
+            } else {
+                let _ = tx.send(String::new());
             }
-            String::from_utf8_lossy(&s).into_owned()
-        })
+        });
+        rx
     };
     let out = reader(child.stdout.take().map(|p| Box::new(p) as _));
     let err = reader(child.stderr.take().map(|p| Box::new(p) as _));
@@ -51,8 +57,9 @@ pub fn run(program: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duratio
             }
         }
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    let grace = Duration::from_secs(1);
+    let stdout = out.recv_timeout(grace).unwrap_or_default();
+    let stderr = err.recv_timeout(grace).unwrap_or_default();
     status.map(|s| Out {
         ok: s.success(),
         stdout,

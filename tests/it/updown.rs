@@ -235,8 +235,8 @@ fn in_pty(env: &Env, args: &[&str], extra: &[(&str, &str)]) -> (bool, String) {
         line.push(' ');
         line.push_str(a);
     }
-    let mut c = env.cmd(&[]);
-    // env.cmd set the program; rebuild it around `script`.
+    // The environment the harness gives dockhand, around `script`.
+    let c = env.cmd(&[]);
     let mut s = Command::new("script");
     s.args(["-qec", &line, "/dev/null"]);
     for (k, v) in c.get_envs() {
@@ -245,7 +245,6 @@ fn in_pty(env: &Env, args: &[&str], extra: &[(&str, &str)]) -> (bool, String) {
             None => s.env_remove(k),
         };
     }
-    let _ = &mut c;
     s.env("TERM", "xterm-256color").env_remove("NO_COLOR");
     for (k, v) in extra {
         s.env(k, v);
