@@ -280,6 +280,13 @@ fn progress_on_a_terminal_is_live_and_respects_no_color() {
     assert!(ok, "{out:?}");
     assert!(out.contains("✓ ready in"), "{out:?}");
     assert!(!out.contains("\x1b[3"), "colour despite NO_COLOR: {out:?}");
+
+    // doctor: coloured marks on a terminal, none with NO_COLOR.
+    let (_, out) = in_pty(&env, &["doctor"], &[]);
+    assert!(out.contains("\x1b[32m✓\x1b[0m socket.ping"), "{out:?}");
+    let (_, out) = in_pty(&env, &["doctor"], &[("NO_COLOR", "1")]);
+    assert!(out.contains("✓ socket.ping"), "{out:?}");
+    assert!(!out.contains('\x1b'), "colour despite NO_COLOR: {out:?}");
 }
 
 #[test]
