@@ -445,8 +445,9 @@ let
         Crashed = true;
       };
       ThrottleInterval = 30;
-      # The engine (Colima's VM) outlives a crash of dockhand; the restarted
-      # dockhand adopts it.
+      # launchd never kills what is left in dockhand's process group (nothing
+      # dockhand starts is there: engines run in groups of their own); dockhand
+      # alone decides what to stop, and hands a healthy engine over on restart.
       AbandonProcessGroup = true;
       # Finite: 0 would mean "wait forever" and stall logout/shutdown.
       ExitTimeOut = stopTimeoutFor settings + 15;
@@ -454,6 +455,8 @@ let
       EnvironmentVariables = environment // {
         PATH = path;
         HOME = home;
+        # An error a retry can't fix exits 0: no respawn loop under KeepAlive.
+        DOCKHAND_SUPERVISED_BY = "launchd";
       };
       StandardOutPath = launchdLog;
       StandardErrorPath = launchdLog;
@@ -491,8 +494,9 @@ let
     {
       Unit.Description = "dockhand: Docker engine supervisor (profile ${name})";
       Service = {
-        # dockhand sends READY=1 once the engine answers /_ping, so
-        # `systemctl --user start` returns when docker works.
+        # dockhand sends READY=1 once the first start has an outcome (the
+        # engine answers, or the start failed and dockhand retries with its
+        # own backoff); STATUS= carries the phase.
         Type = "notify";
         NotifyAccess = "main";
         ExecStart = lib.concatMapStringsSep " " (quoteSystemd true) (programArguments {

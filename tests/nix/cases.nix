@@ -42,6 +42,7 @@
       "agents.docker-darwin.Nice" = null;
       "agents.docker-darwin.Program" = null;
       "agents.docker-darwin.EnvironmentVariables" = {
+        DOCKHAND_SUPERVISED_BY = "launchd";
         HOME = "/Users/alice";
         PATH = "/nix/store/00000000000000000000000000000000-dockhand/bin:/nix/store/00000000000000000000000000000000-colima/bin:/nix/store/00000000000000000000000000000000-docker/bin:/run/current-system/sw/bin:/etc/profiles/per-user/alice/bin:/Users/alice/.nix-profile/bin:/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
       };
