@@ -3,18 +3,28 @@
 //! `systemctl --user`.
 //!
 //! Key choices of the unit (see `render`):
-//! - `Type=notify`, `NotifyAccess=main`: dockhand sends `READY=1` when the
-//!   engine answers, so `systemctl --user start` returns when docker works,
-//!   and `STOPPING=1` when it stops. `TimeoutStartSec` = start_timeout +
-//!   30 s leaves dockhand time to report its own start failure first.
+//! - `Type=notify`, `NotifyAccess=main`: dockhand sends `STATUS=<phase>:
+//!   <reason>` on every transition and `READY=1` once the first start has
+//!   an outcome: the engine answers, or the start failed and dockhand goes
+//!   on retrying with its own backoff (`STATUS=failed: ...`). systemd thus
+//!   never times the start out and never restarts dockhand over its
+//!   backoff; `service install` waits for that outcome itself (bounded by
+//!   start_timeout + 15 s) and reports a failed start with its reason. A
+//!   unit that needs a *working* docker orders itself after this one and
+//!   waits on the socket (`docker info`, or a dockhand status poll).
+//!   `TimeoutStartSec` = start_timeout + 30 s is only a safety net.
 //! - `Restart=on-failure`, `RestartSec=5s`: restart dockhand when it fails
 //!   or crashes; it restarts the engine itself, with backoff.
+//!   `RestartPreventExitStatus=2 3 4 6`: not what a retry can't fix; the
+//!   reason is in `StatusText` (`STATUS=failed: ...` sent before exiting).
 //! - `TimeoutStopSec` = stop_timeout + 15 s: dockhand stops the engine
 //!   within stop_timeout after SIGTERM; the margin lets it finish.
-//! - `KillMode=process`: dockerd runs in its own process group; on stop or
-//!   restart systemd signals only dockhand. On a normal stop dockhand itself
-//!   stops the engine within stop_timeout; on a dockhand restart (crash,
-//!   upgrade) a healthy engine survives and the new dockhand adopts it.
+//! - `KillMode=process`: systemd signals only dockhand, which decides:
+//!   on a stop (`systemctl stop`, logout) it stops the engine within
+//!   stop_timeout, leaving nothing in the cgroup; on a restart
+//!   (`dockhand service restart`, `systemctl --user restart`, home-manager's
+//!   sd-switch) it leaves a healthy engine to the new dockhand, which
+//!   adopts it (`service::handoff`).
 //! - `Environment=PATH=...`: the directories where colima, limactl, docker
 //!   and qemu were found at install time, then nix's and Homebrew's profile
 //!   directories and the system's.
@@ -95,7 +105,8 @@ pub fn render(i: &Inputs) -> String {
 Description=dockhand: Docker engine supervisor (profile {profile})
 
 [Service]
-# dockhand sends READY=1 when the engine answers and STOPPING=1 on stop.
+# dockhand sends STATUS=<phase>: <reason>, READY=1 once the first start has an
+# outcome (ready, or failed and retrying with backoff), STOPPING=1 on stop.
 Type=notify
 NotifyAccess=main
 ExecStart={exec}
@@ -107,8 +118,8 @@ RestartSec=5s
 RestartPreventExitStatus=2 3 4 6
 TimeoutStartSec={start}s
 TimeoutStopSec={stop}s
-# Signal only dockhand: it stops the engine itself within stop_timeout, and a
-# restarted dockhand adopts a healthy engine (dockerd has its own process group).
+# Signal only dockhand: on a stop it stops the engine within stop_timeout; on a
+# restart it leaves a healthy engine to the new dockhand, which adopts it.
 KillMode=process
 Environment={env}
 
