@@ -292,10 +292,10 @@ fn lifecycle(round: Round) {
 
     // Plain `systemctl --user restart` (home-manager's sd-switch does the
     // same): the engine stays too.
-    let main = rig.show("MainPID");
+    let main: i64 = rig.show("MainPID").parse().unwrap();
     rig.systemctl(&["restart", UNIT]);
     let st = rig.wait_state("a new supervisor", Duration::from_secs(30), |s| {
-        s["phase"] == "ready" && s["supervisor_pid"].to_string() != main
+        s["phase"] == "ready" && s["supervisor_pid"].as_i64() != Some(main)
     });
     assert_eq!(st["adopted"], true, "{}", rig.diag());
     assert_eq!(
