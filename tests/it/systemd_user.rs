@@ -277,6 +277,9 @@ fn lifecycle(round: Round) {
     assert!(status.contains("Status: \"ready:"), "{status}");
     assert_eq!(rig.show("StatusText").split(':').next(), Some("ready"));
 
+    // With dockerd, a running container: it must survive the restarts.
+    let container = (round == Round::Dockerd).then(|| run_container(&rig));
+
     // `dockhand service restart`: a new supervisor, the same engine.
     let main = rig.show("MainPID");
     let text = ok(&rig.dockhand(&["service", "restart"]), "restart");
@@ -315,6 +318,15 @@ fn lifecycle(round: Round) {
     assert_eq!(rig.engine_pid(), engine, "{}", rig.diag());
     assert_eq!(rig.show("NRestarts"), "1");
 
+    if let Some(id) = &container {
+        let o = docker(&rig, &["inspect", "-f", "{{.State.Running}}", id]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "true",
+            "the container was stopped"
+        );
+    }
+
     // `--engine`: the engine is restarted too.
     let text = ok(
         &rig.dockhand(&["service", "restart", "--engine"]),
@@ -342,6 +354,47 @@ fn lifecycle(round: Round) {
     assert_eq!(rig.show("LoadState"), "not-found");
     assert_eq!(rig.unit_cgroup_pids(&cgroup), Vec::<String>::new());
     assert!(!rig.socket().exists() || !crate::harness::docker_answers(&rig.socket()));
+}
+
+fn docker(rig: &Rig, args: &[&str]) -> Output {
+    Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", rig.socket().display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `docker run -d` of an image made of busybox-static (no registry here).
+fn run_container(rig: &Rig) -> String {
+    let rootfs = rig.dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    let tar = rig.dir.join("bb.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-cf", tar.to_str().unwrap(), "."])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = docker(rig, &["import", tar.to_str().unwrap(), "bb"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = docker(
+        rig,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "bb",
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 #[test]
