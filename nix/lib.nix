@@ -546,6 +546,36 @@ in
     systemdService
     ;
 
+  # Shell lines for an activation script that is about to reload a changed
+  # agent or unit (`old` the installed file, `new` the one replacing it): if
+  # it changes, ask the running supervisor to hand its engine over to the
+  # next one (`dockhand service prepare-restart`), so that a healthy engine
+  # survives the activation. `prefix` runs it as the user (nix-darwin).
+  prepareRestartScript =
+    {
+      exe,
+      name,
+      configFile,
+      old,
+      new,
+      prefix ? "",
+    }:
+    ''
+      if [[ -f ${old} ]] && ! cmp -s ${new} ${old}; then
+        ${prefix}${
+          lib.escapeShellArgs [
+            exe
+            "service"
+            "prepare-restart"
+            "--profile"
+            name
+            "--config"
+            (toString configFile)
+          ]
+        } || true
+      fi
+    '';
+
   # The file name of a profile's generated config, and the name of its
   # launchd agent / systemd unit in the modules.
   configFileName = name: "dockhand-${name}.toml";

@@ -54,6 +54,14 @@ pub enum ServiceCmd {
         #[arg(long)]
         engine: bool,
     },
+    /// For activation scripts (home-manager, nix-darwin) that are about to
+    /// restart or reload the service themselves: the running supervisor
+    /// hands its engine over if it is stopped within the next 2 minutes.
+    PrepareRestart {
+        /// Let the engine be stopped with the supervisor instead.
+        #[arg(long)]
+        engine: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -506,6 +514,25 @@ pub fn status_despite_config(profile: &str, config: Option<&Path>) {
     let _ = run(ServiceCmd::Status, &ctx);
 }
 
+fn prepare_restart(profile: &Profile, engine: bool) -> Result<u8> {
+    match handoff::request(profile, !engine)? {
+        Some(pid) if !engine => println!(
+            "the supervisor of profile `{}` (pid {pid}) hands its engine over if it is stopped within {} s",
+            profile.name,
+            handoff::VALID_FOR.as_secs()
+        ),
+        Some(pid) => println!(
+            "the supervisor of profile `{}` (pid {pid}) stops its engine when it is stopped",
+            profile.name
+        ),
+        None => println!(
+            "no supervisor runs profile `{}`: nothing to prepare",
+            profile.name
+        ),
+    }
+    Ok(0)
+}
+
 // ------------------------------------------------------------- dispatch
 
 pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
@@ -526,6 +553,9 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
             eprintln!("dockhand: warning: the service will not start until this is fixed: {e}");
         }
     }
+    if let ServiceCmd::PrepareRestart { engine } = cmd {
+        return prepare_restart(&profile, engine);
+    }
     if let ServiceCmd::Print { .. } = cmd {
         match platform {
             Platform::Launchd => print!("{}", launchd::render(&inputs)),
@@ -538,7 +568,9 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
         Platform::Launchd => {
             let path = launchd::plist_path(&env.home, &inputs.label);
             match cmd {
-                ServiceCmd::Print { .. } => unreachable!("handled above"),
+                ServiceCmd::Print { .. } | ServiceCmd::PrepareRestart { .. } => {
+                    unreachable!("handled above")
+                }
                 ServiceCmd::Install => launchd::install(&inputs, &path, &profile)?,
                 ServiceCmd::Uninstall => launchd::uninstall(&inputs, &path)?,
                 ServiceCmd::Status => return launchd::status(&inputs, &path, &profile),
@@ -550,7 +582,9 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
         Platform::Systemd => {
             let path = systemd::unit_path(&env.config_home(), &inputs.profile);
             match cmd {
-                ServiceCmd::Print { .. } => unreachable!("handled above"),
+                ServiceCmd::Print { .. } | ServiceCmd::PrepareRestart { .. } => {
+                    unreachable!("handled above")
+                }
                 ServiceCmd::Install => systemd::install(&inputs, &path, &profile)?,
                 ServiceCmd::Uninstall => systemd::uninstall(&inputs, &path)?,
                 ServiceCmd::Status => return systemd::status(&inputs, &path, &profile),
