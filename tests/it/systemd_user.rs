@@ -327,7 +327,24 @@ fn lifecycle(round: Round) {
         );
     }
 
-    // `--engine`: the engine is restarted too.
+    // An activation that stops and starts the unit itself (sd-switch's
+    // stop-start, nix activation scripts) after `prepare-restart`.
+    ok(
+        &rig.dockhand(&["service", "prepare-restart"]),
+        "prepare-restart",
+    );
+    rig.systemctl(&["stop", UNIT]);
+    assert!(alive(engine as i32), "prepared: the engine was handed over");
+    rig.systemctl(&["start", UNIT]);
+    let st = rig.wait_state("the next supervisor", Duration::from_secs(30), |s| {
+        s["phase"] == "ready"
+    });
+    assert_eq!(st["adopted"], true, "{}", rig.diag());
+    assert_eq!(rig.engine_pid(), engine);
+
+    // `--engine`: the engine is restarted too. (Six starts in a few
+    // seconds reach systemd's default start limit, 5 per 10 s: reset it.)
+    rig.systemctl(&["reset-failed", UNIT]);
     let text = ok(
         &rig.dockhand(&["service", "restart", "--engine"]),
         "restart --engine",
