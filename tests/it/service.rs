@@ -1120,3 +1120,32 @@ fn systemd_failed_start_is_reported() {
         "{err}"
     );
 }
+
+/// `service status` with a config that doesn't load: the error, then the
+/// manager's view (that is when users ask), exit 2.
+#[test]
+fn status_with_a_bad_config_shows_the_managers_view() {
+    for platform in ["launchd", "systemd"] {
+        let mut sb = Sandbox::new();
+        sb.stand_in("launchctl");
+        sb.stand_in("systemctl");
+        sb.set("DOCKHAND_SERVICE_PLATFORM", platform);
+        sb.set("STANDIN_DRAIN", "0");
+        sb.ok(&["service", "install"]);
+        let bad = sb.config("bad.toml", "[profiles.default]\nprobe_intervall = \"1s\"\n");
+        let out = sb.run(&["service", "status", "--config", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{platform}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("bad.toml:2:1"), "{stderr}");
+        let view = if platform == "launchd" {
+            "launchd agent"
+        } else {
+            "systemd user unit"
+        };
+        assert!(
+            stdout.contains(view) && stdout.contains("running"),
+            "{platform}: {stdout}"
+        );
+    }
+}

@@ -280,7 +280,12 @@ fn lifecycle(round: Round) {
     // With dockerd, a running container: it must survive the restarts.
     let container = (round == Round::Dockerd).then(|| run_container(&rig));
 
-    // `dockhand service restart`: a new supervisor, the same engine.
+    // An upgrade as `cargo install` or Homebrew do it (a new file renamed
+    // over the binary), then `dockhand service restart`: a new supervisor
+    // running the new binary, the same engine.
+    let exe = rig.bin.join("dockhand");
+    std::fs::copy(BIN, rig.bin.join("dockhand.new")).unwrap();
+    std::fs::rename(rig.bin.join("dockhand.new"), &exe).unwrap();
     let main = rig.show("MainPID");
     let text = ok(&rig.dockhand(&["service", "restart"]), "restart");
     assert!(text.contains("is ready:"), "{text}");
@@ -292,6 +297,8 @@ fn lifecycle(round: Round) {
         engine,
         "service restart must keep the engine"
     );
+    let running = std::fs::read_link(format!("/proc/{}/exe", rig.show("MainPID"))).unwrap();
+    assert_eq!(running, exe, "the new binary runs");
 
     // Plain `systemctl --user restart` (home-manager's sd-switch does the
     // same): the engine stays too.
