@@ -316,7 +316,9 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
             // Replace an older copy (or a job of another plist with the
             // same label, such as the recipe dockhand replaces); our own
             // supervisor hands a healthy engine over to the new one.
-            super::handoff::request(profile, true)?;
+            if state == FileState::Different {
+                super::handoff::request(profile, true)?;
+            }
             if bootout(&tool, &target, i)? {
                 println!("unloaded the previous {target}");
             }
