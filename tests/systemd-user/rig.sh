@@ -107,7 +107,7 @@ cmd_up() {
         </dev/null >>"$dir/manager.log" 2>&1 &
     # Ready once its private socket answers.
     local i
-    for i in $(seq 1 200); do
+    for i in $(seq 1 600); do # up to 30 s on a loaded machine
         if [ -s "$dir/manager.pid" ] &&
             cmd_run "$dir" -- systemctl --user is-system-running >/dev/null 2>&1; then
             cmd_root "$dir" -- journalctl --flush >/dev/null 2>&1 || true
