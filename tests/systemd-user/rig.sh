@@ -54,7 +54,8 @@ cmd_up() {
         [ "$user" = dockhand-test ] || die "no user $user"
         # Parallel rigs share the user: create it once, under a lock.
         # `scripts/test` removes it at the end if it created it.
-        flock /tmp/.dockhand-rig-user.lock sh -c 'id -u dockhand-test >/dev/null 2>&1 ||
+        # (The lock is this script itself: no lock file is left behind.)
+        flock "${BASH_SOURCE[0]}" sh -c 'id -u dockhand-test >/dev/null 2>&1 ||
             useradd --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dockhand-test'
     fi
     local uid gid home
