@@ -439,9 +439,13 @@ fn notify(phase: Phase, reason: &str) {
 }
 
 /// A fatal error ends `dockhand run` (exit 2, 3, 4, 6): `STATUS=failed:
-/// <reason>`, so `systemctl --user status` shows it without the journal.
+/// <reason>` (no READY=1), so `systemctl --user status` shows it without
+/// the journal.
 pub fn notify_fatal(reason: &str) {
-    notify(Phase::Failed, reason);
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        let status = format!("{}: {reason}", Phase::Failed);
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
+    }
 }
 
 #[cfg(test)]
