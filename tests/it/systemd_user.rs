@@ -11,7 +11,9 @@
 //!
 //! Needs root, systemd, nsenter/setpriv (util-linux) and python3; the
 //! dockerd round also dockerd. Skipped with a note when absent, a failure
-//! with CI=true.
+//! with CI=true. `benches/service.rs` reuses the rig for its figures.
+
+#![allow(dead_code, unused_imports)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ fn rig_script() -> PathBuf {
 }
 
 /// Whether a real user manager can be brought up here.
-fn available(dockerd: bool) -> bool {
+pub(crate) fn available(dockerd: bool) -> bool {
     let root = rustix::process::geteuid().is_root();
     let systemd = Path::new("/lib/systemd/systemd").exists();
     let tools = ["nsenter", "setpriv", "unshare", "python3", "systemctl"]
@@ -51,7 +53,7 @@ fn available(dockerd: bool) -> bool {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Round {
+pub(crate) enum Round {
     /// ping-server as a command engine, as dockhand-test.
     Command,
     /// dockerd, as root (root's user manager).
@@ -59,7 +61,7 @@ enum Round {
 }
 
 /// One user manager, its home, and dockhand's files in it.
-struct Rig {
+pub(crate) struct Rig {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     home: PathBuf,
@@ -72,7 +74,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn up(round: Round) -> Rig {
+    pub(crate) fn up(round: Round) -> Rig {
         let tmp = tempfile::Builder::new()
             .prefix("dhs")
             .tempdir_in("/tmp")
@@ -124,7 +126,7 @@ impl Rig {
 
     /// Write the profile `default`: the round's engine, short timeouts,
     /// and `extra` lines (overriding nothing: keys must be new).
-    fn write_config(&self, extra: &str, engine_argv_extra: &[&str]) {
+    pub(crate) fn write_config(&self, extra: &str, engine_argv_extra: &[&str]) {
         let common = format!(
             "state_dir = {:?}\nsocket = {:?}\nprobe_interval = \"1s\"\nprobe_timeout = \"500ms\"\nrestart_backoff_max = \"2s\"\n{extra}\n",
             self.state.display().to_string(),
@@ -170,7 +172,7 @@ impl Rig {
             .unwrap()
     }
 
-    fn dockhand(&self, args: &[&str]) -> Output {
+    pub(crate) fn dockhand(&self, args: &[&str]) -> Output {
         let bin = self.bin.join("dockhand");
         let config = self.config.display().to_string();
         let mut a = vec![bin.to_str().unwrap(), "--config", &config];
@@ -178,7 +180,7 @@ impl Rig {
         self.run(&a)
     }
 
-    fn systemctl(&self, args: &[&str]) -> String {
+    pub(crate) fn systemctl(&self, args: &[&str]) -> String {
         let mut a = vec!["systemctl", "--user"];
         a.extend_from_slice(args);
         String::from_utf8_lossy(&self.run(&a).stdout).into_owned()
@@ -189,14 +191,14 @@ impl Rig {
         out.trim().to_string()
     }
 
-    fn state(&self) -> Value {
+    pub(crate) fn state(&self) -> Value {
         std::fs::read_to_string(self.state.join("state.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null)
     }
 
-    fn engine_pid(&self) -> i64 {
+    pub(crate) fn engine_pid(&self) -> i64 {
         self.state()["engine_pid"].as_i64().unwrap_or(0)
     }
 
@@ -242,9 +244,9 @@ impl Drop for Rig {
     }
 }
 
-const UNIT: &str = "dockhand-default.service";
+pub(crate) const UNIT: &str = "dockhand-default.service";
 
-fn ok(o: &Output, what: &str) -> String {
+pub(crate) fn ok(o: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
