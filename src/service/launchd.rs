@@ -166,6 +166,26 @@ fn cut_to_tail(path: &Path, limit: u64, keep: u64) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// The last `dockhand: ...` line of `<log>.launchd.log` (its last 64 KiB).
+fn last_message(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(log)
+        .ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(LOG_KEEP))).ok()?;
+    let mut buf = Vec::new();
+    f.take(LOG_KEEP).read_to_end(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("dockhand: "))
+        .map(|l| l.trim_start_matches("dockhand: ").to_string())
+}
+
 fn uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
@@ -462,6 +482,11 @@ pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
         lines.push(("last exit".into(), last));
     } else {
         lines.push(("loaded".into(), "no".into()));
+    }
+    if !running && let Some(m) = last_message(&launchd_log(&i.log_file)) {
+        // An error a retry can't fix exits 0 under launchd (no respawn
+        // loop): its reason is only here.
+        lines.push(("last message".into(), m));
     }
     lines.extend(super::supervisor_lines(profile));
     super::print_lines(&lines);

@@ -483,7 +483,7 @@ pub fn run_failed(e: &Error) -> u8 {
     let launchd = std::env::var(SUPERVISED_BY_ENV).is_ok_and(|v| v == "launchd");
     if launchd && matches!(code, 2 | 3 | 4 | 6) {
         eprintln!(
-            "dockhand: failed (exit {code} would make launchd respawn dockhand every {}s): exiting 0 instead; fix the cause, then run `dockhand service restart`",
+            "dockhand (launchd): exiting 0, not {code}, so that launchd doesn't respawn dockhand every {}s; fix the cause, then run `dockhand service restart`",
             launchd::THROTTLE_INTERVAL
         );
         return 0;

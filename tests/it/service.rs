@@ -759,8 +759,37 @@ fn launchd_fatal_errors_are_not_respawned() {
             && err.contains("dockhand service restart"),
         "{err}"
     );
-    // The plist sets it.
+    // `service status` shows the reason from the launchd log, where
+    // launchd writes dockhand's stderr.
     sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    sb.stand_in("launchctl");
+    sb.set("STANDIN_DRAIN", "0");
+    let good = sb.config("good.toml", "[profiles.default]\n");
+    sb.ok(&["service", "install", "--config", good.to_str().unwrap()]);
+    let target = format!("gui/{}/local.docker", uid());
+    std::process::Command::new(sb.bin.join("launchctl"))
+        .args(["kill", "SIGTERM", &target])
+        .env("DOCKHAND_TEST_LOG", &sb.log)
+        .env("STANDIN_STATE", sb.root.join("standin-state"))
+        .status()
+        .unwrap();
+    // Where the plist's StandardErrorPath points.
+    let plist = sb.ok(&["service", "print", "--config", good.to_str().unwrap()]);
+    let log = sb.home.join("Library/Logs/dockhand/default.launchd.log");
+    assert!(
+        plist.contains(&format!("<string>{}</string>", log.display())),
+        "{plist}"
+    );
+    std::fs::write(&log, format!("{err}")).unwrap();
+    let out = sb.expect(
+        &["service", "status", "--config", good.to_str().unwrap()],
+        1,
+    );
+    assert!(
+        out.contains("last message:") && out.contains("bad.toml"),
+        "{out}"
+    );
+    // The plist sets it.
     let plist = sb.ok(&["service", "print"]);
     assert!(
         plist.contains("<key>DOCKHAND_SUPERVISED_BY</key>\n\t\t<string>launchd</string>"),
