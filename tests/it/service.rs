@@ -755,7 +755,7 @@ fn launchd_fatal_errors_are_not_respawned() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("bad.toml")
-            && err.contains("exiting 0")
+            && err.contains("exiting 0, not 2")
             && err.contains("dockhand service restart"),
         "{err}"
     );
