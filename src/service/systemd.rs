@@ -164,13 +164,21 @@ pub const WAIT_MARGIN: u64 = 15;
 /// error: say so, with what to do, as exit 5.
 fn user_manager(tool: &Tool) -> Result<()> {
     let out = tool.output(&["is-system-running"])?;
-    // Any state word (running, degraded, starting...) means it answered.
-    if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+    // A state word (running, degraded, starting, ...) means it answered;
+    // "offline" is what systemctl prints when no manager listens (tried:
+    // systemd 252 without XDG_RUNTIME_DIR), "unknown" when it can't tell.
+    let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !state.is_empty() && state != "offline" && state != "unknown" {
         return Ok(());
     }
-    let why = String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr)
         .trim()
         .replace('\n', "; ");
+    let why = match (state.as_str(), stderr.is_empty()) {
+        ("", _) => stderr,
+        (s, true) => format!("is-system-running: {s}"),
+        (s, false) => format!("is-system-running: {s}; {stderr}"),
+    };
     Err(Error::ServiceManager(format!(
         "no systemd user manager answers `systemctl --user` ({why}): log in through a session that starts one (systemd-logind), or run `loginctl enable-linger $USER` as root; in a container without systemd, run `dockhand run` from your own init instead"
     )))

@@ -1178,3 +1178,41 @@ fn status_with_a_bad_config_shows_the_managers_view() {
         );
     }
 }
+
+/// The same with the real `systemctl` of this machine, which has no user
+/// manager for the test's environment (no XDG_RUNTIME_DIR): exit 5, and
+/// uninstall removes the unit file.
+#[test]
+fn systemd_real_systemctl_without_a_user_manager() {
+    let Some(systemctl) = ["/usr/bin/systemctl", "/bin/systemctl"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "no systemctl: run scripts/test, which installs systemd"
+        );
+        eprintln!("SKIP: no systemctl");
+        return;
+    };
+    let mut sb = Sandbox::new();
+    std::os::unix::fs::symlink(systemctl, sb.bin.join("systemctl")).unwrap();
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    let out = sb.run(&["service", "install"]);
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no systemd user manager") && err.contains("offline"),
+        "{err}"
+    );
+    assert_eq!(sb.files(), Vec::<String>::new(), "nothing written");
+    // A unit file installed earlier (by hand here) is still removed.
+    let unit = sb
+        .root
+        .join("xdg-config/systemd/user/dockhand-default.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(&unit, sb.ok(&["service", "print", "--platform", "systemd"])).unwrap();
+    let out = sb.run(&["service", "uninstall"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(!unit.exists());
+}
