@@ -44,10 +44,7 @@ pub(crate) fn available(dockerd: bool) -> bool {
     let why = format!(
         "real systemd --user tests need root ({root}), /lib/systemd/systemd ({systemd}), nsenter/setpriv/unshare/python3/systemctl ({tools}) and, for the dockerd round, dockerd ({engine}); run scripts/test"
     );
-    assert!(
-        std::env::var("CI").is_ok_and(|v| v != "true") || std::env::var("CI").is_err(),
-        "{why}"
-    );
+    assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{why}");
     eprintln!("SKIP: {why}");
     false
 }
