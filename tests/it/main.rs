@@ -6,3 +6,4 @@ mod colima;
 mod config_errors;
 mod service;
 mod supervisor;
+mod systemd_user;
