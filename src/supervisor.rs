@@ -62,6 +62,7 @@ pub fn run(profile: Profile) -> Result<u8> {
     let _lock = Lock::acquire(&profile)?;
     let engine = Engine::new(&profile);
     engine.check()?;
+    crate::service::launchd::bound_log(&profile.log_file);
     crate::logging::init(&profile.log_file)?;
     sys::become_subreaper();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -400,13 +401,25 @@ impl Supervisor {
             }
         }
         self.waiters.resolve(Err("dockhand is stopping".into()));
-        // 3. Stop within stop_timeout, remove runtime files, exit 0.
+        // 3. Stop within stop_timeout, remove runtime files, exit 0; or,
+        // when this stop is half of a restart of dockhand, leave a running
+        // engine to the next supervisor (service::handoff).
+        if running.is_some()
+            && let Some(why) = crate::service::handoff::keep_engine(&self.p).await
+        {
+            let how = format!(
+                "supervisor stopped for a restart ({why}); the engine keeps running for the next supervisor to adopt"
+            );
+            self.set(Phase::Stopped, self.st.engine_pid, &how);
+            return Ok(0);
+        }
         self.set(Phase::Stopping, self.st.engine_pid, "stop requested");
         let mut stopped = true;
         if let Some(r) = running.take() {
             stopped = self.engine.stop(r, self.p.stop_timeout).await;
         }
         self.engine.remove_runtime_files().await;
+        crate::service::handoff::forget_spec(&self.p);
         self.set(
             Phase::Stopped,
             None,
@@ -481,7 +494,13 @@ impl Supervisor {
             },
         );
         if let Some(r) = self.engine.adopt().await {
-            return Ok(Some(r));
+            match crate::service::handoff::settings_changed(&self.p) {
+                None => return Ok(Some(r)),
+                Some(why) => {
+                    self.set(Phase::Restarting, r.pid, &why);
+                    self.engine.stop(r, self.p.stop_timeout).await;
+                }
+            }
         }
         match self.engine.clean_stale().await {
             Ok(notes) => notes.iter().for_each(|n| info!("{n}")),
@@ -499,6 +518,9 @@ impl Supervisor {
             }
             Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
         };
+        if let Err(e) = crate::service::handoff::record_spec(&self.p) {
+            warn!("{e}");
+        }
         self.set(
             Phase::Starting,
             r.pid,
@@ -634,8 +656,14 @@ enum Obtain {
 }
 
 /// Tell systemd (Type=notify) where we are; a no-op elsewhere.
-/// `held`: the engine is held stopped while dockhand serves (on_demand),
-/// which systemd must see as a service that is up.
+/// `STATUS=<phase>: <reason>` on every transition. `READY=1` once the
+/// first start has an outcome: the engine answers (`ready`), or the start
+/// failed (`failed`; dockhand goes on retrying with its own backoff, and
+/// `dockhand service install` reports the reason). So systemd never times
+/// a start out and restarts dockhand over its backoff. See README,
+/// "Readiness under systemd". `held`: the engine is held stopped while
+/// dockhand serves (on_demand), which systemd must see as a service that
+/// is up.
 fn notify(phase: Phase, reason: &str, held: bool) {
     use sd_notify::NotifyState;
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
@@ -644,12 +672,22 @@ fn notify(phase: Phase, reason: &str, held: bool) {
     let status = format!("{phase}: {reason}");
     let mut states = vec![NotifyState::Status(&status)];
     match phase {
-        Phase::Ready => states.push(NotifyState::Ready),
+        Phase::Ready | Phase::Failed => states.push(NotifyState::Ready),
         Phase::Stopped if held => states.push(NotifyState::Ready),
         Phase::Stopping => states.push(NotifyState::Stopping),
         _ => {}
     }
     let _ = sd_notify::notify(false, &states);
+}
+
+/// A fatal error ends `dockhand run` (exit 2, 3, 4, 6): `STATUS=failed:
+/// <reason>` (no READY=1), so `systemctl --user status` shows it without
+/// the journal.
+pub fn notify_fatal(reason: &str) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        let status = format!("{}: {reason}", Phase::Failed);
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
+    }
 }
 
 #[cfg(test)]

@@ -238,6 +238,7 @@ impl ColimaEngine {
         if let Ok(rd) = std::fs::read_dir(&dir) {
             let mut drv: Vec<PathBuf> = rd
                 .flatten()
+                .take(10_000) // an instance directory holds a few dozen files
                 .map(|e| e.path())
                 .filter(|p| p.to_string_lossy().ends_with(".drv.pid"))
                 .collect();
@@ -500,8 +501,16 @@ fn mentions(arg: &str, dir: &Path) -> bool {
     })
 }
 
+/// The pid in a pid file (its first 32 bytes: a pid file is short).
 fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(32)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok()
 }
 
 fn last_line(path: &Path) -> String {

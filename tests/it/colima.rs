@@ -430,6 +430,28 @@ fn a_resume_with_two_failed_probes_then_an_answer_keeps_the_vm() {
     assert!(alive(ha) && alive(vm));
 }
 
+/// Item 5, the other half: Lima's ssh forward lost while the VM runs
+/// (lima #5420, colima #1033): `colima status` fails, the socket is gone,
+/// the host agent lives on. Not a resume, so no grace: a clean stop and a
+/// new start, without a forced stop.
+#[test]
+fn a_lost_ssh_forward_is_recovered_with_a_clean_restart() {
+    require_engine!();
+    let mut c = Colima::new();
+    c.env.run();
+    let v = c.wait_ready();
+    let ha = c.read_pid("ha.pid");
+    std::fs::remove_file(c.instance().join("ssh.sock")).unwrap();
+    std::fs::rename(c.socket(), c.env.root.join("lost.sock")).unwrap();
+    c.env.wait_until("a new VM", Duration::from_secs(60), |w| {
+        w["phase"] == "ready" && w["socket_answers"] == true && w["engine_pid"] != v["engine_pid"]
+    });
+    assert!(!alive(ha));
+    assert_eq!(c.count("stop default"), 1, "{:?}", c.calls());
+    assert_eq!(c.count("stop --force"), 0, "{:?}", c.calls());
+    assert!(c.docker_works());
+}
+
 /// Item 6: another agent (brew services, home-manager, limactl autostart)
 /// managing the same instance is reported by `service install` (which
 /// refuses without --force) and by `status`.

@@ -10,4 +10,5 @@ mod proxy;
 mod service;
 mod socket_activation;
 mod supervisor;
+mod systemd_user;
 mod updown;
