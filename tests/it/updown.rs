@@ -196,9 +196,12 @@ fn up_without_a_supervisor_installs_the_service() {
         .root
         .join("xdg-config/systemd/user/dockhand-default.service");
     assert!(text.contains(&unit.display().to_string()), "{text}");
-    harness::eventually("systemctl enable --now", Duration::from_secs(20), || {
-        std::fs::read_to_string(&calls)
-            .is_ok_and(|c| c.contains("systemctl --user enable --now dockhand-default.service"))
+    // Enabled and started, as `service install` does it.
+    harness::eventually("systemctl enable + start", Duration::from_secs(20), || {
+        std::fs::read_to_string(&calls).is_ok_and(|c| {
+            c.contains("systemctl --user enable dockhand-default.service")
+                && c.contains("systemctl --user start --no-block dockhand-default.service")
+        })
     });
     assert!(unit.is_file());
     // The stand-in manager starts nothing: start the unit's command as
