@@ -107,6 +107,10 @@ fn logs_engine_shows_colima_host_agent_logs() {
 
 #[test]
 fn bash_completion_completes_commands_and_flags() {
+    if crate::harness::which("bash").is_none() {
+        eprintln!("SKIP: no bash on PATH");
+        return;
+    }
     let env = Env::new();
     let (code, script, _) = env.output(&["completions", "bash"]);
     assert_eq!(code, 0);
@@ -170,6 +174,13 @@ fn man_pages_render_with_man() {
     env.write_config("this is not toml [");
     let (code, roff, err) = env.output(&["man"]);
     assert_eq!(code, 0, "{err}");
+    assert!(roff.starts_with(".ie \\n(.g"), "not roff: {roff}");
+    // The nix build sandbox has no `man`: the pages were written, and
+    // rendering them is checked where man exists.
+    if crate::harness::which("man").is_none() {
+        eprintln!("SKIP: no `man` on PATH to render the page");
+        return;
+    }
     let page = env.root.join("dockhand.1");
     std::fs::write(&page, roff).unwrap();
     let o = Command::new("man")
