@@ -305,7 +305,6 @@ fn a_competing_colima_agent_is_named_with_its_fix() {
     );
     let (_, v) = doctor(&env, &[]);
     assert_eq!(check(&v, "service.competitors")["status"], "pass", "{v:#}");
-    assert_eq!(check(&v, "binary.colima")["status"], "pass", "{v:#}");
     // brew services' agent for the default instance.
     agent(
         &env,
