@@ -384,3 +384,42 @@ fn a_stale_lima_pid_file_is_found_and_removed() {
     assert_eq!(check(&v, "stale")["fixed"], true, "{v:#}");
     assert!(!inst.join("ha.pid").exists() && !inst.join("ha.sock").exists());
 }
+
+#[test]
+fn tool_versions_are_checked_against_the_oldest_supported() {
+    let (mut env, _) = colima_env();
+    let bin = env.root.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, out) in [
+        ("colima", "colima version 0.5.6\ngit commit: 1234"),
+        ("limactl", "limactl version 1.0.4"),
+    ] {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\nprintf '%s\\n' '{out}'\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    env.extra_env.retain(|(k, _)| k != "PATH");
+    env.extra_env
+        .push(("PATH".into(), format!("{}:/usr/bin:/bin", bin.display())));
+    let (code, v) = doctor(&env, &[]);
+    assert_eq!(code, 1);
+    let c = check(&v, "binary.colima");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("is 0.5.6, older than 0.6.0"),
+        "{c}"
+    );
+    assert_eq!(c["fix"], "upgrade colima to 0.6.0 or later");
+    let l = check(&v, "binary.limactl");
+    assert_eq!(l["status"], "pass", "{l}");
+    assert!(
+        l["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1.0.4 (oldest supported 0.18.0)"),
+        "{l}"
+    );
+}
