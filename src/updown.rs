@@ -296,7 +296,8 @@ async fn drive(
         println!(
             "{mark} ready in {}: docker answers at unix://{}",
             secs(started.elapsed()),
-            p.socket.display()
+            // What clients use: dockhand's `listen` socket when set.
+            p.listen.as_deref().unwrap_or(&p.socket).display()
         );
     }
     if ok {
