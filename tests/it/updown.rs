@@ -455,3 +455,31 @@ fn the_control_socket_speaks_json_lines() {
     }
     assert!(phases.contains(&"stopping".to_string()), "{phases:?}");
 }
+
+/// With `listen` and `on_demand` (the proxy holds the engine until a
+/// request needs it), `up` starts it at once and names the listen socket.
+#[test]
+fn up_starts_an_on_demand_engine_and_down_holds_it() {
+    require_engine!();
+    let mut env = Env::new();
+    let listen = env.root.join("l.sock");
+    env.dockerd_config(&format!(
+        "listen = {:?}\non_demand = true\ndocker_context = false",
+        listen.display().to_string()
+    ));
+    env.run();
+    env.wait_until("held on demand", Duration::from_secs(20), |v| {
+        v["phase"] == "stopped" && v["held"] == "on_demand" && v["supervisor_running"] == true
+    });
+    let (code, out, err) = env.output(&["up"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", env.log());
+    assert!(
+        out.contains(&format!("docker answers at unix://{}", listen.display())),
+        "{out}"
+    );
+    assert!(harness::docker_answers(&listen), "no answer through listen");
+    let (code, out, err) = env.output(&["down", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["state"]["held"], "down");
+    assert!(!env.docker_works());
+}
