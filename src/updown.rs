@@ -133,36 +133,37 @@ fn no_supervisor(p: &Profile) -> Error {
     ))
 }
 
-/// No supervisor: install (or reload) the login service, saying so.
+/// No supervisor: install (or update and load) the login service, or
+/// start it when the manager has it but it doesn't run; saying so.
 fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
-    use crate::doctor::service_probe::{Definition, definition, loaded};
+    use crate::doctor::service_probe::{Definition, definition, view};
+    use crate::service::ServiceCmd;
     let (path, def) = definition(ctx, p)?;
-    match def {
-        Definition::Foreign => {
+    let who = format!("dockhand: no supervisor runs for profile `{}`", p.name);
+    let path = path.display();
+    let cmd = match (def, view(p)) {
+        (Definition::Current | Definition::Foreign, Ok(v)) if v.running => return Ok(()),
+        (Definition::Current | Definition::Foreign, Ok(v)) if v.known => {
+            eprintln!("{who}: starting the login service {path}");
+            ServiceCmd::Restart { engine: false }
+        }
+        (Definition::Foreign, _) => {
             return Err(Error::ServiceManager(format!(
-                "no supervisor runs for profile `{}` and its service {} is managed by nix: activate your nix configuration, or run `dockhand run`",
-                p.name,
-                path.display()
+                "{who} and its service {path} is managed by nix and not loaded: activate your nix configuration, or run `dockhand run`"
             )));
         }
-        Definition::Current if loaded(p).unwrap_or(false) => return Ok(()),
-        Definition::Missing => eprintln!(
-            "dockhand: no supervisor runs for profile `{}`: installing the login service {}",
-            p.name,
-            path.display()
-        ),
-        _ => eprintln!(
-            "dockhand: no supervisor runs for profile `{}`: updating and loading the login service {}",
-            p.name,
-            path.display()
-        ),
-    }
+        (Definition::Missing, _) => {
+            eprintln!("{who}: installing the login service {path}");
+            ServiceCmd::Install { force: false }
+        }
+        _ => {
+            eprintln!("{who}: updating and loading the login service {path}");
+            ServiceCmd::Install { force: false }
+        }
+    };
     // The service module reports its steps on stdout: keep stdout for our
     // own result.
-    with_stdout_on_stderr(true, || {
-        crate::service::run(crate::service::ServiceCmd::Install { force: false }, ctx)
-    })
-    .map(|_| ())
+    with_stdout_on_stderr(true, || crate::service::run(cmd, ctx)).map(|_| ())
 }
 
 /// Run `f` with fd 1 pointing at fd 2 (when `on`).
@@ -199,11 +200,21 @@ async fn wait_for_supervisor(p: &Profile, deadline: Instant, json: bool) -> Resu
         }
         if Instant::now() >= deadline {
             progress.clear();
-            return Err(Error::NotReady(format!(
-                "no supervisor answered on {} in time: see `dockhand service status` and `dockhand logs --profile {}`",
-                crate::control_socket::path(p).display(),
-                p.name
-            )));
+            let sock = crate::control_socket::path(p);
+            return Err(Error::NotReady(
+                match crate::state::holder_pid(&p.lock_path()) {
+                    // An older dockhand, without a control socket.
+                    Some(pid) => format!(
+                        "the supervisor (pid {pid}) does not serve {}: restart it (`dockhand service restart`, or stop it and `dockhand up`)",
+                        sock.display()
+                    ),
+                    None => format!(
+                        "no supervisor answered on {} in time: see `dockhand service status` and `dockhand logs --profile {}`",
+                        sock.display(),
+                        p.name
+                    ),
+                },
+            ));
         }
         progress.tick();
         sleep(Duration::from_millis(100)).await;

@@ -156,7 +156,7 @@ fn dotted(v: &[u64]) -> String {
 /// Installed, and pointing at this binary and config (what `service
 /// install` would write now is what is there), and loaded.
 pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
-    use super::service_probe::{Definition, definition, loaded};
+    use super::service_probe::{Definition, definition, view};
     let id = "service";
     let install = format!("dockhand service install --profile {}", p.name);
     let (path, d) = match definition(ctx, p) {
@@ -200,13 +200,14 @@ pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
             ),
         ),
     };
-    let second = match loaded(p) {
-        Ok(true) => Check::pass("service.loaded", "loaded and running"),
-        Ok(false) => Check::fail(
+    let second = match view(p) {
+        Ok(v) if v.known && v.running => Check::pass("service.loaded", "loaded and running"),
+        Ok(v) if v.known => Check::fail(
             "service.loaded",
-            "installed but not loaded or not running",
-            install,
+            "loaded but not running",
+            format!("dockhand up --profile {}", p.name),
         ),
+        Ok(_) => Check::fail("service.loaded", "installed but not loaded", install),
         Err(e) => Check::warn(
             "service.loaded",
             format!("cannot tell: {e}"),

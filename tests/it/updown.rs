@@ -206,7 +206,7 @@ fn up_without_a_supervisor_installs_the_service() {
     assert!(unit.is_file());
     // The stand-in manager starts nothing: start the unit's command as
     // systemd would.
-    env.run();
+    let first = env.run();
     let mut up = up;
     let (status, text) = up.finish(Duration::from_secs(60));
     assert!(status.success(), "{text}");
@@ -218,6 +218,24 @@ fn up_without_a_supervisor_installs_the_service() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!err.contains("installing"), "{err}");
     assert_eq!(std::fs::read_to_string(&calls).unwrap(), before);
+
+    // The service is installed and enabled but its supervisor is gone
+    // (stopped cleanly, not restarted): `up` starts the service.
+    assert_eq!(env.stop(first, Duration::from_secs(20)).code(), Some(0));
+    let active = env.root.join("standin/dockhand-default.service.active");
+    let _ = std::fs::remove_file(&active);
+    let up = Streaming::spawn(env.cmd(&["up", "--timeout", "60s"]));
+    up.wait_for("starting the login service", Duration::from_secs(20));
+    harness::eventually("systemctl restart", Duration::from_secs(20), || {
+        std::fs::read_to_string(&calls).is_ok_and(|c| {
+            c.contains("systemctl --user restart --no-block dockhand-default.service")
+        })
+    });
+    env.run();
+    let mut up = up;
+    let (status, text) = up.finish(Duration::from_secs(60));
+    assert!(status.success(), "{text}");
+    assert!(env.docker_works());
 
     // down --service: the engine stopped, the unit disabled and removed.
     let (code, out, err) = env.output(&["down", "--service"]);
