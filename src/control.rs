@@ -27,7 +27,8 @@
 //!   [`State`] that `state.json` records, sent on every change. `State::held`
 //!   says why a stopped engine stays stopped; `State::awake` what keeps it
 //!   running (filled in by the proxy through [`Control::report_awake`]).
-//! - [`Control::state`]`()` → the current [`State`] (a clone).
+//! - [`Control::state`]`()` → the current [`State`] (a clone);
+//!   [`Control::engine_up`]`()` → ready (or unhealthy) and not held.
 //!
 //! Requests go through a bounded queue; a supervisor that has exited makes
 //! `start` return `Err`, `stop`/`restart` return at once.
@@ -121,6 +122,16 @@ impl Control {
     /// The supervisor's state now.
     pub fn state(&self) -> State {
         self.state.borrow().clone()
+    }
+
+    /// The engine answers and is not held: what the proxy asks of every
+    /// request, without copying the state.
+    pub fn engine_up(&self) -> bool {
+        let s = self.state.borrow();
+        matches!(
+            s.phase,
+            crate::state::Phase::Ready | crate::state::Phase::Unhealthy
+        ) && s.held.is_none()
     }
 }
 
