@@ -632,3 +632,45 @@ X-Docker-Expose-Session-Name: t\r\nX-Docker-Expose-Session-Sharedkey: k\r\n\r\n"
         v["awake"]["active_requests"] == 0
     });
 }
+
+/// Type=notify: a held engine is dockhand up and serving (READY=1), and an
+/// idle stop is not dockhand stopping (no STOPPING=1).
+#[test]
+fn systemd_sees_a_held_engine_as_ready_and_an_idle_stop_as_no_stop() {
+    require_engine!();
+    let mut env = proxy_env("on_demand = true\nidle_stop = \"1s\"");
+    let path = env.root.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    env.extra_env
+        .push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+    env.run();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).expect("no READY=1 while held");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.lines().any(|l| l == "READY=1") {
+            assert!(msg.contains("not started yet (on_demand)"), "{msg}");
+            break;
+        }
+    }
+    docker_ok(&env, &["version"]);
+    env.wait_until("an idle stop", Duration::from_secs(30), |v| {
+        v["held"] == "idle"
+    });
+    // Messages until the held state is announced (READY=1 again).
+    let mut seen = Vec::new();
+    loop {
+        let n = sock.recv(&mut buf).expect("no READY=1 after the idle stop");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        seen.push(msg.clone());
+        if msg.contains("READY=1") && msg.contains("idle policy") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().all(|m| !m.lines().any(|l| l == "STOPPING=1")),
+        "{seen:?}"
+    );
+}
