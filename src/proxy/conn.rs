@@ -13,6 +13,7 @@ use tracing::debug;
 use super::Shared;
 use super::http::{self, Framing, Head, HeadError, Reader};
 use super::idle::Activity;
+use super::zerocopy;
 use crate::control::Held;
 
 const NO_ENGINE: u64 = u64::MAX;
@@ -159,7 +160,7 @@ impl Conn {
         }
         cr.consume(send);
         let done = {
-            let req = cr.copy_body(framing, ew, None);
+            let req = body(cr, ew, framing);
             let resp = response(er, cw, &head);
             tokio::pin!(req, resp);
             let (mut req_done, mut resp_done) = (false, None);
@@ -183,7 +184,7 @@ impl Conn {
             Resp::Raw => {
                 // Upgraded or hijacked: bytes both ways, each direction's
                 // end passed on as a half-close.
-                let _ = tokio::join!(http::pipe(cr, ew), http::pipe(er, cw));
+                let _ = tokio::join!(raw(cr, ew), raw(er, cw));
                 Next::Close
             }
         }
@@ -238,6 +239,35 @@ impl Conn {
     }
 }
 
+/// A body from `r` to `w`: a large one of known length spliced where the
+/// platform can, the rest copied through the buffer.
+async fn body(
+    r: &mut Reader<OwnedReadHalf>,
+    w: &mut OwnedWriteHalf,
+    framing: Framing,
+) -> std::io::Result<()> {
+    if let Framing::Length(n) = framing
+        && zerocopy::AVAILABLE
+        && n >= zerocopy::MIN
+    {
+        let before = r.write_buffered(n, w).await?;
+        zerocopy::splice(r.get_ref().as_ref(), w.as_ref(), Some(n - before)).await?;
+        return Ok(());
+    }
+    r.copy_body(framing, w, None).await
+}
+
+/// An upgraded or hijacked direction: bytes until the end of the stream,
+/// then a half-close, so the other side sees it (stdin closed).
+async fn raw(r: &mut Reader<OwnedReadHalf>, w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    if zerocopy::AVAILABLE {
+        r.write_buffered(u64::MAX, w).await?;
+        zerocopy::splice(r.get_ref().as_ref(), w.as_ref(), None).await?;
+        return w.shutdown().await;
+    }
+    http::pipe(r, w).await
+}
+
 /// Socket buffers that hold a whole copy chunk or more: fewer partial
 /// writes and wake-ups per byte (the kernel caps them at its maximum).
 fn big_buffers(s: &UnixStream) {
@@ -289,7 +319,7 @@ async fn response(
             if framing == Framing::Eof {
                 return Ok(Resp::Raw);
             }
-            er.copy_body(framing, cw, None).await?;
+            body(er, cw, framing).await?;
         }
         return Ok(Resp::Done {
             close: head.closes(),

@@ -152,6 +152,28 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 
+    /// The stream under the buffer.
+    pub fn get_ref(&self) -> &R {
+        &self.r
+    }
+
+    /// Write up to `max` of the buffered bytes to `w`; returns how many.
+    pub async fn write_buffered<W: AsyncWrite + Unpin>(
+        &mut self,
+        max: u64,
+        w: &mut W,
+    ) -> io::Result<u64> {
+        let k = self
+            .buffered()
+            .len()
+            .min(max.try_into().unwrap_or(usize::MAX));
+        if k > 0 {
+            w.write_all(&self.buf[self.pos..self.pos + k]).await?;
+            self.consume(k);
+        }
+        Ok(k as u64)
+    }
+
     /// Bytes read but not consumed.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.pos..self.end]
