@@ -485,8 +485,9 @@ let
         Crashed = true;
       };
       ThrottleInterval = 30;
-      # The engine (Colima's VM) outlives a crash of dockhand; the restarted
-      # dockhand adopts it.
+      # launchd never kills what is left in dockhand's process group (nothing
+      # dockhand starts is there: engines run in groups of their own); dockhand
+      # alone decides what to stop, and hands a healthy engine over on restart.
       AbandonProcessGroup = true;
       # Finite: 0 would mean "wait forever" and stall logout/shutdown.
       ExitTimeOut = stopTimeoutFor settings + 15;
@@ -494,6 +495,8 @@ let
       EnvironmentVariables = environment // {
         PATH = path;
         HOME = home;
+        # An error a retry can't fix exits 0: no respawn loop under KeepAlive.
+        DOCKHAND_SUPERVISED_BY = "launchd";
       };
       StandardOutPath = launchdLog;
       StandardErrorPath = launchdLog;
@@ -540,8 +543,9 @@ let
     {
       Unit.Description = "dockhand: Docker engine supervisor (profile ${name})";
       Service = {
-        # dockhand sends READY=1 once the engine answers /_ping, so
-        # `systemctl --user start` returns when docker works.
+        # dockhand sends READY=1 once the first start has an outcome (the
+        # engine answers, or the start failed and dockhand retries with its
+        # own backoff); STATUS= carries the phase.
         Type = "notify";
         NotifyAccess = "main";
         ExecStart = lib.concatMapStringsSep " " (quoteSystemd true) (programArguments {
@@ -609,6 +613,36 @@ in
     systemdService
     systemdSocket
     ;
+
+  # Shell lines for an activation script that is about to reload a changed
+  # agent or unit (`old` the installed file, `new` the one replacing it): if
+  # it changes, ask the running supervisor to hand its engine over to the
+  # next one (`dockhand service prepare-restart`), so that a healthy engine
+  # survives the activation. `prefix` runs it as the user (nix-darwin).
+  prepareRestartScript =
+    {
+      exe,
+      name,
+      configFile,
+      old,
+      new,
+      prefix ? "",
+    }:
+    ''
+      if [[ -f ${old} ]] && ! cmp -s ${new} ${old}; then
+        ${prefix}${
+          lib.escapeShellArgs [
+            exe
+            "service"
+            "prepare-restart"
+            "--profile"
+            name
+            "--config"
+            (toString configFile)
+          ]
+        } || true
+      fi
+    '';
 
   # The file name of a profile's generated config, and the name of its
   # launchd agent / systemd unit in the modules.

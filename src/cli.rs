@@ -97,10 +97,24 @@ pub fn main() -> u8 {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    let run = matches!(cli.command, Command::Run);
+    let status_args = match &cli.command {
+        Command::Service(crate::service::ServiceCmd::Status) => {
+            Some((cli.profile.clone(), cli.config.clone()))
+        }
+        _ => None,
+    };
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("dockhand: {e}");
+            if run {
+                return crate::service::run_failed(&e);
+            }
+            if let (Some((profile, config)), crate::error::Error::Config(_)) = (status_args, &e) {
+                // A bad config is when users ask: show the manager's view.
+                crate::service::status_despite_config(&profile, config.as_deref());
+            }
             e.exit_code()
         }
     }

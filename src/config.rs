@@ -234,6 +234,7 @@ struct RawColima {
     mounts: Vec<String>,
     #[serde(default)]
     args: Vec<String>,
+    create_timeout: Option<Spanned<Dur>>,
 }
 
 // ------------------------------------------------------- effective profile
@@ -322,6 +323,10 @@ pub struct Colima {
     pub runtime: String,
     pub mounts: Vec<String>,
     pub args: Vec<String>,
+    /// How long the first start, which creates the instance (an image
+    /// download), may take; `start_timeout` applies to the others.
+    #[serde(serialize_with = "ser_dur")]
+    pub create_timeout: Duration,
     /// Colima's base directory (`$COLIMA_HOME` or `~/.colima`).
     #[serde(skip)]
     pub home: PathBuf,
@@ -343,7 +348,31 @@ impl Colima {
     pub fn instance_dir(&self) -> PathBuf {
         self.lima_home.join(self.instance())
     }
+    /// Lima's usernet daemon's pid file, one per LIMA_HOME (lima
+    /// pkg/networks/usernet/config.go, recoincile.go).
+    pub fn usernet_pidfile(&self) -> PathBuf {
+        self.lima_home.join("_networks/user-v2/usernet_user-v2.pid")
+    }
+    /// Colima's helper daemon's pid file (colima daemon/process/process.go
+    /// Dir, cmd/daemon/daemon.go).
+    pub fn daemon_pidfile(&self) -> PathBuf {
+        self.home
+            .join(short_profile(&self.profile))
+            .join("daemon/daemon.pid")
+    }
 }
+
+/// Lima's rule for instance names (lima pkg/identifiers/validate.go):
+/// letters and digits, separated by single `.`, `_` or `-`; at most 76
+/// characters (Colima's instance names include the `colima-` prefix).
+pub fn lima_instance_name_ok(s: &str) -> bool {
+    s.len() <= 76
+        && s.split(['.', '_', '-'])
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Default `create_timeout`: a first start downloads a VM image.
+pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Colima's short profile name: "", "colima" and "default" are `default`;
 /// a leading `colima-` is stripped.
@@ -744,9 +773,34 @@ impl Config {
                     runtime: "docker".into(),
                     mounts: c.map(|c| c.mounts.clone()).unwrap_or_default(),
                     args: c.map(|c| c.args.clone()).unwrap_or_default(),
+                    create_timeout: match c.and_then(|c| c.create_timeout.as_ref()) {
+                        Some(d)
+                            if d.get_ref().0 < Duration::from_secs(1)
+                                || d.get_ref().0 > MAX_DURATION =>
+                        {
+                            return Err(self.err_at(
+                                d.span(),
+                                "create_timeout must be between 1s and 365 days, such as \"15m\""
+                                    .into(),
+                            ));
+                        }
+                        Some(d) => d.get_ref().0,
+                        None => DEFAULT_CREATE_TIMEOUT,
+                    },
                     home: env.colima_home(),
                     lima_home: env.lima_home(),
                 };
+                if !lima_instance_name_ok(&col.instance()) {
+                    let msg = format!(
+                        "Lima instance name {:?} (colima profile {:?}) is invalid: Lima allows letters and digits separated by single '.', '_' or '-', at most 76 characters with the \"colima-\" prefix; set [profiles.{name}.colima] profile to such a name",
+                        col.instance(),
+                        col.profile
+                    );
+                    return Err(match c.and_then(|c| c.profile.as_ref()) {
+                        Some(p) => self.err_at(p.span(), msg),
+                        None => Error::Config(format!("{}: {msg}", self.source.path().display())),
+                    });
+                }
                 let socket = self.path(&raw.socket, "socket", env)?.unwrap_or_else(|| {
                     col.home
                         .join(short_profile(&col.profile))
@@ -1148,6 +1202,30 @@ mod tests {
         assert!(m.contains("argv[0] = \"bin/podman\" is relative"), "{m}");
         // A bare name is looked up on PATH.
         parse("[profiles.default.dockerd]\nbinary = \"dockerd-ce\"\n").unwrap();
+    }
+
+    #[test]
+    fn colima_profiles_follow_limas_instance_name_rule() {
+        for bad in ["a..b", "a-", "a_.b", "x".repeat(70).as_str()] {
+            let m = err(&format!("[profiles.default.colima]\nprofile = {bad:?}\n"));
+            assert!(
+                m.starts_with("/c.toml:2:11: Lima instance name"),
+                "{bad}: {m}"
+            );
+        }
+        // A dockhand profile name used as the colima profile is checked too.
+        let m = err("[profiles.\"a--b\"]\nengine = \"colima\"\n");
+        assert!(m.contains("\"colima-a--b\""), "{m}");
+        let c = parse("[profiles.default.colima]\nprofile = \"w.1_b-2\"\n").unwrap();
+        let col = c.profile("default").unwrap().colima.unwrap();
+        assert_eq!(col.instance(), "colima-w.1_b-2");
+        assert_eq!(col.create_timeout, DEFAULT_CREATE_TIMEOUT);
+        let c = parse("[profiles.default.colima]\ncreate_timeout = \"30m\"\n").unwrap();
+        let col = c.profile("default").unwrap().colima.unwrap();
+        assert_eq!(col.create_timeout, Duration::from_secs(1800));
+        assert!(
+            err("[profiles.default.colima]\ncreate_timeout = \"1ms\"\n").contains("create_timeout")
+        );
     }
 
     #[test]

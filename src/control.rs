@@ -197,6 +197,16 @@ mod tests {
         c.restart().await;
     }
 
+    #[test]
+    fn a_held_status_is_recognised_and_nothing_else() {
+        // What supervisor::set sends for a held engine: "<phase>: engine <held>".
+        let sent = |h: Held| format!("{}: engine {h}", Phase::Stopped);
+        assert!(Held::in_status(&sent(Held::OnDemand)));
+        assert!(Held::in_status(&sent(Held::Idle)));
+        assert!(!Held::in_status("stopped: engine stopped"));
+        assert!(!Held::in_status("failed: engine not started yet (on_demand)"));
+    }
+
     #[tokio::test]
     async fn subscribers_see_state_changes() {
         let (c, cmds) = channel(state());

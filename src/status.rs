@@ -19,6 +19,9 @@ struct Report {
     /// Why state.json could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     state_error: Option<String>,
+    /// Other agents managing the same Colima instance, and how to disable them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    other_agents: Vec<String>,
 }
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
@@ -42,12 +45,19 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         awake: None,
     });
     let ready = holder.is_some() && state.phase == Phase::Ready && ping == Ping::Ok;
+    let other_agents: Vec<String> = crate::config::Env::from_process()
+        .map(|e| crate::service::competitors::find(p, &e.home, !json))
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if json {
         let report = Report {
             state,
             supervisor_running: holder.is_some(),
             socket_answers: ping == Ping::Ok,
             state_error: state_error.clone(),
+            other_agents,
         };
         println!(
             "{}",
@@ -91,6 +101,9 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         && state.phase != Phase::Ready
     {
         println!("last error: {e}");
+    }
+    for a in &other_agents {
+        println!("warning: {a}");
     }
     Ok(if ready { 0 } else { 1 })
 }

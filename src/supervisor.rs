@@ -9,7 +9,7 @@
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep, sleep_until};
 use tracing::{error, info, warn};
 
 use crate::config::Profile;
@@ -51,12 +51,18 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 const CLOCK_CHECK: Duration = Duration::from_secs(5);
 /// A wall-clock lead over the monotonic clock beyond this is a resume.
 const RESUME_JUMP: Duration = Duration::from_secs(3);
+/// After a resume the VM's forward often needs a few seconds (Lima's ssh
+/// reconnects: lima #5420, colima #1033): failed probes are retried every
+/// RESUME_RETRY for this long before a restart kills every container.
+const RESUME_GRACE: Duration = Duration::from_secs(60);
+const RESUME_RETRY: Duration = Duration::from_secs(3);
 
 pub fn run(profile: Profile) -> Result<u8> {
     state::private_dir(&profile.state_dir, "state_dir")?;
     let _lock = Lock::acquire(&profile)?;
     let engine = Engine::new(&profile);
     engine.check()?;
+    crate::service::launchd::bound_log(&profile.log_file);
     crate::logging::init(&profile.log_file)?;
     sys::become_subreaper();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -387,17 +393,30 @@ impl Supervisor {
                         warn!("the engine may still run (see above); holding it as stopped");
                     }
                     self.engine.remove_runtime_files().await;
+                    crate::service::handoff::forget_spec(&self.p);
                 }
             }
         }
         self.waiters.resolve(Err("dockhand is stopping".into()));
-        // 3. Stop within stop_timeout, remove runtime files, exit 0.
+        // 3. Stop within stop_timeout, remove runtime files, exit 0; or,
+        // when this stop is half of a restart of dockhand, leave a running
+        // engine to the next supervisor (service::handoff).
+        if running.is_some()
+            && let Some(why) = crate::service::handoff::keep_engine(&self.p).await
+        {
+            let how = format!(
+                "supervisor stopped for a restart ({why}); the engine keeps running for the next supervisor to adopt"
+            );
+            self.set(Phase::Stopped, self.st.engine_pid, &how);
+            return Ok(0);
+        }
         self.set(Phase::Stopping, self.st.engine_pid, "stop requested");
         let mut stopped = true;
         if let Some(r) = running.take() {
             stopped = self.engine.stop(r, self.p.stop_timeout).await;
         }
         self.engine.remove_runtime_files().await;
+        crate::service::handoff::forget_spec(&self.p);
         self.set(
             Phase::Stopped,
             None,
@@ -472,7 +491,13 @@ impl Supervisor {
             },
         );
         if let Some(r) = self.engine.adopt().await {
-            return Ok(Some(r));
+            match crate::service::handoff::settings_changed(&self.p) {
+                None => return Ok(Some(r)),
+                Some(why) => {
+                    self.set(Phase::Restarting, r.pid, &why);
+                    self.engine.stop(r, self.p.stop_timeout).await;
+                }
+            }
         }
         match self.engine.clean_stale().await {
             Ok(notes) => notes.iter().for_each(|n| info!("{n}")),
@@ -490,6 +515,9 @@ impl Supervisor {
             }
             Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
         };
+        if let Err(e) = crate::service::handoff::record_spec(&self.p) {
+            warn!("{e}");
+        }
         self.set(
             Phase::Starting,
             r.pid,
@@ -538,6 +566,7 @@ impl Supervisor {
         let mut clock = (Instant::now(), SystemTime::now());
         let mut next_clock = Instant::now() + CLOCK_CHECK;
         let mut shutdown = self.shutdown.clone();
+        let mut resumed: Option<Instant> = None;
         loop {
             let mut probe_now = false;
             tokio::select! {
@@ -559,6 +588,7 @@ impl Supervisor {
                             humantime::format_duration(Duration::from_secs(slept.as_secs()))
                         );
                         probe_now = true;
+                        resumed = Some(mono);
                     }
                     clock = (mono, wall);
                     next_clock = mono + CLOCK_CHECK;
@@ -572,12 +602,30 @@ impl Supervisor {
             if first.is_ok() {
                 continue;
             }
-            // One failure may be a blip; a second one in a row is not.
+            // One failure may be a blip; a second one in a row is not,
+            // unless the machine just woke up: then retry for a while.
             self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
-            let second = tokio::select! {
-                p = probe::ping(&self.p.socket, timeout) => p,
-                why = r.exited() => return Exit::Restart(format!("engine {why}")),
-                _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+            let grace_end = resumed.map(|t| t + RESUME_GRACE);
+            let second = loop {
+                let p = tokio::select! {
+                    p = probe::ping(&self.p.socket, timeout) => p,
+                    why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                    _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+                };
+                match grace_end {
+                    Some(end) if !p.is_ok() && Instant::now() + RESUME_RETRY < end => {
+                        info!(
+                            "probe failed again ({p}) shortly after a resume: retrying in {}s",
+                            RESUME_RETRY.as_secs()
+                        );
+                        tokio::select! {
+                            _ = sleep(RESUME_RETRY) => {}
+                            why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                            _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+                        }
+                    }
+                    _ => break p,
+                }
             };
             if second.is_ok() {
                 self.set(Phase::Ready, r.pid, "probe answers again");
@@ -605,8 +653,14 @@ enum Obtain {
 }
 
 /// Tell systemd (Type=notify) where we are; a no-op elsewhere.
-/// `held`: the engine is held stopped while dockhand serves (on_demand),
-/// which systemd must see as a service that is up.
+/// `STATUS=<phase>: <reason>` on every transition. `READY=1` once the
+/// first start has an outcome: the engine answers (`ready`), or the start
+/// failed (`failed`; dockhand goes on retrying with its own backoff, and
+/// `dockhand service install` reports the reason). So systemd never times
+/// a start out and restarts dockhand over its backoff. See README,
+/// "Readiness under systemd".
+/// `held`: the engine is held stopped while dockhand serves (on_demand,
+/// idle_stop), which systemd must see as a service that is up.
 fn notify(phase: Phase, reason: &str, held: bool) {
     use sd_notify::NotifyState;
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
@@ -615,12 +669,22 @@ fn notify(phase: Phase, reason: &str, held: bool) {
     let status = format!("{phase}: {reason}");
     let mut states = vec![NotifyState::Status(&status)];
     match phase {
-        Phase::Ready => states.push(NotifyState::Ready),
+        Phase::Ready | Phase::Failed => states.push(NotifyState::Ready),
         Phase::Stopped if held => states.push(NotifyState::Ready),
         Phase::Stopping => states.push(NotifyState::Stopping),
         _ => {}
     }
     let _ = sd_notify::notify(false, &states);
+}
+
+/// A fatal error ends `dockhand run` (exit 2, 3, 4, 6): `STATUS=failed:
+/// <reason>` (no READY=1), so `systemctl --user status` shows it without
+/// the journal.
+pub fn notify_fatal(reason: &str) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        let status = format!("{}: {reason}", Phase::Failed);
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
+    }
 }
 
 #[cfg(test)]

@@ -8,3 +8,4 @@ mod proxy;
 mod service;
 mod socket_activation;
 mod supervisor;
+mod systemd_user;

@@ -21,6 +21,7 @@
       virtualisation.docker-darwin.enable = true;
     };
     check = {
+      "preparesRestart" = true;
       "agents.docker-darwin.Label" = "local.docker";
       "agents.docker-darwin.ProgramArguments" = [
         "/nix/store/00000000000000000000000000000000-dockhand/bin/dockhand"
@@ -42,6 +43,7 @@
       "agents.docker-darwin.Nice" = null;
       "agents.docker-darwin.Program" = null;
       "agents.docker-darwin.EnvironmentVariables" = {
+        DOCKHAND_SUPERVISED_BY = "launchd";
         HOME = "/Users/alice";
         PATH = "/nix/store/00000000000000000000000000000000-dockhand/bin:/nix/store/00000000000000000000000000000000-colima/bin:/nix/store/00000000000000000000000000000000-docker/bin:/run/current-system/sw/bin:/etc/profiles/per-user/alice/bin:/Users/alice/.nix-profile/bin:/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
       };
@@ -234,6 +236,7 @@
       services.dockhand.dockerHost = "default";
     };
     check = {
+      "preparesRestart" = true;
       "agents.dockhand-default.Label" = "local.docker";
       "agents.dockhand-default.ExitTimeOut" = 75;
       "agents.dockhand-default.StandardOutPath" = "/Users/alice/Library/Logs/dockhand/default.launchd.log";
@@ -260,6 +263,7 @@
       services.dockhand.profiles.default.settings.stop_timeout = "30s";
     };
     check = {
+      "preparesRestart" = true;
       "agents" = { };
       "units.dockhand-default.Service.Type" = "notify";
       "units.dockhand-default.Service.ExecStart" = [
