@@ -14,7 +14,7 @@
 //! p50; first answer ≤ cold start + 0.2 s; idle ≤ 10 ms CPU per minute and
 //! RSS ≤ 10 MB. Printed, not asserted. `DOCKHAND_BENCH_IDLE_SECS` sets the
 //! idle measurements' length (default 30), `DOCKHAND_BENCH_GIB` the stream
-//! size (default 1).
+//! size (default 1); `DOCKHAND_BENCH_ONLY=throughput|latency` runs one part.
 
 #[path = "../tests/it/harness.rs"]
 mod harness;
@@ -39,7 +39,19 @@ fn main() {
     }
     let gib: u64 = env_num("DOCKHAND_BENCH_GIB", 1);
     let idle_secs = env_num("DOCKHAND_BENCH_IDLE_SECS", 30);
-    throughput(gib << 30);
+    let only = std::env::var("DOCKHAND_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "throughput" {
+        throughput(gib << 30);
+    }
+    if only == "latency" {
+        let (mut env, listen) = dockerd_env("");
+        let sup = env.run();
+        latency(&env, &listen);
+        env.stop(sup, Duration::from_secs(30));
+    }
+    if !only.is_empty() {
+        return;
+    }
     println!("supervisor CPU and RSS over {idle_secs} s (targets idle: ≤ 10 ms/min, RSS ≤ 10 MB):");
     {
         // on_demand with a short idle_stop: first answers, a stopped engine.
@@ -227,6 +239,9 @@ fn throughput(n: u64) {
     let mut env = Env::new();
     std::fs::create_dir_all(&env.state).unwrap();
     let raw = env.root.join("raw.sock");
+    if let Ok(p) = std::env::var("DOCKHAND_BENCH_DIRFILE") {
+        std::fs::write(p, env.root.display().to_string()).unwrap();
+    }
     stream_server(&raw);
     // dockhand in front of it: a command engine whose socket already
     // answers is adopted as it is.

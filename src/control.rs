@@ -27,7 +27,8 @@
 //!   [`State`] that `state.json` records, sent on every change. `State::held`
 //!   says why a stopped engine stays stopped; `State::awake` what keeps it
 //!   running (filled in by the proxy through [`Control::report_awake`]).
-//! - [`Control::state`]`()` → the current [`State`] (a clone).
+//! - [`Control::state`]`()` → the current [`State`] (a clone);
+//!   [`Control::engine_up`]`()` → ready (or unhealthy) and not held.
 //!
 //! Requests go through a bounded queue; a supervisor that has exited makes
 //! `start` return `Err`, `stop`/`restart` return at once.
@@ -122,6 +123,16 @@ impl Control {
     pub fn state(&self) -> State {
         self.state.borrow().clone()
     }
+
+    /// The engine answers and is not held: what the proxy asks of every
+    /// request, without copying the state.
+    pub fn engine_up(&self) -> bool {
+        let s = self.state.borrow();
+        matches!(
+            s.phase,
+            crate::state::Phase::Ready | crate::state::Phase::Unhealthy
+        ) && s.held.is_none()
+    }
 }
 
 /// Start requests waiting for the engine's next outcome.
@@ -184,6 +195,18 @@ mod tests {
         assert!(c.start().await.is_err());
         c.stop(Held::Down).await;
         c.restart().await;
+    }
+
+    #[test]
+    fn a_held_status_is_recognised_and_nothing_else() {
+        // What supervisor::set sends for a held engine: "<phase>: engine <held>".
+        let sent = |h: Held| format!("{}: engine {h}", Phase::Stopped);
+        assert!(Held::in_status(&sent(Held::OnDemand)));
+        assert!(Held::in_status(&sent(Held::Idle)));
+        assert!(!Held::in_status("stopped: engine stopped"));
+        assert!(!Held::in_status(
+            "failed: engine not started yet (on_demand)"
+        ));
     }
 
     #[tokio::test]

@@ -71,6 +71,17 @@ pub enum Held {
     OnDemand,
 }
 
+impl Held {
+    /// `text` is the `STATUS=` of a supervisor holding its engine stopped
+    /// (what `supervisor::set` sends: "stopped: engine <held>"): it is up
+    /// and serving `listen`, as good as ready for a service manager.
+    pub fn in_status(text: &str) -> bool {
+        [Held::Down, Held::Idle, Held::OnDemand]
+            .iter()
+            .any(|h| text == format!("stopped: engine {h}"))
+    }
+}
+
 impl std::fmt::Display for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

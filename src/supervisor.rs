@@ -397,6 +397,7 @@ impl Supervisor {
                         warn!("the engine may still run (see above); holding it as stopped");
                     }
                     self.engine.remove_runtime_files().await;
+                    crate::service::handoff::forget_spec(&self.p);
                 }
             }
         }
@@ -661,9 +662,9 @@ enum Obtain {
 /// failed (`failed`; dockhand goes on retrying with its own backoff, and
 /// `dockhand service install` reports the reason). So systemd never times
 /// a start out and restarts dockhand over its backoff. See README,
-/// "Readiness under systemd". `held`: the engine is held stopped while
-/// dockhand serves (on_demand), which systemd must see as a service that
-/// is up.
+/// "Readiness under systemd".
+/// `held`: the engine is held stopped while dockhand serves (on_demand,
+/// idle_stop), which systemd must see as a service that is up.
 fn notify(phase: Phase, reason: &str, held: bool) {
     use sd_notify::NotifyState;
     if std::env::var_os("NOTIFY_SOCKET").is_none() {

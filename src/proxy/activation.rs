@@ -1,8 +1,8 @@
 //! Socket activation, the platform seam for the `listen` socket: the
 //! service manager binds it at login and hands it over when the first
 //! client connects (systemd: `LISTEN_FDS`; launchd: `Sockets` and
-//! `launch_activate_socket`). Also: who serves a socket (its peer's pid),
-//! and a descriptor limit fit for many clients.
+//! `launch_activate_socket`). Also: a descriptor limit fit for many
+//! clients.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -17,8 +17,6 @@ mod imp;
 #[cfg(target_os = "macos")]
 #[path = "activation/launchd.rs"]
 mod imp;
-
-pub use imp::peer_pid;
 
 /// The socket name in the launchd plist's `Sockets` dictionary.
 pub const LAUNCHD_SOCKET_NAME: &str = "Listeners";

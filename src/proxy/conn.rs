@@ -13,13 +13,14 @@ use tracing::debug;
 use super::Shared;
 use super::http::{self, Framing, Head, HeadError, Reader};
 use super::idle::Activity;
+use super::zerocopy;
 use crate::control::Held;
-use crate::state::Phase;
 
 const NO_ENGINE: u64 = u64::MAX;
 
 /// Serve one client until it closes, misbehaves, or its engine goes away.
 pub async fn serve(shared: Arc<Shared>, client: UnixStream) {
+    big_buffers(&client);
     let (r, w) = client.into_split();
     let mut c = Conn {
         shared: shared.clone(),
@@ -123,6 +124,7 @@ impl Conn {
             let epoch = *self.shared.epoch.borrow();
             match UnixStream::connect(&self.shared.socket).await {
                 Ok(s) => {
+                    big_buffers(&s);
                     let (r, w) = s.into_split();
                     self.engine = Some((Reader::new(r), w));
                     bound.store(epoch, Ordering::SeqCst);
@@ -139,26 +141,27 @@ impl Conn {
                 }
             }
         }
-        self.forward(head, &path, framing).await
+        self.forward(head, framing).await
     }
 
     /// Forward the request to the engine and its response back.
-    async fn forward(&mut self, head: Head, path: &str, framing: Framing) -> Next {
-        let Conn {
-            shared,
-            cr,
-            cw,
-            engine,
-            ..
-        } = self;
+    async fn forward(&mut self, head: Head, framing: Framing) -> Next {
+        let Conn { cr, cw, engine, .. } = self;
         let (er, ew) = engine.as_mut().expect("connected");
-        if ew.write_all(&cr.buffered()[..head.len]).await.is_err() {
+        // A small body already read goes out with the head, in one write.
+        let (send, framing) = match framing {
+            Framing::Length(n) if (cr.buffered().len() - head.len) as u64 >= n => {
+                (head.len + n as usize, Framing::None)
+            }
+            f => (head.len, f),
+        };
+        if ew.write_all(&cr.buffered()[..send]).await.is_err() {
             return Next::Close;
         }
-        cr.consume(head.len);
+        cr.consume(send);
         let done = {
-            let req = cr.copy_body(framing, ew, None);
-            let resp = response(shared, er, cw, &head, path);
+            let req = body(cr, ew, framing);
+            let resp = response(er, cw, &head);
             tokio::pin!(req, resp);
             let (mut req_done, mut resp_done) = (false, None);
             while !req_done || resp_done.is_none() {
@@ -181,7 +184,7 @@ impl Conn {
             Resp::Raw => {
                 // Upgraded or hijacked: bytes both ways, each direction's
                 // end passed on as a half-close.
-                let _ = tokio::join!(http::pipe(cr, ew), http::pipe(er, cw));
+                let _ = tokio::join!(raw(cr, ew), raw(er, cw));
                 Next::Close
             }
         }
@@ -190,10 +193,10 @@ impl Conn {
     /// When the engine isn't running: start it and wait (Ok: forward), or
     /// answer for it (Some).
     async fn engine_or_answer(&mut self, head: &Head, path: &str, passive: bool) -> Option<Local> {
-        let st = self.shared.control.state();
-        if matches!(st.phase, Phase::Ready | Phase::Unhealthy) && st.held.is_none() {
+        if self.shared.control.engine_up() {
             return None;
         }
+        let st = self.shared.control.state();
         let cli = head
             .header("user-agent")
             .is_some_and(|v| v.starts_with(b"Docker-Client/"));
@@ -236,6 +239,43 @@ impl Conn {
     }
 }
 
+/// A body from `r` to `w`: a large one of known length spliced where the
+/// platform can, the rest copied through the buffer.
+async fn body(
+    r: &mut Reader<OwnedReadHalf>,
+    w: &mut OwnedWriteHalf,
+    framing: Framing,
+) -> std::io::Result<()> {
+    if let Framing::Length(n) = framing
+        && zerocopy::AVAILABLE
+        && n >= zerocopy::MIN
+    {
+        let before = r.write_buffered(n, w).await?;
+        zerocopy::splice(r.get_ref().as_ref(), w.as_ref(), Some(n - before)).await?;
+        return Ok(());
+    }
+    r.copy_body(framing, w, None).await
+}
+
+/// An upgraded or hijacked direction: bytes until the end of the stream,
+/// then a half-close, so the other side sees it (stdin closed).
+async fn raw(r: &mut Reader<OwnedReadHalf>, w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    if zerocopy::AVAILABLE {
+        r.write_buffered(u64::MAX, w).await?;
+        zerocopy::splice(r.get_ref().as_ref(), w.as_ref(), None).await?;
+        return w.shutdown().await;
+    }
+    http::pipe(r, w).await
+}
+
+/// Socket buffers that hold a whole copy chunk or more: fewer partial
+/// writes and wake-ups per byte (the kernel caps them at its maximum).
+fn big_buffers(s: &UnixStream) {
+    use rustix::net::sockopt;
+    let _ = sockopt::set_socket_send_buffer_size(s, 4 * http::BUF);
+    let _ = sockopt::set_socket_recv_buffer_size(s, 4 * http::BUF);
+}
+
 /// An answer dockhand gives itself.
 enum Local {
     Bytes(Vec<u8>),
@@ -244,11 +284,9 @@ enum Local {
 
 /// Read the engine's response head(s) and body, and send them on.
 async fn response(
-    shared: &Shared,
     er: &mut Reader<OwnedReadHalf>,
     cw: &mut OwnedWriteHalf,
     req: &Head,
-    path: &str,
 ) -> std::io::Result<Resp> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     loop {
@@ -257,30 +295,31 @@ async fn response(
             HeadError::Closed => std::io::ErrorKind::UnexpectedEof.into(),
             HeadError::Bad(_, m) => bad(m),
         })?;
-        cw.write_all(&er.buffered()[..head.len]).await?;
-        er.consume(head.len);
-        if head.status == 101 {
-            return Ok(Resp::Raw);
-        }
-        if head.status < 200 {
+        if head.status == 101 || head.status < 200 {
+            cw.write_all(&er.buffered()[..head.len]).await?;
+            er.consume(head.len);
+            if head.status == 101 {
+                return Ok(Resp::Raw);
+            }
             continue; // 100 Continue and friends: the real answer follows
         }
         let framing = head.response_framing(&req.method).map_err(bad)?;
-        if framing == Framing::Eof {
-            return Ok(Resp::Raw);
-        }
-        let key = super::cache::key(path).filter(|_| head.status == 200);
-        let mut tee = match (key, framing) {
-            (Some(_), Framing::Length(n)) if n as usize <= super::cache::MAX_BODY => {
-                Some(Vec::with_capacity(n as usize))
-            }
+        // A small answer already read in full goes out in one write.
+        let whole = match framing {
+            Framing::None => Some(0),
+            Framing::Length(n) if (er.buffered().len() - head.len) as u64 >= n => Some(n as usize),
             _ => None,
         };
-        er.copy_body(framing, cw, tee.as_mut()).await?;
-        if let Some(k) = key
-            && (tee.is_some() || req.method == "HEAD")
-        {
-            shared.cache.record(k, &head, tee.as_deref());
+        if let Some(n) = whole {
+            cw.write_all(&er.buffered()[..head.len + n]).await?;
+            er.consume(head.len + n);
+        } else {
+            cw.write_all(&er.buffered()[..head.len]).await?;
+            er.consume(head.len);
+            if framing == Framing::Eof {
+                return Ok(Resp::Raw);
+            }
+            body(er, cw, framing).await?;
         }
         return Ok(Resp::Done {
             close: head.closes(),

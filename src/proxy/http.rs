@@ -152,6 +152,28 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 
+    /// The stream under the buffer.
+    pub fn get_ref(&self) -> &R {
+        &self.r
+    }
+
+    /// Write up to `max` of the buffered bytes to `w`; returns how many.
+    pub async fn write_buffered<W: AsyncWrite + Unpin>(
+        &mut self,
+        max: u64,
+        w: &mut W,
+    ) -> io::Result<u64> {
+        let k = self
+            .buffered()
+            .len()
+            .min(max.try_into().unwrap_or(usize::MAX));
+        if k > 0 {
+            w.write_all(&self.buf[self.pos..self.pos + k]).await?;
+            self.consume(k);
+        }
+        Ok(k as u64)
+    }
+
     /// Bytes read but not consumed.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.pos..self.end]
@@ -252,54 +274,23 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 
-    /// Copy one CRLF-terminated line (chunk size or trailer) to `w`;
-    /// returns it without the line end.
-    async fn copy_line<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<Vec<u8>> {
-        loop {
-            if let Some(i) = self.buffered().iter().position(|&b| b == b'\n') {
-                let line = self.buffered()[..=i].to_vec();
-                w.write_all(&line).await?;
-                self.consume(i + 1);
-                let mut l = line;
-                while l.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    l.pop();
-                }
-                return Ok(l);
-            }
-            if self.buffered().len() > MAX_LINE {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "chunk line too long",
-                ));
-            }
-            if self.pos > 0 {
-                self.buf.copy_within(self.pos..self.end, 0);
-                self.end -= self.pos;
-                self.pos = 0;
-            }
-            if self.fill().await? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-    }
-
-    /// Copy a chunked body, framing included, to `w`.
+    /// Copy a chunked body, framing included, to `w`: each buffer's worth
+    /// of the body goes out in one write; only chunk-size and trailer lines
+    /// are looked at, chunk data is skipped by its size.
     pub async fn copy_chunked<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
         self.grow();
+        let mut st = Chunked::Size(Vec::new());
         loop {
-            let line = self.copy_line(w).await?;
-            let hex = line.split(|&b| b == b';').next().unwrap_or(&[]);
-            let size = std::str::from_utf8(hex)
-                .ok()
-                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
-            if size == 0 {
-                // Trailers, up to an empty line.
-                while !self.copy_line(w).await?.is_empty() {}
+            if self.buffered().is_empty() && self.fill().await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let buf = &self.buf[self.pos..self.end];
+            let (used, done) = st.advance(buf)?;
+            w.write_all(&buf[..used]).await?;
+            self.consume(used);
+            if done {
                 return Ok(());
             }
-            self.copy_exact(size, w, None).await?;
-            self.copy_line(w).await?;
         }
     }
 
@@ -316,6 +307,75 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             Framing::Chunked => self.copy_chunked(w).await,
             Framing::Eof => self.copy_to_eof(w).await,
         }
+    }
+}
+
+/// Where a chunked body's parser is.
+enum Chunked {
+    /// In a chunk-size line (what we have of it).
+    Size(Vec<u8>),
+    /// In chunk data: bytes left.
+    Data(u64),
+    /// In the CRLF after chunk data: bytes left.
+    DataEnd(u8),
+    /// In a trailer line (the body ends at an empty one).
+    Trailer(Vec<u8>),
+}
+
+impl Chunked {
+    /// Consume from `buf` what belongs to the body; returns how much, and
+    /// whether the body ended there.
+    fn advance(&mut self, buf: &[u8]) -> io::Result<(usize, bool)> {
+        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
+        let mut i = 0;
+        while i < buf.len() {
+            match self {
+                Chunked::Data(left) => {
+                    let k = (*left).min((buf.len() - i) as u64);
+                    i += k as usize;
+                    *left -= k;
+                    if *left == 0 {
+                        *self = Chunked::DataEnd(2);
+                    }
+                }
+                Chunked::DataEnd(left) => {
+                    i += 1;
+                    *left -= 1;
+                    if *left == 0 {
+                        *self = Chunked::Size(Vec::new());
+                    }
+                }
+                Chunked::Size(line) | Chunked::Trailer(line) => {
+                    let Some(j) = buf[i..].iter().position(|&b| b == b'\n') else {
+                        line.extend_from_slice(&buf[i..]);
+                        if line.len() > MAX_LINE {
+                            return Err(bad("chunk line too long"));
+                        }
+                        return Ok((buf.len(), false));
+                    };
+                    line.extend_from_slice(&buf[i..i + j]);
+                    i += j + 1;
+                    let line = std::mem::take(line);
+                    let text = line.trim_ascii_end();
+                    if let Chunked::Trailer(_) = self {
+                        if text.is_empty() {
+                            return Ok((i, true));
+                        }
+                        continue;
+                    }
+                    let hex = text.split(|&b| b == b';').next().unwrap_or(&[]);
+                    let size = std::str::from_utf8(hex)
+                        .ok()
+                        .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+                        .ok_or_else(|| bad("bad chunk size"))?;
+                    *self = match size {
+                        0 => Chunked::Trailer(Vec::new()),
+                        n => Chunked::Data(n),
+                    };
+                }
+            }
+        }
+        Ok((i, false))
     }
 }
 
@@ -487,6 +547,40 @@ mod tests {
         let (out, rest) = body_of(wire, Framing::Chunked).await;
         assert_eq!(out, &wire[..wire.len() - 9]);
         assert_eq!(rest, b"GET /next");
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_split_anywhere_across_reads() {
+        // Every split point of a body with extensions and trailers, read
+        // one byte at a time after it: the same bytes out, and no more.
+        let wire: &[u8] = b"a\r\n0123456789\r\n3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\nNEXT";
+        let body = &wire[..wire.len() - 4];
+        for split in 0..body.len() {
+            let (a, mut b) = tokio::io::duplex(1);
+            let first = wire[..split].to_vec();
+            let rest = wire[split..].to_vec();
+            let t = tokio::spawn(async move {
+                b.write_all(&first).await.unwrap();
+                for c in rest.chunks(1) {
+                    b.write_all(c).await.unwrap();
+                }
+            });
+            let mut r = Reader::new(a);
+            let mut out = Vec::new();
+            r.copy_chunked(&mut out).await.unwrap();
+            assert_eq!(out, body, "split at {split}");
+            drop(r);
+            let _ = t.await;
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_and_truncated_chunked_bodies_fail() {
+        for wire in [&b"zz\r\nab\r\n0\r\n\r\n"[..], b"5\r\nab"] {
+            let mut r = Reader::new(wire);
+            let mut out = Vec::new();
+            assert!(r.copy_chunked(&mut out).await.is_err());
+        }
     }
 
     #[tokio::test]

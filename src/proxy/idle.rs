@@ -115,6 +115,11 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
             reported = None;
             continue;
         }
+        // An engine dockhand found running and can't vouch for (no process
+        // to stop) is never stopped as idle: it isn't ours to stop.
+        if st.adopted && st.engine_pid.is_none() {
+            continue;
+        }
         let running = match running_containers(&shared).await {
             Ok(n) => Some(n),
             Err(e) => {

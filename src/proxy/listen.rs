@@ -81,9 +81,9 @@ fn clear(path: &Path) -> Result<()> {
         )));
     }
     match std::os::unix::net::UnixStream::connect(path) {
-        Ok(s) => {
-            let who = super::activation::peer_pid(&s)
-                .map(|pid| format!(" (pid {pid})"))
+        Ok(_) => {
+            let who = crate::sys::socket_holder(path)
+                .map(|p| format!(" (pid {}, {})", p.pid, p.program()))
                 .unwrap_or_default();
             Err(Error::UnsafePath(format!(
                 "listen {} is served by another running program{who}: dockhand will not take it over; stop that program or set another listen path",

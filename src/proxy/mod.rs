@@ -17,6 +17,7 @@ mod conn;
 pub mod http;
 mod idle;
 pub mod listen;
+mod zerocopy;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -88,7 +88,9 @@ pub fn install_systemd(i: &Inputs, config_home: &Path) -> Result<()> {
     let path = socket_unit_path(config_home, &i.profile);
     let unit = socket_unit_name(&i.profile);
     let tool = systemctl()?;
-    match super::file_state(&path, &content)? {
+    let state = super::file_state(&path, &content)?;
+    super::systemd::user_manager(&tool)?;
+    match state {
         FileState::Same => {
             super::fix_mode(&path)?;
             println!("unchanged: {}", path.display());

@@ -162,7 +162,7 @@ pub const WAIT_MARGIN: u64 = 15;
 /// `systemctl --user` reaches a user manager. Without one (a container, a
 /// root shell without a login session) every verb would fail with a bus
 /// error: say so, with what to do, as exit 5.
-fn user_manager(tool: &Tool) -> Result<()> {
+pub(crate) fn user_manager(tool: &Tool) -> Result<()> {
     let out = tool.output(&["is-system-running"])?;
     // A state word (running, degraded, starting, ...) means it answered;
     // "offline" is what systemctl prints when no manager listens (tried:
@@ -230,7 +230,7 @@ fn wait_outcome(tool: &Tool, unit: &str, old_pid: Option<&str>, secs: u64) -> Re
             });
         }
         if new_process && active == "active" {
-            if text.starts_with("ready:") {
+            if text.starts_with("ready:") || crate::state::Held::in_status(&text) {
                 println!("{unit} is {text}");
                 return Ok(());
             }

@@ -577,3 +577,100 @@ fn colima_is_started_without_activating_its_own_context() {
         .unwrap_or_else(|| panic!("no colima start in {log}"));
     assert!(start.ends_with("--activate=false"), "{start}");
 }
+
+/// BuildKit's session: `POST /session` upgraded to h2c, then HTTP/2 both
+/// ways through dockhand; an open upgraded connection is an active request.
+#[test]
+fn an_h2c_session_is_copied_raw_and_counts_as_active() {
+    require_engine!();
+    let mut env = proxy_env("idle_stop = \"1h\"");
+    env.run();
+    env.wait_ready();
+    let mut s = UnixStream::connect(listen(&env)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(
+        b"POST /session HTTP/1.1\r\nHost: d\r\nUser-Agent: Docker-Client/20.10\r\n\
+Upgrade: h2c\r\nConnection: Upgrade\r\nX-Docker-Expose-Session-Uuid: dockhand-test\r\n\
+X-Docker-Expose-Session-Name: t\r\nX-Docker-Expose-Session-Sharedkey: k\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "closed during the head");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // dockerd is the HTTP/2 client of a session (the CLI serves it): its
+    // preface and SETTINGS come through; our SETTINGS go back and are
+    // acknowledged (a SETTINGS frame with the ACK flag).
+    let mut preface = [0u8; 24];
+    s.read_exact(&mut preface).unwrap();
+    assert_eq!(&preface, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    s.write_all(b"\0\0\0\x04\0\0\0\0\0").unwrap();
+    let mut acked = false;
+    for _ in 0..16 {
+        let mut h = [0u8; 9];
+        s.read_exact(&mut h).unwrap();
+        let len = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).unwrap();
+        if h[3] == 4 && h[4] & 1 == 1 {
+            acked = true;
+            break;
+        }
+    }
+    assert!(acked, "no SETTINGS ACK: our bytes did not reach dockerd");
+    env.wait_until(
+        "the session counted as active",
+        Duration::from_secs(20),
+        |v| v["awake"]["active_requests"] == 1,
+    );
+    drop(s);
+    env.wait_until("no active request", Duration::from_secs(20), |v| {
+        v["awake"]["active_requests"] == 0
+    });
+}
+
+/// Type=notify: a held engine is dockhand up and serving (READY=1), and an
+/// idle stop is not dockhand stopping (no STOPPING=1).
+#[test]
+fn systemd_sees_a_held_engine_as_ready_and_an_idle_stop_as_no_stop() {
+    require_engine!();
+    let mut env = proxy_env("on_demand = true\nidle_stop = \"1s\"");
+    let path = env.root.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    env.extra_env
+        .push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+    env.run();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).expect("no READY=1 while held");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.lines().any(|l| l == "READY=1") {
+            assert!(msg.contains("not started yet (on_demand)"), "{msg}");
+            break;
+        }
+    }
+    docker_ok(&env, &["version"]);
+    env.wait_until("an idle stop", Duration::from_secs(30), |v| {
+        v["held"] == "idle"
+    });
+    // Messages until the held state is announced (READY=1 again).
+    let mut seen = Vec::new();
+    loop {
+        let n = sock.recv(&mut buf).expect("no READY=1 after the idle stop");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        seen.push(msg.clone());
+        if msg.contains("READY=1") && msg.contains("idle policy") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().all(|m| !m.lines().any(|l| l == "STOPPING=1")),
+        "{seen:?}"
+    );
+}

@@ -169,7 +169,9 @@ fn systemd_install_starts_the_socket_first_and_uninstall_removes_it() {
         .unwrap_or_else(|| panic!("{c:?}"));
     let svc_at = c
         .iter()
-        .position(|l| l == "systemctl --user start --no-block dockhand-default.service")
+        .position(|l| {
+            l.starts_with("systemctl --user start") && l.ends_with(" dockhand-default.service")
+        })
         .unwrap_or_else(|| panic!("{c:?}"));
     assert!(
         sock_at < svc_at,

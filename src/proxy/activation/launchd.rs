@@ -35,21 +35,3 @@ pub fn activation_fds() -> Result<Vec<OwnedFd>> {
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect())
 }
-
-/// The pid of the process at the other end of a unix socket (LOCAL_PEERPID).
-pub fn peer_pid(s: &std::os::unix::net::UnixStream) -> Option<i32> {
-    use std::os::fd::AsRawFd;
-    let mut pid: libc::pid_t = 0;
-    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
-    // SAFETY: getsockopt into a pid_t of the given length.
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_LOCAL,
-            libc::LOCAL_PEERPID,
-            (&mut pid as *mut libc::pid_t).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0 && pid > 0).then_some(pid)
-}

@@ -43,9 +43,3 @@ pub fn activation_fds() -> Result<Vec<OwnedFd>> {
     }
     Ok(fds)
 }
-
-/// The pid of the process at the other end of a unix socket (SO_PEERCRED).
-pub fn peer_pid(s: &std::os::unix::net::UnixStream) -> Option<i32> {
-    let cred = rustix::net::sockopt::socket_peercred(s).ok()?;
-    Some(cred.pid.as_raw_nonzero().get())
-}
