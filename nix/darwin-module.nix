@@ -162,5 +162,26 @@ in
     ];
 
     launchd.user.agents = lib.mapAttrs' agentFor enabledProfiles;
+
+    # nix-darwin's userLaunchd activation unloads a changed agent and loads
+    # the new one (modules/system/launchd.nix): before that, the running
+    # supervisor learns that this is a restart and hands a healthy engine
+    # over (preActivation runs first in `activate`).
+    system.activationScripts.preActivation.text = lib.concatStrings (
+      lib.mapAttrsToList (
+        name: p:
+        let
+          target = "${dlib.labelFor name p.settings}.plist";
+        in
+        dlib.prepareRestartScript {
+          inherit name;
+          exe = lib.getExe' cfg.package "dockhand";
+          configFile = tomlFormat.generate (dlib.configFileName name) (dlib.configFor name p.settings);
+          new = "${config.system.build.launchd}/user/Library/LaunchAgents/${target}";
+          old = "${home}/Library/LaunchAgents/${target}";
+          prefix = "sudo --user=${user} -- env HOME=${home} ";
+        }
+      ) enabledProfiles
+    );
   };
 }

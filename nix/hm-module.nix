@@ -56,6 +56,29 @@ let
   };
 
   dockerHostProfile = cfg.profiles.${cfg.dockerHost} or null;
+
+  configHomeRel = lib.removePrefix home config.xdg.configHome;
+
+  # Activation lines for every enabled profile whose agent / unit file
+  # (`file name p`) changes from `old f` to `new f`.
+  prepareAll =
+    file: new: old:
+    lib.concatStrings (
+      lib.mapAttrsToList (
+        name: p:
+        let
+          c = common name p;
+          f = file name p;
+        in
+        dlib.prepareRestartScript {
+          inherit name;
+          inherit (c) exe configFile;
+          old = old f;
+          new = new f;
+          prefix = "\${DRY_RUN_CMD:-} ";
+        }
+      ) enabledProfiles
+    );
 in
 {
   options.services.dockhand = {
@@ -161,7 +184,7 @@ in
 
         home.sessionVariables = lib.mkIf (cfg.dockerHost != null && dockerHostProfile != null) {
           DOCKER_HOST = "unix://${
-            dlib.socketFor {
+            dlib.clientSocketFor {
               name = cfg.dockerHost;
               inherit (dockerHostProfile) settings environment;
               inherit home isDarwin;
@@ -172,10 +195,30 @@ in
 
       (lib.mkIf isDarwin {
         launchd.agents = lib.mapAttrs' agentFor enabledProfiles;
+        # home-manager's setupLaunchAgents boots out a changed agent and
+        # bootstraps the new one (modules/launchd/default.nix): the running
+        # supervisor first learns that this is a restart, and hands a
+        # healthy engine over.
+        home.activation.dockhandPrepareRestart = lib.hm.dag.entryBetween [ "setupLaunchAgents" ] [
+          "writeBoundary"
+        ] (prepareAll (name: p: "${dlib.labelFor name p.settings}.plist") (f: "$newGenPath/LaunchAgents/${f}") (f: "${home}/Library/LaunchAgents/${f}"));
       })
 
       (lib.mkIf isLinux {
         systemd.user.services = lib.mapAttrs' unitFor enabledProfiles;
+        systemd.user.sockets = lib.mapAttrs' (name: p: {
+          name = dlib.unitName name;
+          value = dlib.systemdSocket {
+            inherit name home;
+            inherit (p) settings;
+          };
+        }) (lib.filterAttrs (_: p: p.settings.listen != null) enabledProfiles);
+        # sd-switch restarts a changed unit (modules/systemd.nix,
+        # reloadSystemd): a `restart` job, which dockhand recognises by
+        # itself; the request covers a stop-and-start as well.
+        home.activation.dockhandPrepareRestart = lib.hm.dag.entryBetween [ "reloadSystemd" ] [
+          "linkGeneration"
+        ] (prepareAll (name: _: "${dlib.unitName name}.service") (f: "$newGenPath/home-files${configHomeRel}/systemd/user/${f}") (f: "\${oldGenPath:-/nonexistent}/home-files${configHomeRel}/systemd/user/${f}"));
       })
     ]
   );

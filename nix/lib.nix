@@ -163,6 +163,31 @@ let
         example = "5m";
       };
 
+      listen = opt types.str ''
+        The socket dockhand serves clients on (the on-demand proxy); clients
+        then talk to dockhand, dockhand to the engine's `socket`. Default:
+        unset, no proxy. With it, the service manager holds the socket from
+        login (socket activation). `~` and `$HOME` expand.
+      '' { example = "~/.local/state/dockhand/default/dockhand.sock"; };
+      on_demand = opt types.bool ''
+        Start with the engine stopped and start it at the first request that
+        needs it (default false). Needs `listen`.
+      '' { };
+      idle_stop = opt durationType ''
+        Stop the engine after it has been idle this long: no running
+        container, no active request, polling aside (default: never). Needs
+        `listen`.
+      '' { example = "15m"; };
+      docker_context = opt types.bool ''
+        Keep the docker context `dockhand` (`dockhand-<profile>`) pointing at
+        `listen` (default true when `listen` is set).
+      '' { };
+      passive = listOpt ''
+        Requests that never start or keep the engine awake, as
+        "[METHOD ]/path" with `*` as a wildcard; replaces dockhand's default
+        list (see the README).
+      '' { example = [ "GET /_ping" "GET /containers/json" ]; };
+
       dockerd = opt (types.submodule {
         options = {
           binary = opt types.str "The dockerd executable: a name looked up on PATH or a path (default `dockerd`)." { };
@@ -343,6 +368,11 @@ let
     else
       throw "dockhand profile `${name}`: engine = \"command\" needs settings.socket";
 
+  # The socket clients use: `listen` when set, else the engine's socket.
+  clientSocketFor =
+    args@{ settings, home, ... }:
+    if settings.listen != null then expandHome home settings.listen else socketFor args;
+
   # Assertions that mirror dockhand's own config checks, so that
   # `darwin-rebuild`/`home-manager switch` fail instead of the service.
   profileAssertions =
@@ -371,6 +401,16 @@ let
           {
             assertion = (engine == "command") -> (s.command != null && s.socket != null);
             message = "${opt'}: engine = \"command\" needs `command.argv` and `socket`.";
+          }
+        ]
+        ++ map (key: {
+          assertion = (s.${key} != null && s.${key} != false) -> s.listen != null;
+          message = "${opt'}.${key} needs ${opt'}.listen: dockhand can only see requests on a socket it serves.";
+        }) [ "on_demand" "idle_stop" "docker_context" "passive" ]
+        ++ [
+          {
+            assertion = s.listen == null || s.socket == null || s.listen != s.socket;
+            message = "${opt'}.listen is the engine's socket: they must differ.";
           }
         ]
         ++ map (table: {
@@ -445,8 +485,9 @@ let
         Crashed = true;
       };
       ThrottleInterval = 30;
-      # The engine (Colima's VM) outlives a crash of dockhand; the restarted
-      # dockhand adopts it.
+      # launchd never kills what is left in dockhand's process group (nothing
+      # dockhand starts is there: engines run in groups of their own); dockhand
+      # alone decides what to stop, and hands a healthy engine over on restart.
       AbandonProcessGroup = true;
       # Finite: 0 would mean "wait forever" and stall logout/shutdown.
       ExitTimeOut = stopTimeoutFor settings + 15;
@@ -454,9 +495,20 @@ let
       EnvironmentVariables = environment // {
         PATH = path;
         HOME = home;
+        # An error a retry can't fix exits 0: no respawn loop under KeepAlive.
+        DOCKHAND_SUPERVISED_BY = "launchd";
       };
       StandardOutPath = launchdLog;
       StandardErrorPath = launchdLog;
+    }
+    // lib.optionalAttrs (settings.listen != null) {
+      # Socket activation (src/service/activation.rs): launchd holds
+      # `listen` from login; dockhand takes it with launch_activate_socket.
+      Sockets.Listeners = {
+        SockPathName = expandHome home settings.listen;
+        SockPathMode = 384; # 0600
+        SockType = "stream";
+      };
     };
 
   # ------------------------------------------------------------- systemd
@@ -491,8 +543,9 @@ let
     {
       Unit.Description = "dockhand: Docker engine supervisor (profile ${name})";
       Service = {
-        # dockhand sends READY=1 once the engine answers /_ping, so
-        # `systemctl --user start` returns when docker works.
+        # dockhand sends READY=1 once the first start has an outcome (the
+        # engine answers, or the start failed and dockhand retries with its
+        # own backoff); STATUS= carries the phase.
         Type = "notify";
         NotifyAccess = "main";
         ExecStart = lib.concatMapStringsSep " " (quoteSystemd true) (programArguments {
@@ -514,6 +567,23 @@ let
       };
       Install.WantedBy = [ "default.target" ];
     };
+
+  # The socket unit as home-manager's `systemd.user.sockets.<name>`, keys and
+  # values as the socket unit `dockhand service print --platform systemd`
+  # appends (src/service/activation.rs). Only for profiles with `listen`.
+  systemdSocket =
+    { name, settings, home }:
+    {
+      Unit.Description = "dockhand: Docker API socket (profile ${name})";
+      Socket = {
+        ListenStream = quoteSystemd false (expandHome home settings.listen);
+        SocketMode = "0600";
+        DirectoryMode = "0700";
+        Accept = "no";
+        Service = "dockhand-${name}.service";
+      };
+      Install.WantedBy = [ "sockets.target" ];
+    };
 in
 {
   inherit
@@ -533,6 +603,7 @@ in
     stopTimeoutFor
     startTimeoutFor
     socketFor
+    clientSocketFor
     profileAssertions
     pathTail
     pathFor
@@ -540,7 +611,38 @@ in
     launchdServiceConfig
     quoteSystemd
     systemdService
+    systemdSocket
     ;
+
+  # Shell lines for an activation script that is about to reload a changed
+  # agent or unit (`old` the installed file, `new` the one replacing it): if
+  # it changes, ask the running supervisor to hand its engine over to the
+  # next one (`dockhand service prepare-restart`), so that a healthy engine
+  # survives the activation. `prefix` runs it as the user (nix-darwin).
+  prepareRestartScript =
+    {
+      exe,
+      name,
+      configFile,
+      old,
+      new,
+      prefix ? "",
+    }:
+    ''
+      if [[ -f ${old} ]] && ! cmp -s ${new} ${old}; then
+        ${prefix}${
+          lib.escapeShellArgs [
+            exe
+            "service"
+            "prepare-restart"
+            "--profile"
+            name
+            "--config"
+            (toString configFile)
+          ]
+        } || true
+      fi
+    '';
 
   # The file name of a profile's generated config, and the name of its
   # launchd agent / systemd unit in the modules.

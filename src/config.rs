@@ -198,6 +198,12 @@ struct RawProfile {
     dockerd: Option<Spanned<RawDockerd>>,
     command: Option<Spanned<RawCommand>>,
     colima: Option<Spanned<RawColima>>,
+    // On-demand proxy keys (issue 10): resolved by `Config::proxy_keys`.
+    listen: Option<Spanned<String>>,
+    on_demand: Option<Spanned<bool>>,
+    idle_stop: Option<Spanned<Dur>>,
+    docker_context: Option<Spanned<bool>>,
+    passive: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +236,7 @@ struct RawColima {
     mounts: Vec<String>,
     #[serde(default)]
     args: Vec<String>,
+    create_timeout: Option<Spanned<Dur>>,
 }
 
 // ------------------------------------------------------- effective profile
@@ -259,6 +266,29 @@ pub struct Profile {
     pub command: Option<Command>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colima: Option<Colima>,
+    /// The socket dockhand serves clients on (the on-demand proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<PathBuf>,
+    /// Start with the engine stopped; start it at the first request.
+    pub on_demand: bool,
+    /// Stop the engine after it has been idle this long.
+    #[serde(
+        serialize_with = "ser_opt_dur",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_stop: Option<Duration>,
+    /// Keep the docker context `dockhand[-<profile>]` pointing at `listen`.
+    pub docker_context: bool,
+    /// The profile's own list of passive requests (None: the default list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passive: Option<Vec<String>>,
+}
+
+fn ser_opt_dur<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_dur(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -295,6 +325,10 @@ pub struct Colima {
     pub runtime: String,
     pub mounts: Vec<String>,
     pub args: Vec<String>,
+    /// How long the first start, which creates the instance (an image
+    /// download), may take; `start_timeout` applies to the others.
+    #[serde(serialize_with = "ser_dur")]
+    pub create_timeout: Duration,
     /// Colima's base directory (`$COLIMA_HOME` or `~/.colima`).
     #[serde(skip)]
     pub home: PathBuf,
@@ -316,7 +350,31 @@ impl Colima {
     pub fn instance_dir(&self) -> PathBuf {
         self.lima_home.join(self.instance())
     }
+    /// Lima's usernet daemon's pid file, one per LIMA_HOME (lima
+    /// pkg/networks/usernet/config.go, recoincile.go).
+    pub fn usernet_pidfile(&self) -> PathBuf {
+        self.lima_home.join("_networks/user-v2/usernet_user-v2.pid")
+    }
+    /// Colima's helper daemon's pid file (colima daemon/process/process.go
+    /// Dir, cmd/daemon/daemon.go).
+    pub fn daemon_pidfile(&self) -> PathBuf {
+        self.home
+            .join(short_profile(&self.profile))
+            .join("daemon/daemon.pid")
+    }
 }
+
+/// Lima's rule for instance names (lima pkg/identifiers/validate.go):
+/// letters and digits, separated by single `.`, `_` or `-`; at most 76
+/// characters (Colima's instance names include the `colima-` prefix).
+pub fn lima_instance_name_ok(s: &str) -> bool {
+    s.len() <= 76
+        && s.split(['.', '_', '-'])
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Default `create_timeout`: a first start downloads a VM image.
+pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Colima's short profile name: "", "colima" and "default" are `default`;
 /// a leading `colima-` is stripped.
@@ -520,6 +578,12 @@ impl Config {
         let state_dir = self
             .path(&raw.state_dir, "state_dir", env)?
             .unwrap_or_else(|| env.state_home().join("dockhand").join(name));
+        // The supervisor's control socket lives there.
+        self.socket_fits(
+            &state_dir.join("control.sock"),
+            "the control socket",
+            raw.state_dir.as_ref().map(Spanned::span),
+        )?;
         let log_file = self
             .path(&raw.log_file, "log_file", env)?
             .unwrap_or_else(|| {
@@ -707,9 +771,34 @@ impl Config {
                     runtime: "docker".into(),
                     mounts: c.map(|c| c.mounts.clone()).unwrap_or_default(),
                     args: c.map(|c| c.args.clone()).unwrap_or_default(),
+                    create_timeout: match c.and_then(|c| c.create_timeout.as_ref()) {
+                        Some(d)
+                            if d.get_ref().0 < Duration::from_secs(1)
+                                || d.get_ref().0 > MAX_DURATION =>
+                        {
+                            return Err(self.err_at(
+                                d.span(),
+                                "create_timeout must be between 1s and 365 days, such as \"15m\""
+                                    .into(),
+                            ));
+                        }
+                        Some(d) => d.get_ref().0,
+                        None => DEFAULT_CREATE_TIMEOUT,
+                    },
                     home: env.colima_home(),
                     lima_home: env.lima_home(),
                 };
+                if !lima_instance_name_ok(&col.instance()) {
+                    let msg = format!(
+                        "Lima instance name {:?} (colima profile {:?}) is invalid: Lima allows letters and digits separated by single '.', '_' or '-', at most 76 characters with the \"colima-\" prefix; set [profiles.{name}.colima] profile to such a name",
+                        col.instance(),
+                        col.profile
+                    );
+                    return Err(match c.and_then(|c| c.profile.as_ref()) {
+                        Some(p) => self.err_at(p.span(), msg),
+                        None => Error::Config(format!("{}: {msg}", self.source.path().display())),
+                    });
+                }
                 let socket = self.path(&raw.socket, "socket", env)?.unwrap_or_else(|| {
                     col.home
                         .join(short_profile(&col.profile))
@@ -721,6 +810,7 @@ impl Config {
         };
 
         self.socket_fits(&socket, "socket", raw.socket.as_ref().map(Spanned::span))?;
+        let proxy = self.proxy_keys(name, raw, env, &socket)?;
 
         Ok(Profile {
             name: name.to_string(),
@@ -737,6 +827,123 @@ impl Config {
             dockerd,
             command,
             colima,
+            listen: proxy.listen,
+            on_demand: proxy.on_demand,
+            idle_stop: proxy.idle_stop,
+            docker_context: proxy.docker_context,
+            passive: proxy.passive,
+        })
+    }
+}
+
+/// The on-demand proxy's keys, resolved.
+struct ProxyKeys {
+    listen: Option<PathBuf>,
+    on_demand: bool,
+    idle_stop: Option<Duration>,
+    docker_context: bool,
+    passive: Option<Vec<String>>,
+}
+
+impl Config {
+    /// `listen`, `on_demand`, `idle_stop`, `docker_context`, `passive`:
+    /// all but `listen` need `listen`; `listen` is not the engine's socket.
+    fn proxy_keys(
+        &self,
+        name: &str,
+        raw: &RawProfile,
+        env: &Env,
+        socket: &Path,
+    ) -> Result<ProxyKeys> {
+        let listen = self.path(&raw.listen, "listen", env)?;
+        if let (Some(l), Some(span)) = (&listen, raw.listen.as_ref().map(Spanned::span)) {
+            self.socket_fits(l, "listen", Some(span.clone()))?;
+            if l == socket {
+                return Err(self.err_at(
+                    span,
+                    format!(
+                        "listen {} is the engine's socket: dockhand serves clients on listen and talks to the engine on socket, so they must differ (for example listen = \"~/.local/state/dockhand/{name}/dockhand.sock\")",
+                        l.display()
+                    ),
+                ));
+            }
+        }
+        if let (Some(l), Some(span)) = (&listen, raw.listen.as_ref().map(Spanned::span))
+            && l.to_string_lossy().contains([',', '"'])
+            && raw.docker_context.as_ref().is_none_or(|v| *v.get_ref())
+        {
+            return Err(self.err_at(
+                span,
+                "listen may not contain ',' or '\"' while docker_context is on (the docker CLI reads its endpoint as comma-separated fields): choose another path or set docker_context = false".into(),
+            ));
+        }
+        let needs_listen = |key: &str, span: std::ops::Range<usize>| {
+            self.err_at(
+                span,
+                format!(
+                    "{key} needs listen: dockhand can only see requests on a socket it serves; set listen = \"<path>.sock\" in [profiles.{name}] and point clients at it"
+                ),
+            )
+        };
+        if listen.is_none() {
+            let spans = [
+                (
+                    "on_demand",
+                    raw.on_demand
+                        .as_ref()
+                        .filter(|v| *v.get_ref())
+                        .map(Spanned::span),
+                ),
+                ("idle_stop", raw.idle_stop.as_ref().map(Spanned::span)),
+                (
+                    "docker_context",
+                    raw.docker_context
+                        .as_ref()
+                        .filter(|v| *v.get_ref())
+                        .map(Spanned::span),
+                ),
+                ("passive", raw.passive.as_ref().map(Spanned::span)),
+            ];
+            if let Some((key, Some(span))) = spans.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(needs_listen(key, span));
+            }
+        }
+        let idle_stop = raw.idle_stop.as_ref().map(|d| (d.get_ref().0, d.span()));
+        if let Some((d, span)) = &idle_stop {
+            if *d < Duration::from_secs(1) {
+                return Err(self.err_at(
+                    span.clone(),
+                    "idle_stop must be at least 1s, such as \"15m\" (leave it out to never stop an idle engine)".into(),
+                ));
+            }
+            if *d > MAX_DURATION {
+                return Err(self.err_at(span.clone(), "idle_stop must be at most 365 days".into()));
+            }
+        }
+        let mut passive = None;
+        if let Some(list) = &raw.passive {
+            let mut out = Vec::new();
+            for entry in list.get_ref() {
+                if let Err(why) = crate::proxy::classify::Pattern::parse(entry.get_ref()) {
+                    return Err(self.err_at(
+                        entry.span(),
+                        format!("passive entry {:?}: {why}", entry.get_ref()),
+                    ));
+                }
+                out.push(entry.get_ref().clone());
+            }
+            passive = Some(out);
+        }
+        Ok(ProxyKeys {
+            docker_context: raw
+                .docker_context
+                .as_ref()
+                .map(|v| *v.get_ref())
+                .unwrap_or(listen.is_some()),
+            listen,
+            on_demand: raw.on_demand.as_ref().is_some_and(|v| *v.get_ref()),
+            idle_stop: idle_stop.map(|(d, _)| d),
+            passive,
         })
     }
 }
@@ -871,6 +1078,55 @@ mod tests {
             Err(e) => panic!("wrong error kind: {e}"),
             Ok(_) => panic!("accepted: {text}"),
         }
+    }
+
+    #[test]
+    fn proxy_keys_need_listen_and_a_socket_of_their_own() {
+        let m = err("[profiles.default]\non_demand = true\n");
+        assert!(m.starts_with("/c.toml:2:13: on_demand needs listen"), "{m}");
+        let m = err("[profiles.default]\nidle_stop = \"10m\"\n");
+        assert!(m.starts_with("/c.toml:2:13: idle_stop needs listen"), "{m}");
+        let m = err("[profiles.default]\npassive = [\"/_ping\"]\n");
+        assert!(m.starts_with("/c.toml:2:11: passive needs listen"), "{m}");
+        let m = err("[profiles.default]\nsocket = \"/s/d.sock\"\nlisten = \"/s/d.sock\"\n");
+        assert!(
+            m.starts_with("/c.toml:3:10: listen /s/d.sock is the engine's socket"),
+            "{m}"
+        );
+        let m = err("[profiles.default]\nlisten = \"/s/l.sock\"\nidle_stop = \"10ms\"\n");
+        assert!(
+            m.starts_with("/c.toml:3:13: idle_stop must be at least 1s"),
+            "{m}"
+        );
+        let m =
+            err("[profiles.default]\nlisten = \"/s/l.sock\"\npassive = [\"/_ping\", \"get /x\"]\n");
+        assert!(
+            m.starts_with("/c.toml:3:22: passive entry \"get /x\""),
+            "{m}"
+        );
+        let m = err("[profiles.default]\nlisten = \"rel.sock\"\n");
+        assert!(
+            m.starts_with("/c.toml:2:10: listen = \"rel.sock\" is relative"),
+            "{m}"
+        );
+        // Off by default; on with listen; docker_context follows listen.
+        let p = parse("").unwrap().profile("default").unwrap();
+        assert!(p.listen.is_none() && !p.on_demand && !p.docker_context);
+        let c = parse(
+            "[profiles.default]\nlisten = \"~/l.sock\"\non_demand = true\nidle_stop = \"15m\"\n",
+        )
+        .unwrap();
+        let p = c.profile("default").unwrap();
+        assert_eq!(p.listen, Some(PathBuf::from("/home/u/l.sock")));
+        assert!(p.on_demand && p.docker_context);
+        assert_eq!(p.idle_stop, Some(Duration::from_secs(900)));
+        let shown = show(&p);
+        assert!(shown.contains("idle_stop = \"15m\""), "{shown}");
+        let p = parse("[profiles.default]\nlisten = \"/l.sock\"\ndocker_context = false\n")
+            .unwrap()
+            .profile("default")
+            .unwrap();
+        assert!(!p.docker_context);
     }
 
     #[test]
@@ -1012,6 +1268,30 @@ mod tests {
     }
 
     #[test]
+    fn colima_profiles_follow_limas_instance_name_rule() {
+        for bad in ["a..b", "a-", "a_.b", "x".repeat(70).as_str()] {
+            let m = err(&format!("[profiles.default.colima]\nprofile = {bad:?}\n"));
+            assert!(
+                m.starts_with("/c.toml:2:11: Lima instance name"),
+                "{bad}: {m}"
+            );
+        }
+        // A dockhand profile name used as the colima profile is checked too.
+        let m = err("[profiles.\"a--b\"]\nengine = \"colima\"\n");
+        assert!(m.contains("\"colima-a--b\""), "{m}");
+        let c = parse("[profiles.default.colima]\nprofile = \"w.1_b-2\"\n").unwrap();
+        let col = c.profile("default").unwrap().colima.unwrap();
+        assert_eq!(col.instance(), "colima-w.1_b-2");
+        assert_eq!(col.create_timeout, DEFAULT_CREATE_TIMEOUT);
+        let c = parse("[profiles.default.colima]\ncreate_timeout = \"30m\"\n").unwrap();
+        let col = c.profile("default").unwrap().colima.unwrap();
+        assert_eq!(col.create_timeout, Duration::from_secs(1800));
+        assert!(
+            err("[profiles.default.colima]\ncreate_timeout = \"1ms\"\n").contains("create_timeout")
+        );
+    }
+
+    #[test]
     fn a_colima_profile_stays_inside_colima_dirs() {
         let m = err("[profiles.default.colima]\nprofile = \"../../etc\"\n");
         assert!(m.starts_with("/c.toml:2:11: colima profile"), "{m}");
@@ -1026,6 +1306,16 @@ mod tests {
         // The default socket under a long state_dir, and containerd's.
         let m = err(&format!("[profiles.default]\nstate_dir = \"{long}\"\n"));
         assert!(m.contains("longer than a unix socket path"), "{m}");
+    }
+
+    #[test]
+    fn the_control_socket_must_fit_too() {
+        // 95 + "/control.sock" = 108 bytes: one too many on Linux and macOS.
+        let dir = format!("/{}", "s".repeat(94));
+        let m = err(&format!(
+            "[profiles.default]\nstate_dir = \"{dir}\"\nsocket = \"/tmp/d.sock\"\nengine = \"command\"\n[profiles.default.command]\nargv = [\"x\"]\n"
+        ));
+        assert!(m.starts_with("/c.toml:2:13: the control socket "), "{m}");
     }
 
     #[test]

@@ -54,6 +54,59 @@ pub struct State {
     /// The engine was running before this supervisor started (adopted).
     #[serde(default)]
     pub adopted: bool,
+    /// Why the engine is held stopped while the supervisor runs (on-demand
+    /// profiles); absent when it is not held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+    /// What keeps a running engine awake (profiles with `idle_stop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awake: Option<Awake>,
+}
+
+/// Why a supervised engine is stopped and stays stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Held {
+    /// Stopped by the user (`dockhand down`); the next request or `up` starts it.
+    Down,
+    /// Stopped by `idle_stop`; an active request or the docker CLI starts it.
+    Idle,
+    /// `on_demand`: not started yet; the first request that needs it starts it.
+    OnDemand,
+}
+
+impl Held {
+    /// `text` is the `STATUS=` of a supervisor holding its engine stopped
+    /// (what `supervisor::set` sends: "stopped: engine <held>"): it is up
+    /// and serving `listen`, as good as ready for a service manager.
+    pub fn in_status(text: &str) -> bool {
+        [Held::Down, Held::Idle, Held::OnDemand]
+            .iter()
+            .any(|h| text == format!("stopped: engine {h}"))
+    }
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Held::Down => "stopped by `dockhand down`",
+            Held::Idle => "stopped by dockhand's idle policy (idle_stop)",
+            Held::OnDemand => "not started yet (on_demand)",
+        })
+    }
+}
+
+/// What keeps a running engine from being stopped as idle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Awake {
+    /// Containers running, as the engine last said (None: not asked yet).
+    pub running_containers: Option<u32>,
+    /// Active requests in flight (responses not finished, upgraded
+    /// connections open).
+    pub active_requests: u32,
+    /// When the engine stops as idle if nothing changes, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_stop_at: Option<String>,
 }
 
 /// The most of a message (an engine's last words) that is quoted in

@@ -1,4 +1,5 @@
-//! `dockhand status`: the supervisor's recorded state plus a probe of our
+//! `dockhand status`: the supervisor's state (asked over its control
+//! socket when it runs, else read from `state.json`) plus a probe of our
 //! own, so it tells the truth even when no supervisor runs.
 
 use std::time::Duration;
@@ -16,17 +17,32 @@ struct Report {
     state: State,
     supervisor_running: bool,
     socket_answers: bool,
+    /// Where the state came from: "control_socket" or "state.json".
+    source: &'static str,
     /// Why state.json could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     state_error: Option<String>,
+    /// Other agents managing the same Colima instance, and how to disable them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    other_agents: Vec<String>,
 }
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
     // Who holds the state dir, asked of the kernel (the pid when known).
     let holder = state::supervisor(p);
-    let (recorded, state_error) = match state::read(p) {
-        Ok(s) => (s, None),
-        Err(e) => (None, Some(e)),
+    // The running supervisor's own answer; its state.json otherwise.
+    let live = holder.and_then(|_| crate::control_socket::query_state(p, Duration::from_secs(2)));
+    let source = if live.is_some() {
+        "control_socket"
+    } else {
+        "state.json"
+    };
+    let (recorded, state_error) = match live {
+        Some(s) => (Some(s), None),
+        None => match state::read(p) {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
+        },
     };
     let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
     // No state.json is `stopped`; one that can't be read is `unknown`
@@ -45,6 +61,8 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         last_error: None,
         since: String::new(),
         supervisor_pid: 0,
+        held: None,
+        awake: None,
     });
     // Bounded, whatever the file says.
     state.last_error = state.last_error.as_deref().map(state::bounded);
@@ -56,12 +74,20 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         pid.map(|p| p.to_string())
             .unwrap_or_else(|| "unknown".into())
     });
+    let other_agents: Vec<String> = crate::config::Env::from_process()
+        .map(|e| crate::service::competitors::find(p, &e.home, !json))
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if json {
         let report = Report {
             state,
             supervisor_running: holder.is_some(),
             socket_answers: ping == Ping::Ok,
+            source,
             state_error: state_error.clone(),
+            other_agents,
         };
         println!(
             "{}",
@@ -70,7 +96,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         return Ok(if ready { 0 } else { 1 });
     }
     let socket = p.socket.display();
-    match holder {
+    match &holder {
         Some(pid) => {
             let since = if state.since.is_empty() {
                 String::new()
@@ -81,6 +107,9 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
                 "profile {}: {}{since} (supervisor pid {pid})",
                 p.name, state.phase
             );
+            if let Some(h) = state.held {
+                println!("engine: {h}");
+            }
             if state.adopted {
                 println!("engine: adopted (it was running before this supervisor started)");
             }
@@ -97,11 +126,17 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         println!("state: unreadable ({e})");
     }
     println!("socket {socket}: {ping}");
+    for line in crate::proxy::status_lines(p, &state, holder.is_some()) {
+        println!("{line}");
+    }
     println!("restarts: {}", state.restarts);
     if let Some(e) = &state.last_error
         && state.phase != Phase::Ready
     {
         println!("last error: {e}");
+    }
+    for a in &other_agents {
+        println!("warning: {a}");
     }
     Ok(if ready { 0 } else { 1 })
 }

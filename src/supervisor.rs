@@ -13,6 +13,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tracing::{error, info, warn};
 
 use crate::config::Profile;
+use crate::control::{self, Commands, Control, Held, Request, Waiters};
 use crate::engine::{Engine, Running};
 use crate::error::{Error, Result};
 use crate::probe;
@@ -50,6 +51,11 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 const CLOCK_CHECK: Duration = Duration::from_secs(5);
 /// A wall-clock lead over the monotonic clock beyond this is a resume.
 const RESUME_JUMP: Duration = Duration::from_secs(3);
+/// After a resume the VM's forward often needs a few seconds (Lima's ssh
+/// reconnects: lima #5420, colima #1033): failed probes are retried every
+/// RESUME_RETRY for this long before a restart kills every container.
+const RESUME_GRACE: Duration = Duration::from_secs(60);
+const RESUME_RETRY: Duration = Duration::from_secs(3);
 
 pub fn run(profile: Profile) -> Result<u8> {
     // Signals first: from here on SIGTERM, SIGINT and SIGHUP are stop
@@ -66,12 +72,17 @@ pub fn run(profile: Profile) -> Result<u8> {
         let dir = state::claim(&profile)?;
         let engine = Engine::new(&profile);
         engine.check()?;
+        crate::service::launchd::bound_log(&profile.log_file);
         crate::logging::init(&profile.log_file)?;
         sys::become_subreaper();
         sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
         crate::engine::guard_engine_log(dir);
-        let shutdown = signals.watch();
-        Supervisor::new(profile, engine, shutdown, dir).run().await
+        let (sup, control) = Supervisor::new(profile, engine, signals.watch(), dir);
+        serve(&sup.p, &control).await?;
+        let p = sup.p.clone();
+        let res = sup.run().await;
+        crate::control_socket::remove(&p);
+        res
     })
 }
 
@@ -123,22 +134,6 @@ impl Signals {
     }
 }
 
-struct Supervisor {
-    p: Profile,
-    engine: Engine,
-    st: State,
-    shutdown: watch::Receiver<bool>,
-    dir: &'static state::Dir,
-}
-
-/// Why the ready phase ended.
-enum Exit {
-    Shutdown,
-    Restart(String),
-    /// The state dir was removed or replaced: stop and exit with this.
-    Lost(Error),
-}
-
 /// `fut`, unless a stop is requested first (then None).
 async fn unless_shutdown<T>(
     shutdown: &watch::Receiver<bool>,
@@ -155,13 +150,72 @@ async fn unless_shutdown<T>(
     }
 }
 
+/// Start the tasks that talk to the supervisor through `control` (the
+/// on-demand proxy, the control socket): each binds what it serves here,
+/// so a path conflict ends `run` before the engine starts.
+async fn serve(p: &Profile, control: &Control) -> Result<()> {
+    crate::control_socket::serve(p, control.clone()).await?;
+    if let Some(listen) = &p.listen {
+        crate::proxy::spawn(p, control.clone(), crate::proxy::listen::bind(listen)?);
+        if p.docker_context {
+            let p = p.clone();
+            tokio::spawn(async move {
+                match crate::context::ensure(&p).await {
+                    Ok(note) => info!("{note}"),
+                    Err(e) => warn!("cannot keep the docker context: {e}"),
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+struct Supervisor {
+    p: Profile,
+    engine: Engine,
+    st: State,
+    shutdown: watch::Receiver<bool>,
+    /// Requests from `Control` handles; the state published to them.
+    cmds: Commands,
+    /// Why the engine is to be held stopped (see `control`).
+    held: Option<Held>,
+    /// Start requests waiting for the engine's next outcome.
+    waiters: Waiters,
+    /// Stop requests waiting for the engine to be stopped.
+    stop_acks: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// The next start was requested (a held engine released).
+    woken: bool,
+    /// The claimed state directory.
+    dir: &'static state::Dir,
+}
+
+/// Why the ready phase ended.
+enum Exit {
+    Shutdown,
+    Restart(String),
+    /// A `Control::restart`: no backoff.
+    Requested,
+    /// A `Control::stop`: stop the engine and hold it stopped.
+    Hold,
+    /// The state dir was removed or replaced: stop and exit with this.
+    Lost(Error),
+}
+
+/// What a request means for the phase the supervisor is in.
+enum Act {
+    Nothing,
+    Start,
+    Hold,
+    Restart,
+}
+
 impl Supervisor {
     fn new(
         p: Profile,
         engine: Engine,
         shutdown: watch::Receiver<bool>,
         dir: &'static state::Dir,
-    ) -> Supervisor {
+    ) -> (Supervisor, Control) {
         let st = State {
             adopted: false,
             profile: p.name.clone(),
@@ -172,18 +226,117 @@ impl Supervisor {
             last_error: None,
             since: state::now_rfc3339(),
             supervisor_pid: std::process::id(),
+            held: None,
+            awake: None,
         };
-        Supervisor {
+        let (control, cmds) = control::channel(st.clone());
+        let held = p.on_demand.then_some(Held::OnDemand);
+        let sup = Supervisor {
             p,
             engine,
             st,
             shutdown,
+            cmds,
+            held,
+            waiters: Waiters::default(),
+            stop_acks: Vec::new(),
+            woken: false,
             dir,
+        };
+        (sup, control)
+    }
+
+    /// Take a request: record it, and say what it asks of the current phase.
+    fn take(&mut self, req: Request) -> Act {
+        match req {
+            Request::Start(w) => {
+                self.waiters.push(w);
+                Act::Start
+            }
+            Request::Stop(why, ack) => {
+                // The user's `down` outlasts the idle policy's stop.
+                if self.held != Some(Held::Down) {
+                    self.held = Some(why);
+                }
+                // Recorded at once: from now on the proxy answers for the
+                // engine as it will once it is stopped.
+                self.st.held = self.held;
+                self.stop_acks.push(ack);
+                Act::Hold
+            }
+            Request::Restart => Act::Restart,
+            Request::Awake(a) => {
+                if self.st.awake != a {
+                    self.st.awake = a;
+                    self.record();
+                }
+                Act::Nothing
+            }
         }
     }
 
-    async fn shutdown_requested(&mut self) {
-        let _ = self.shutdown.wait_for(|v| *v).await;
+    /// Write state.json and publish the state to `Control` subscribers.
+    fn record(&mut self) {
+        if let Err(e) = state::write(&self.p, &self.st) {
+            error!("{e}");
+        }
+        self.cmds.state.send_replace(self.st.clone());
+    }
+
+    /// The next request; never ends (`Commands` keeps the queue open).
+    async fn request(cmds: &mut Commands) -> Request {
+        match cmds.rx.recv().await {
+            Some(r) => r,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Hold the engine stopped until a start or restart request (true) or
+    /// a shutdown (false).
+    async fn hold(&mut self) -> bool {
+        let Some(why) = self.held else { return true };
+        if why == Held::OnDemand
+            && probe::ping(&self.p.socket, self.p.probe_timeout)
+                .await
+                .is_ok()
+        {
+            info!(
+                "on_demand: the engine already answers: adopting it rather than holding it stopped"
+            );
+            self.held = None;
+            return true;
+        }
+        self.st.held = Some(why);
+        self.st.awake = None;
+        self.set(Phase::Stopped, None, &format!("engine {why}"));
+        self.waiters.resolve(Err(format!("the engine was {why}")));
+        self.stop_acks.drain(..).for_each(|a| {
+            let _ = a.send(());
+        });
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let req = tokio::select! {
+                req = Self::request(&mut self.cmds) => req,
+                _ = shutdown.wait_for(|v| *v) => return false,
+            };
+            match self.take(req) {
+                Act::Start | Act::Restart => break,
+                Act::Hold => {
+                    let why = self.held.unwrap_or(why);
+                    self.st.held = Some(why);
+                    self.set(Phase::Stopped, None, &format!("engine {why}"));
+                    self.stop_acks.drain(..).for_each(|a| {
+                        let _ = a.send(());
+                    });
+                }
+                Act::Nothing => {}
+            }
+        }
+        info!("start requested");
+        self.held = None;
+        self.st.held = None;
+        self.woken = true;
+        true
     }
 
     /// A stop was requested (the signal handler's flag counts at once,
@@ -210,10 +363,11 @@ impl Supervisor {
             Phase::Unhealthy | Phase::Restarting => warn!("{phase}: {reason}"),
             _ => info!("{phase}: {reason}"),
         }
-        if let Err(e) = state::write(&self.p, &self.st) {
-            error!("{e}");
+        self.record();
+        // A held engine is dockhand at work, not dockhand stopping.
+        if self.held.is_none() || !matches!(phase, Phase::Stopping) {
+            notify(phase, reason, self.st.held.is_some());
         }
-        notify(phase, reason);
     }
 
     async fn run(mut self) -> Result<u8> {
@@ -231,15 +385,21 @@ impl Supervisor {
             if self.stopping() {
                 break;
             }
+            // 0. Held stopped (on_demand, idle_stop, down): wait for a request.
+            if self.held.is_some() && !self.hold().await {
+                break;
+            }
             // 1. An engine: adopt one that answers, else clean up and start.
             let mut r = match self.obtain(first).await {
                 Ok(Some(r)) => r,
-                Ok(None) => break, // shutdown during start
+                Ok(None) => continue, // shutdown or hold during start
                 Err(Obtain::Fatal(e)) => {
                     self.set(Phase::Failed, None, &e.to_string());
+                    self.waiters.resolve(Err(e.to_string()));
                     return Err(e);
                 }
                 Err(Obtain::Failed(why, r)) => {
+                    self.waiters.resolve(Err(why.clone()));
                     // A failed start always waits: at least a second.
                     let delay = backoff.next_delay().max(Duration::from_secs(1));
                     if !self.recover(&why, r, delay).await {
@@ -259,6 +419,7 @@ impl Supervisor {
                 }
             };
             self.set(Phase::Ready, r.pid, how);
+            self.waiters.resolve(Ok(()));
             let ready_at = Instant::now();
 
             // 2. Watch it until it ends, hangs, or we are told to stop.
@@ -272,12 +433,14 @@ impl Supervisor {
                     self.set(Phase::Stopping, r.pid, "state_dir replaced");
                     self.engine.stop(r, self.p.stop_timeout).await;
                     self.set(Phase::Failed, None, &e.to_string());
+                    self.waiters.resolve(Err(e.to_string()));
                     return Err(e);
                 }
                 Exit::Restart(why) => {
                     if let Some(e) = self.engine.daemonized(&mut r) {
                         self.engine.stop(r, self.p.stop_timeout).await;
                         self.set(Phase::Failed, None, &e.to_string());
+                        self.waiters.resolve(Err(e.to_string()));
                         return Err(e);
                     }
                     if ready_at.elapsed() >= STABLE_AFTER {
@@ -288,15 +451,49 @@ impl Supervisor {
                         break;
                     }
                 }
+                Exit::Requested => {
+                    if !self
+                        .recover("restart requested", Some(r), Duration::ZERO)
+                        .await
+                    {
+                        break;
+                    }
+                }
+                Exit::Hold => {
+                    let why = self.held.unwrap_or(Held::Down);
+                    self.set(
+                        Phase::Stopping,
+                        r.pid,
+                        &format!("stopping the engine: {why}"),
+                    );
+                    if !self.engine.stop(r, self.p.stop_timeout).await {
+                        warn!("the engine may still run (see above); holding it as stopped");
+                    }
+                    self.engine.remove_runtime_files().await;
+                    crate::service::handoff::forget_spec(&self.p);
+                }
             }
         }
-        // 3. Stop within stop_timeout, remove runtime files, exit 0.
+        self.waiters.resolve(Err("dockhand is stopping".into()));
+        // 3. Stop within stop_timeout, remove runtime files, exit 0; or,
+        // when this stop is half of a restart of dockhand, leave a running
+        // engine to the next supervisor (service::handoff).
+        if running.is_some()
+            && let Some(why) = crate::service::handoff::keep_engine(&self.p).await
+        {
+            let how = format!(
+                "supervisor stopped for a restart ({why}); the engine keeps running for the next supervisor to adopt"
+            );
+            self.set(Phase::Stopped, self.st.engine_pid, &how);
+            return Ok(0);
+        }
         self.set(Phase::Stopping, self.st.engine_pid, "stop requested");
         let mut stopped = true;
         if let Some(r) = running.take() {
             stopped = self.engine.stop(r, self.p.stop_timeout).await;
         }
         self.engine.remove_runtime_files().await;
+        crate::service::handoff::forget_spec(&self.p);
         self.set(
             Phase::Stopped,
             None,
@@ -339,24 +536,36 @@ impl Supervisor {
 
     /// Sleep `d` unless a shutdown comes first; false on shutdown.
     async fn pause(&mut self, d: Duration) -> bool {
-        if self.stopping() {
-            return false;
-        }
-        if d.is_zero() {
+        if d.is_zero() || self.stopping() {
             return !self.stopping();
         }
-        tokio::select! {
-            _ = sleep(d) => true,
-            _ = self.shutdown_requested() => false,
+        let end = Instant::now() + d;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let req = tokio::select! {
+                _ = sleep_until(end) => return true,
+                _ = shutdown.wait_for(|v| *v) => return false,
+                req = Self::request(&mut self.cmds) => req,
+            };
+            // A start waits for the next attempt; a stop or restart ends
+            // the wait (the loop then holds, or starts at once).
+            match self.take(req) {
+                Act::Hold | Act::Restart => return true,
+                Act::Start | Act::Nothing => {}
+            }
         }
     }
 
     async fn obtain(&mut self, first: bool) -> Result<Option<Running>, Obtain> {
         self.st.adopted = false;
+        self.st.awake = None;
+        let woken = std::mem::take(&mut self.woken);
         self.set(
             Phase::Starting,
             None,
-            if first {
+            if woken {
+                "starting the engine on request"
+            } else if first {
                 "supervisor started"
             } else {
                 "restarting the engine"
@@ -367,10 +576,18 @@ impl Supervisor {
         }
         // Records in the state dir are trusted only while it is ours.
         self.dir.still_ours().map_err(Obtain::Fatal)?;
-        match unless_shutdown(&self.shutdown, self.engine.adopt()).await {
+        let adopted = match unless_shutdown(&self.shutdown, self.engine.adopt()).await {
             None => return Ok(None),
-            Some(Some(r)) => return Ok(Some(r)),
-            Some(None) => {}
+            Some(r) => r,
+        };
+        if let Some(r) = adopted {
+            match crate::service::handoff::settings_changed(&self.p) {
+                None => return Ok(Some(r)),
+                Some(why) => {
+                    self.set(Phase::Restarting, r.pid, &why);
+                    self.engine.stop(r, self.p.stop_timeout).await;
+                }
+            }
         }
         // Not raced: it may be stopping an earlier engine, which must end.
         match self.engine.clean_stale().await {
@@ -392,13 +609,39 @@ impl Supervisor {
             }
             Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
         };
+        if let Err(e) = crate::service::handoff::record_spec(&self.p) {
+            warn!("{e}");
+        }
         self.set(
             Phase::Starting,
             r.pid,
             "engine launched, waiting for /_ping",
         );
         let deadline = Instant::now() + self.p.start_timeout;
-        let res = unless_shutdown(&self.shutdown, self.engine.wait_ready(&mut r, deadline)).await;
+        let res = {
+            let mut shutdown = self.shutdown.clone();
+            let ready = self.engine.wait_ready(&mut r, deadline);
+            tokio::pin!(ready);
+            loop {
+                tokio::select! {
+                    res = &mut ready => break Some(res),
+                    _ = shutdown.wait_for(|v| *v) => break None,
+                    req = Self::request(&mut self.cmds) => match req {
+                        Request::Start(w) => self.waiters.push(w),
+                        Request::Stop(why, ack) => {
+                            if self.held != Some(Held::Down) {
+                                self.held = Some(why);
+                            }
+                            self.st.held = self.held;
+                            self.stop_acks.push(ack);
+                            break None;
+                        }
+                        // Already starting; what keeps it awake comes later.
+                        Request::Restart | Request::Awake(_) => {}
+                    },
+                }
+            }
+        };
         match res {
             Some(Ok(())) => Ok(Some(r)),
             Some(Err(why)) => match self.engine.daemonized(&mut r) {
@@ -423,10 +666,17 @@ impl Supervisor {
         let mut clock = (Instant::now(), SystemTime::now());
         let mut next_clock = Instant::now() + CLOCK_CHECK;
         let mut shutdown = self.shutdown.clone();
+        let mut resumed: Option<Instant> = None;
         loop {
             let mut probe_now = false;
             tokio::select! {
                 why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                req = Self::request(&mut self.cmds) => match self.take(req) {
+                    Act::Start => self.waiters.resolve(Ok(())),
+                    Act::Hold => return Exit::Hold,
+                    Act::Restart => return Exit::Requested,
+                    Act::Nothing => {}
+                },
                 _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
                 _ = sleep_until(next_probe) => probe_now = true,
                 _ = sleep_until(next_clock) => {
@@ -438,6 +688,7 @@ impl Supervisor {
                             humantime::format_duration(Duration::from_secs(slept.as_secs()))
                         );
                         probe_now = true;
+                        resumed = Some(mono);
                     }
                     clock = (mono, wall);
                     next_clock = mono + CLOCK_CHECK;
@@ -459,12 +710,30 @@ impl Supervisor {
             if first.is_ok() {
                 continue;
             }
-            // One failure may be a blip; a second one in a row is not.
+            // One failure may be a blip; a second one in a row is not,
+            // unless the machine just woke up: then retry for a while.
             self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
-            let second = tokio::select! {
-                p = probe::ping(&self.p.socket, timeout) => p,
-                why = r.exited() => return Exit::Restart(format!("engine {why}")),
-                _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+            let grace_end = resumed.map(|t| t + RESUME_GRACE);
+            let second = loop {
+                let p = tokio::select! {
+                    p = probe::ping(&self.p.socket, timeout) => p,
+                    why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                    _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+                };
+                match grace_end {
+                    Some(end) if !p.is_ok() && Instant::now() + RESUME_RETRY < end => {
+                        info!(
+                            "probe failed again ({p}) shortly after a resume: retrying in {}s",
+                            RESUME_RETRY.as_secs()
+                        );
+                        tokio::select! {
+                            _ = sleep(RESUME_RETRY) => {}
+                            why = r.exited() => return Exit::Restart(format!("engine {why}")),
+                            _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
+                        }
+                    }
+                    _ => break p,
+                }
             };
             if second.is_ok() {
                 self.set(Phase::Ready, r.pid, "probe answers again");
@@ -492,7 +761,15 @@ enum Obtain {
 }
 
 /// Tell systemd (Type=notify) where we are; a no-op elsewhere.
-fn notify(phase: Phase, reason: &str) {
+/// `STATUS=<phase>: <reason>` on every transition. `READY=1` once the
+/// first start has an outcome: the engine answers (`ready`), or the start
+/// failed (`failed`; dockhand goes on retrying with its own backoff, and
+/// `dockhand service install` reports the reason). So systemd never times
+/// a start out and restarts dockhand over its backoff. See README,
+/// "Readiness under systemd".
+/// `held`: the engine is held stopped while dockhand serves (on_demand,
+/// idle_stop), which systemd must see as a service that is up.
+fn notify(phase: Phase, reason: &str, held: bool) {
     use sd_notify::NotifyState;
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
@@ -500,11 +777,22 @@ fn notify(phase: Phase, reason: &str) {
     let status = format!("{phase}: {reason}");
     let mut states = vec![NotifyState::Status(&status)];
     match phase {
-        Phase::Ready => states.push(NotifyState::Ready),
+        Phase::Ready | Phase::Failed => states.push(NotifyState::Ready),
+        Phase::Stopped if held => states.push(NotifyState::Ready),
         Phase::Stopping => states.push(NotifyState::Stopping),
         _ => {}
     }
     let _ = sd_notify::notify(false, &states);
+}
+
+/// A fatal error ends `dockhand run` (exit 2, 3, 4, 6): `STATUS=failed:
+/// <reason>` (no READY=1), so `systemctl --user status` shows it without
+/// the journal.
+pub fn notify_fatal(reason: &str) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        let status = format!("{}: {reason}", Phase::Failed);
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
+    }
 }
 
 #[cfg(test)]
@@ -518,6 +806,103 @@ mod tests {
         assert_eq!(slept(s(5), s(7)), None, "NTP-sized drift is not sleep");
         assert_eq!(slept(s(5), s(3605)), Some(s(3600)));
         assert_eq!(slept(s(5), s(0)), None, "the clock set back");
+    }
+
+    /// The seam end to end with a stand-in engine (the ping-server
+    /// fixture): held stopped at first (on_demand), started on request,
+    /// held again by a stop, started by a restart, answered on shutdown.
+    #[test]
+    fn control_requests_drive_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let server = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/engine/ping-server"
+        );
+        let text = format!(
+            "[profiles.default]\nstate_dir = {sd:?}\nsocket = {so:?}\nlisten = {li:?}\non_demand = true\nstop_timeout = \"5s\"\n[profiles.default.command]\nargv = [{server:?}, {so:?}]\n",
+            sd = d.join("st").display().to_string(),
+            so = d.join("e.sock").display().to_string(),
+            li = d.join("l.sock").display().to_string(),
+        );
+        let env = crate::config::Env {
+            home: d.to_path_buf(),
+            xdg_config_home: None,
+            xdg_state_home: None,
+            colima_home: None,
+            lima_home: None,
+            dockhand_config: None,
+            macos: false,
+        };
+        let cfg = crate::config::Config::parse(
+            crate::config::Source::Explicit(d.join("c.toml")),
+            env,
+            text,
+        )
+        .unwrap();
+        let p = cfg.profile("default").unwrap();
+        let dir = state::claim(&p).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let signals = Signals::install().unwrap();
+            sys::reaper::start().unwrap();
+            let engine = Engine::new(&p);
+            let (sup, c) = Supervisor::new(p.clone(), engine, signals.watch(), dir);
+            let task = tokio::spawn(sup.run());
+            let mut rx = c.subscribe();
+            let phase = |rx: &mut watch::Receiver<State>, ph: Phase, held: Option<Held>| {
+                let mut rx = rx.clone();
+                async move {
+                    tokio::time::timeout(
+                        Duration::from_secs(20),
+                        rx.wait_for(|s| s.phase == ph && s.held == held),
+                    )
+                    .await
+                    .expect("state in time")
+                    .unwrap()
+                    .clone()
+                }
+            };
+            phase(&mut rx, Phase::Stopped, Some(Held::OnDemand)).await;
+            assert!(!probe::ping(&p.socket, Duration::from_secs(1)).await.is_ok());
+            assert_eq!(c.start().await, Ok(()));
+            assert!(probe::ping(&p.socket, Duration::from_secs(2)).await.is_ok());
+            assert_eq!(c.state().phase, Phase::Ready);
+            assert_eq!(c.start().await, Ok(()), "ready: answered at once");
+            c.stop(Held::Idle).await;
+            let s = phase(&mut rx, Phase::Stopped, Some(Held::Idle)).await;
+            assert_eq!(s.engine_pid, None);
+            assert!(!probe::ping(&p.socket, Duration::from_secs(1)).await.is_ok());
+            c.stop(Held::Down).await;
+            phase(&mut rx, Phase::Stopped, Some(Held::Down)).await;
+            c.stop(Held::Idle).await;
+            assert_eq!(c.state().held, Some(Held::Down), "down outlasts idle");
+            c.restart().await;
+            let first = phase(&mut rx, Phase::Ready, None).await.engine_pid;
+            c.restart().await;
+            let mut rx2 = c.subscribe();
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                rx2.wait_for(|s| s.phase == Phase::Ready && s.engine_pid != first),
+            )
+            .await
+            .expect("a new engine")
+            .unwrap();
+            let on_disk = state::read(&p).unwrap().unwrap();
+            assert_eq!(on_disk.phase, Phase::Ready);
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TERM)
+                .ok();
+            let code = tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("supervisor exits")
+                .unwrap()
+                .unwrap();
+            assert_eq!(code, 0);
+            assert!(c.start().await.is_err(), "no supervisor: start fails");
+        });
     }
 
     #[test]

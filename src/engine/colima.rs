@@ -2,6 +2,12 @@
 //! the host. `colima start` daemonizes Lima's host agent and returns; we
 //! watch the host agent (`ha.pid`) and the socket. After an unclean stop
 //! the instance is "Broken" and `colima stop --force` is the fix.
+//!
+//! Lima and Colima signal whatever their pid files name, unchecked (lima
+//! pkg/instance/stop.go, pkg/networks/usernet/recoincile.go; colima
+//! cmd/daemon/daemon.go `pkill -F`): before every `colima start`/`stop`,
+//! [`ColimaEngine::check_pid_files`] removes those that name someone
+//! else's process (a pid recycled after a power cut).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,15 +29,19 @@ pub struct ColimaEngine {
     socket: PathBuf,
     state_dir: PathBuf,
     stop_timeout: Duration,
+    /// When the current `colima start` creates the instance (no
+    /// `lima.yaml` yet: an image download), it may take `create_timeout`.
+    creating: Option<Instant>,
 }
 
 impl ColimaEngine {
     pub fn new(p: &Profile) -> ColimaEngine {
         ColimaEngine {
-            c: p.colima.clone().expect("colima engine has a colima table"),
+            c: crate::context::colima_config(p),
             socket: p.socket.clone(),
             state_dir: p.state_dir.clone(),
             stop_timeout: p.stop_timeout,
+            creating: None,
         }
     }
 
@@ -41,6 +51,13 @@ impl ColimaEngine {
                 what: "colima".into(),
                 hint: "install it with `brew install colima` or nix (`nix profile install nixpkgs#colima`); under launchd, make sure its directory is in the agent's PATH (`dockhand service install` records it)".into(),
             });
+        }
+        if let (Some(v), Some(major)) = (&self.c.vm_type, sys::os_major())
+            && major < 13
+        {
+            return Err(Error::EngineUnusable(format!(
+                "vm_type = {v:?} needs macOS 13 or later (this is macOS {major}; colima has no --vm-type flag there): remove vm_type from the profile's [colima] table"
+            )));
         }
         if sys::which("limactl").is_none() {
             return Err(Error::EngineMissing {
@@ -58,6 +75,9 @@ impl ColimaEngine {
         let _ = std::fs::create_dir_all(&self.c.home);
         let mut cmd = std::process::Command::new(sys::which("colima").unwrap_or("colima".into()));
         cmd.env("COLIMA_HOME", &self.c.home);
+        // It would pick the profile of any colima call that names none
+        // (colima cmd/root/root.go); ours are named, keep it that way.
+        cmd.env_remove("COLIMA_PROFILE");
         cmd
     }
 
@@ -94,9 +114,7 @@ impl ColimaEngine {
     fn host_agent(&self) -> Option<sys::Proc> {
         let ha = self.pidfile("ha.pid");
         let pid = read_pid(&ha)?;
-        sys::Proc::open(pid, |i| {
-            i.argv.iter().any(|a| a == "hostagent") && i.has_arg("--pidfile", &ha)
-        })
+        sys::Proc::open(pid, |i| Owner::HostAgent.recognises(i, &ha, self))
     }
 
     pub async fn adopt(&mut self) -> Option<Running> {
@@ -118,31 +136,9 @@ impl ColimaEngine {
     }
 
     pub async fn clean_stale(&mut self) -> Result<Vec<String>> {
-        let mut notes = Vec::new();
-        let dir = self.c.instance_dir();
-        // A pid file naming a live process that is not part of this
-        // instance (a recycled pid) must not lead Lima to kill it: drop
-        // the file, leave the process alone.
-        let mut stale = false;
-        for name in ["ha.pid", "qemu.pid", "vz.pid"] {
-            let path = self.pidfile(name);
-            let Some(pid) = read_pid(&path) else { continue };
-            match sys::proc_info(pid) {
-                Some(i) if !i.zombie && i.argv.iter().any(|a| Path::new(a).starts_with(&dir)) => {}
-                Some(i) if !i.zombie => {
-                    let _ = std::fs::remove_file(&path);
-                    notes.push(format!(
-                        "removed stale {}: pid {pid} is another program ({}), left alone",
-                        path.display(),
-                        i.program()
-                    ));
-                    stale = true;
-                }
-                _ => stale = true,
-            }
-        }
+        let (mut notes, mut stale) = self.check_pid_files();
         let ha_alive = self.host_agent().is_some();
-        if dir.join("ha.sock").exists() && !ha_alive {
+        if self.c.instance_dir().join("ha.sock").exists() && !ha_alive {
             stale = true;
         }
         let listed = self.listed_status().await;
@@ -155,11 +151,9 @@ impl ColimaEngine {
                     command: format!("colima stop {0} / colima stop --force {0}", self.c.profile),
                     detail: e,
                 })?;
-            return Ok(notes);
-        }
-        if stale || listed.as_deref() == Some("Broken") {
+        } else if let Some(why) = self.unclean(stale, listed.as_deref()) {
             notes.push(format!(
-                "instance {} was not stopped cleanly: colima stop --force",
+                "instance {} was not stopped cleanly ({why}): colima stop --force",
                 self.c.instance()
             ));
             self.run_stop(true, self.stop_timeout)
@@ -169,13 +163,108 @@ impl ColimaEngine {
                     detail: e,
                 })?;
         }
-        if let Some(n) = super::remove_dead_socket(&self.socket).await? {
+        if let Some(n) = self.release_socket().await? {
             notes.push(n);
         }
         Ok(notes)
     }
 
+    /// Why the instance needs a forced stop before it can start, if it
+    /// does: stale pid files, a state other than Stopped, or a disk lock
+    /// left behind (Lima before 2.1.1 refuses any: pkg/store/disk.go).
+    fn unclean(&self, stale: bool, listed: Option<&str>) -> Option<String> {
+        if stale {
+            return Some("stale pid files".into());
+        }
+        if let Some(s) = listed.filter(|s| *s != "Stopped") {
+            return Some(format!("colima list says {s}"));
+        }
+        self.stale_disk_lock()
+            .map(|l| format!("disk lock {} left behind", l.display()))
+    }
+
+    /// `<LIMA_HOME>/_disks/<instance>/in_use_by` (Colima's runtime disk is
+    /// the Lima disk named after the instance: colima environment/vm/lima/
+    /// disk.go), when it is dangling or names this instance while it isn't
+    /// running. A lock naming another live instance is not ours.
+    fn stale_disk_lock(&self) -> Option<PathBuf> {
+        let lock = self
+            .c
+            .lima_home
+            .join("_disks")
+            .join(self.c.instance())
+            .join("in_use_by");
+        let target = std::fs::read_link(&lock).ok()?;
+        let target = lock.parent()?.join(target);
+        let dangling = !target.exists();
+        (dangling || sys::same_path(&target, &self.c.instance_dir())).then_some(lock)
+    }
+
+    /// The pid files Lima or Colima would signal without a check, each with
+    /// who may be named there. A live process that isn't that owner (a
+    /// recycled pid) has its file removed and is left alone. Returns notes
+    /// and whether the instance's own files were stale (dead or foreign).
+    pub fn check_pid_files(&self) -> (Vec<String>, bool) {
+        let mut notes = Vec::new();
+        let mut stale = false;
+        for (path, owner) in self.pid_files() {
+            let Some(pid) = read_pid(&path) else { continue };
+            match sys::proc_info(pid) {
+                Some(i) if !i.zombie && owner.recognises(&i, &path, self) => {}
+                Some(i) if !i.zombie => {
+                    let _ = std::fs::remove_file(&path);
+                    notes.push(format!(
+                        "removed stale {}: pid {pid} is another program ({}), left alone",
+                        path.display(),
+                        i.program()
+                    ));
+                    stale |= owner.of_instance();
+                }
+                _ => stale |= owner.of_instance(),
+            }
+        }
+        (notes, stale)
+    }
+
+    fn pid_files(&self) -> Vec<(PathBuf, Owner)> {
+        let dir = self.c.instance_dir();
+        let mut v = vec![(dir.join("ha.pid"), Owner::HostAgent)];
+        // The driver: <vmType>.pid (lima pkg/store/instance.go), krunkit's,
+        // and external drivers' `*.drv.pid` (pkg/driver/external/server/
+        // server.go): all SIGKILLed by `limactl stop --force`.
+        for n in ["qemu.pid", "vz.pid", "krunkit.pid"] {
+            v.push((dir.join(n), Owner::Driver));
+        }
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            let mut drv: Vec<PathBuf> = rd
+                .flatten()
+                .take(10_000) // an instance directory holds a few dozen files
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".drv.pid"))
+                .collect();
+            drv.sort();
+            v.extend(drv.into_iter().map(|p| (p, Owner::Driver)));
+        }
+        v.push((self.c.usernet_pidfile(), Owner::Usernet));
+        v.push((self.c.daemon_pidfile(), Owner::ColimaDaemon));
+        v
+    }
+
+    /// Remove a dead socket; wait for one that Lima's ssh ControlMaster
+    /// still holds after a forced stop (then stop that ssh).
+    async fn release_socket(&self) -> Result<Option<String>> {
+        let ctl = self.c.instance_dir().join("ssh.sock");
+        super::remove_dead_socket_or(&self.socket, SSH_GRACE, "Lima's ssh", |i| {
+            i.program() == "ssh" && i.argv.iter().any(|a| mentions(a, &ctl))
+        })
+        .await
+    }
+
     async fn run_stop(&self, force: bool, timeout: Duration) -> Result<(), String> {
+        self.check_pid_files()
+            .0
+            .iter()
+            .for_each(|n| tracing::info!("{n}"));
         let mut cmd = self.colima();
         cmd.arg("stop");
         if force {
@@ -196,13 +285,18 @@ impl ColimaEngine {
     fn start_args(&self) -> Vec<String> {
         let c = &self.c;
         let mut a = vec!["start".to_string(), c.profile.clone()];
+        // `-c`: `--cpu` before 0.8.2, `--cpus` (with `--cpu` a hidden
+        // alias) since (colima cmd/start.go).
+        if let Some(n) = c.cpu {
+            a.push("-c".into());
+            a.push(n.to_string());
+        }
         let mut opt = |k: &str, v: Option<String>| {
             if let Some(v) = v {
                 a.push(format!("--{k}"));
                 a.push(v);
             }
         };
-        opt("cpu", c.cpu.map(|v| v.to_string()));
         opt("memory", c.memory.map(|v| v.to_string()));
         opt("disk", c.disk.map(|v| v.to_string()));
         opt("vm-type", c.vm_type.clone());
@@ -217,6 +311,21 @@ impl ColimaEngine {
     }
 
     pub fn spawn(&mut self) -> Result<Running> {
+        self.check_pid_files()
+            .0
+            .iter()
+            .for_each(|n| tracing::info!("{n}"));
+        // Lima's instance config (pkg/limatype/filenames LimaYAML): absent
+        // until the first start has created the instance.
+        let create = !self.c.instance_dir().join("lima.yaml").exists();
+        self.creating = create.then(Instant::now);
+        if create {
+            tracing::info!(
+                "instance {} does not exist yet: creating it may take up to create_timeout ({})",
+                self.c.instance(),
+                humantime::format_duration(self.c.create_timeout)
+            );
+        }
         let args = self.start_args();
         let mut cmd = self.colima();
         cmd.args(&args).stdin(Stdio::null());
@@ -233,6 +342,10 @@ impl ColimaEngine {
     }
 
     pub async fn wait_ready(&mut self, r: &mut Running, deadline: Instant) -> Result<(), String> {
+        let deadline = match self.creating.take() {
+            Some(t) => deadline.max(t + self.c.create_timeout),
+            None => deadline,
+        };
         // `colima start` returns once the VM is up and the host agent runs
         // in the background.
         if let Some(mut starter) = r.child.take() {
@@ -295,7 +408,16 @@ impl ColimaEngine {
         let reserve = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
         if !super::forced() && timeout > reserve {
             match self.run_stop(false, timeout - reserve).await {
-                Ok(()) => return Ok(()),
+                // `colima stop` exits 0 on a Broken instance without
+                // touching it (colima environment/vm/lima/lima.go Stop):
+                // only a clean Stopped counts.
+                Ok(()) => match self.unclean(false, self.listed_status().await.as_deref()) {
+                    None => return Ok(()),
+                    Some(why) => tracing::warn!(
+                        "colima stop {} left the instance unclean ({why}): forcing",
+                        self.c.profile
+                    ),
+                },
                 Err(e) => tracing::warn!("colima stop {} failed ({e}): forcing", self.c.profile),
             }
         }
@@ -304,8 +426,91 @@ impl ColimaEngine {
     }
 }
 
+/// How long Lima's ssh ControlMaster may keep serving docker.sock after a
+/// forced stop before dockhand stops it.
+const SSH_GRACE: Duration = Duration::from_secs(10);
+
+/// Who a pid file may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// `limactl hostagent --pidfile <inst>/ha.pid ... <instance>`.
+    HostAgent,
+    /// qemu, krunkit, an external driver (`--inst-dir <inst>`), vz (the
+    /// host agent itself): a command line that mentions the instance dir.
+    Driver,
+    /// `limactl usernet -p <pidfile> ...` (lima pkg/networks/usernet/
+    /// recoincile.go).
+    Usernet,
+    /// `colima daemon start <profile> ...` (colima daemon/daemon.go).
+    ColimaDaemon,
+}
+
+impl Owner {
+    fn recognises(self, i: &sys::ProcInfo, pidfile: &Path, e: &ColimaEngine) -> bool {
+        let dir = e.c.instance_dir();
+        match self {
+            Owner::HostAgent => {
+                i.argv.iter().any(|a| a == "hostagent") && arg_is(i, "--pidfile", pidfile)
+            }
+            Owner::Driver => i.argv.iter().any(|a| mentions(a, &dir)),
+            Owner::Usernet => {
+                i.argv.iter().any(|a| a == "usernet")
+                    && (arg_is(i, "-p", pidfile) || arg_is(i, "--pidfile", pidfile))
+            }
+            Owner::ColimaDaemon => {
+                let short = config::short_profile(&e.c.profile);
+                i.argv
+                    .iter()
+                    .any(|a| a.rsplit('/').next() == Some("colima"))
+                    && i.argv
+                        .windows(3)
+                        .any(|w| w[0] == "daemon" && w[1] == "start" && w[2] == short)
+            }
+        }
+    }
+
+    /// The instance's own files (a dead or foreign one makes it unclean);
+    /// usernet and Colima's daemon outlive or precede instances.
+    fn of_instance(self) -> bool {
+        matches!(self, Owner::HostAgent | Owner::Driver)
+    }
+}
+
+/// `flag VALUE` or `flag=VALUE` in argv, VALUE the same file as `path`
+/// (Lima writes resolved paths).
+fn arg_is(i: &sys::ProcInfo, flag: &str, path: &Path) -> bool {
+    let eq = format!("{flag}=");
+    i.argv.iter().enumerate().any(|(n, a)| {
+        let v = if a == flag {
+            i.argv.get(n + 1).map(String::as_str)
+        } else {
+            a.strip_prefix(&eq)
+        };
+        v.is_some_and(|v| sys::same_path(Path::new(v), path))
+    })
+}
+
+/// `arg` names `dir` or a path inside it, as given or resolved
+/// (`path=/x/y/disk`, `ControlPath="/x/y/ssh.sock"`, `/x/y`).
+fn mentions(arg: &str, dir: &Path) -> bool {
+    // Lima quotes some: `ControlPath="<inst>/ssh.sock"` (pkg/sshutil/sshutil.go).
+    let arg = arg.trim_end_matches('"');
+    [dir.to_path_buf(), sys::canonical(dir)].iter().any(|d| {
+        let d = d.to_string_lossy();
+        arg.ends_with(d.as_ref()) || arg.contains(&format!("{d}/"))
+    })
+}
+
+/// The pid in a pid file (its first 32 bytes: a pid file is short).
 fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(32)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok()
 }
 
 fn last_line(path: &Path) -> String {
@@ -319,4 +524,48 @@ fn last_line(path: &Path) -> String {
         })
         .map(|l| format!(": {}", l.trim()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_argument_mentions_the_instance_dir_not_a_sibling() {
+        let dir = Path::new("/nonexistent/_lima/colima");
+        assert!(mentions("/nonexistent/_lima/colima", dir));
+        assert!(mentions("path=/nonexistent/_lima/colima/diffdisk", dir));
+        assert!(mentions(
+            "ControlPath=\"/nonexistent/_lima/colima/ssh.sock\"",
+            &dir.join("ssh.sock")
+        ));
+        assert!(!mentions("/nonexistent/_lima/colima-work/qemu.pid", dir));
+        assert!(!mentions("/nonexistent/_lima/colimax", dir));
+    }
+
+    #[test]
+    fn pidfile_arguments_compare_resolved_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        std::fs::write(real.join("ha.pid"), "1").unwrap();
+        let info = |argv: &[&str]| sys::ProcInfo {
+            pid: 1,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            start: 0,
+            zombie: false,
+        };
+        let real_arg = real.join("ha.pid").display().to_string();
+        let i = info(&["limactl", "hostagent", "--pidfile", &real_arg, "colima"]);
+        assert!(arg_is(&i, "--pidfile", &link.join("ha.pid")));
+        let eq = format!("-p={real_arg}");
+        assert!(arg_is(
+            &info(&["limactl", "usernet", &eq]),
+            "-p",
+            &link.join("ha.pid")
+        ));
+        assert!(!arg_is(&i, "--pidfile", &link.join("other.pid")));
+    }
 }

@@ -489,6 +489,61 @@ pub async fn stop_orphans(timeout: Duration) -> usize {
     first.len()
 }
 
+/// Like [`remove_dead_socket`], but a socket still served by a process
+/// that `ours` recognises (Lima's ssh ControlMaster after a forced stop,
+/// identified by the socket's peer credentials) is waited for, up to
+/// `grace`; then that process is stopped and the socket removed. Anyone
+/// else's socket stays an error.
+pub async fn remove_dead_socket_or(
+    socket: &Path,
+    grace: Duration,
+    what: &str,
+    ours: impl Fn(&sys::ProcInfo) -> bool,
+) -> Result<Option<String>> {
+    let deadline = Instant::now() + grace;
+    let mut held = None;
+    loop {
+        if matches!(
+            probe::ping(socket, Duration::from_secs(2)).await,
+            Ping::Refused | Ping::NoSocket
+        ) {
+            break;
+        }
+        let Some(holder) = sys::socket_holder(socket).filter(|i| !i.zombie && ours(i)) else {
+            break; // someone else (or nobody now): remove_dead_socket decides
+        };
+        if held.is_none() {
+            tracing::info!(
+                "{} is still held by {what} (pid {}): waiting up to {} for it to go",
+                socket.display(),
+                holder.pid,
+                humantime::format_duration(grace)
+            );
+        }
+        held = Some(holder.pid);
+        if Instant::now() >= deadline {
+            if let Some(p) = sys::Proc::open(holder.pid, &ours) {
+                tracing::warn!(
+                    "{what} (pid {}) still holds {}: stopping it",
+                    p.pid(),
+                    socket.display()
+                );
+                stop_proc(&p, Duration::from_secs(5), false).await;
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let note = remove_dead_socket(socket).await?;
+    Ok(match held {
+        Some(pid) => Some(format!(
+            "{} was held by {what} (pid {pid}) after the stop; it is free now",
+            socket.display()
+        )),
+        None => note,
+    })
+}
+
 /// Remove a socket file that nobody serves; leave anything else alone.
 pub async fn remove_dead_socket(socket: &Path) -> Result<Option<String>> {
     use std::os::unix::fs::FileTypeExt;

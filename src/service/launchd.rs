@@ -14,32 +14,43 @@
 //!   crashes; a clean exit (a deliberate stop) stays stopped.
 //! - `ThrottleInterval` 30: at most one respawn every 30 s, so a dockhand
 //!   that keeps failing can never cause a restart storm (colima #1490).
-//! - `AbandonProcessGroup` true: launchd kills the job's whole process group
-//!   when the main process exits; the VM that colima spawns is in it, so a
-//!   dockhand crash would take the engine down. With it, the VM survives and
-//!   the restarted dockhand adopts the running engine.
+//! - `AbandonProcessGroup` true: when the job's main process exits,
+//!   launchd kills what is left in its process group (launchd.plist(5)).
+//!   Nothing dockhand starts stays there: engines and helper commands get
+//!   a group of their own (`process_group(0)`), and Lima's host agent calls
+//!   Setpgid. So what the key guards is the rule itself: launchd never
+//!   kills anything when dockhand exits, dockhand alone decides what to
+//!   stop (a handed-over engine on restart; everything on a stop).
 //! - `ExitTimeOut` = stop_timeout + 15 s: dockhand stops the engine within
 //!   stop_timeout after SIGTERM; the margin lets it finish before SIGKILL.
 //!   Never 0, which launchd reads as "wait forever" and stalls logout.
-//! - `ProcessType` Standard: `Background` would throttle the CPU and I/O of
-//!   everything the job spawns, including the VM colima starts, and docker
-//!   builds would crawl; `Interactive` is for GUI apps.
+//! - `ProcessType` Standard: the default class (unset means Standard,
+//!   lightly resource-limited; launchd.plist(5)), written out so the choice
+//!   is visible. `Background` would throttle the CPU and I/O of the job
+//!   and what it spawns, the VM colima starts included, and docker builds
+//!   would crawl; `Interactive` is for GUI apps and would put the VM ahead
+//!   of the user's foreground work.
 //! - `EnvironmentVariables`: launchd gives jobs a bare PATH, so PATH is the
 //!   directories where colima, limactl, docker and qemu were found at
 //!   install time, then nix's and Homebrew's profile directories and the
 //!   system's; `HOME`; `COLIMA_HOME`, `LIMA_HOME`, `DOCKER_CONFIG` when set
-//!   at install time.
+//!   at install time; `DOCKHAND_SUPERVISED_BY=launchd`, so that an error a
+//!   retry can't fix exits 0 instead of being respawned forever
+//!   (`service::run_failed`).
 //! - `StandardOutPath` / `StandardErrorPath`: `<log>.launchd.log` next to
 //!   the profile's log; dockhand writes its own rotated log, this file only
-//!   catches what happens before it opens it (and panics).
+//!   catches what happens before it opens it (and panics). launchd only
+//!   appends to it, so dockhand bounds it at each start ([`bound_log`]).
 
 use std::path::{Path, PathBuf};
 
 use plist::{Dictionary, Value};
 
+use std::time::{Duration, Instant};
+
 use super::{FileState, Inputs, Tool, ceil_secs};
 use crate::config::Profile;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Seconds added to stop_timeout for `ExitTimeOut`.
 pub const EXIT_TIMEOUT_MARGIN: u64 = 15;
@@ -89,6 +100,7 @@ pub fn render(i: &Inputs) -> String {
     d.insert("ProcessType".into(), s("Standard"));
     let mut env = Dictionary::new();
     env.insert("PATH".into(), s(&i.path_var()));
+    env.insert(super::SUPERVISED_BY_ENV.into(), s("launchd"));
     env.insert("HOME".into(), p(&i.home));
     for (k, v) in [
         ("COLIMA_HOME", &i.colima_home),
@@ -105,6 +117,7 @@ pub fn render(i: &Inputs) -> String {
     let log = launchd_log(&i.log_file);
     d.insert("StandardOutPath".into(), p(&log));
     d.insert("StandardErrorPath".into(), p(&log));
+    super::activation::launchd_sockets(i, &mut d);
 
     let mut buf = Vec::new();
     Value::Dictionary(d)
@@ -115,6 +128,63 @@ pub fn render(i: &Inputs) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Largest size of `<log>.launchd.log` before [`bound_log`] cuts it.
+pub const LOG_LIMIT: u64 = 1 << 20;
+/// What [`bound_log`] keeps of it: the end.
+pub const LOG_KEEP: u64 = 64 << 10;
+
+/// Under launchd, dockhand's stderr is `<log>.launchd.log`, which launchd
+/// opens for appending at every spawn and never rotates. At start, when
+/// it has grown beyond [`LOG_LIMIT`], keep only its last [`LOG_KEEP`]
+/// bytes (in place: launchd holds the descriptor).
+pub fn bound_log(log_file: &Path) {
+    if std::env::var(super::SUPERVISED_BY_ENV).is_ok_and(|v| v == "launchd") {
+        let _ = cut_to_tail(&launchd_log(log_file), LOG_LIMIT, LOG_KEEP);
+    }
+}
+
+fn cut_to_tail(path: &Path, limit: u64, keep: u64) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    if len <= limit {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::Start(len - keep))?;
+    let mut tail = Vec::with_capacity(keep as usize);
+    (&mut f).take(keep).read_to_end(&mut tail)?;
+    f.set_len(0)?;
+    f.seek(SeekFrom::Start(0))?;
+    writeln!(f, "[dockhand: cut {} bytes; the log goes on]", len - keep)?;
+    f.write_all(&tail)?;
+    Ok(true)
+}
+
+/// The last `dockhand: ...` line of `<log>.launchd.log` (its last 64 KiB).
+fn last_message(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(log)
+        .ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(LOG_KEEP))).ok()?;
+    let mut buf = Vec::new();
+    f.take(LOG_KEEP).read_to_end(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("dockhand: "))
+        .map(|l| l.trim_start_matches("dockhand: ").to_string())
 }
 
 fn uid() -> u32 {
@@ -129,14 +199,22 @@ fn launchctl() -> Result<Tool> {
     )
 }
 
-/// `launchctl bootout gui/$UID/<label>`, where "not loaded" is fine.
-/// Returns whether something was booted out.
-fn bootout(tool: &Tool, target: &str) -> Result<bool> {
+/// How long `bootstrap` is retried while launchd still drains the job
+/// that `bootout` unloaded.
+pub const BOOTSTRAP_RETRY: Duration = Duration::from_secs(30);
+/// Seconds added to ExitTimeOut when waiting for a job to be gone.
+pub const GONE_MARGIN: u64 = 5;
+
+/// `launchctl bootout gui/$UID/<label>`, where "not loaded" is fine, then
+/// wait until the job is gone. Returns whether something was booted out.
+///
+/// `bootout` is asynchronous: it may return 0, or 36 (EINPROGRESS,
+/// "Operation now in progress"), while launchd still stops the job, and a
+/// `bootstrap` of the label then fails with 5 for seconds (launchctl(1);
+/// the platform notes' user reports). `print` exits 113 once it is gone.
+fn bootout(tool: &Tool, target: &str, i: &Inputs) -> Result<bool> {
     let args = ["bootout", target];
     let out = tool.output(&args)?;
-    if out.status.success() {
-        return Ok(true);
-    }
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stderr),
@@ -147,26 +225,72 @@ fn bootout(tool: &Tool, target: &str) -> Result<bool> {
         || text.contains("No such process")
         || text.contains("Could not find");
     if not_loaded {
-        Ok(false)
-    } else {
-        Err(tool.failure(&args, &out, ""))
+        return Ok(false);
+    }
+    if !out.status.success() && out.status.code() != Some(36) {
+        return Err(tool.failure(&args, &out, ""));
+    }
+    wait_gone(tool, target, i)?;
+    Ok(true)
+}
+
+/// Poll `launchctl print` until it exits 113, bounded by ExitTimeOut (the
+/// longest launchd waits before SIGKILL) plus a margin.
+fn wait_gone(tool: &Tool, target: &str, i: &Inputs) -> Result<()> {
+    let secs = ceil_secs(i.stop_timeout) + EXIT_TIMEOUT_MARGIN + GONE_MARGIN;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut said = false;
+    loop {
+        let out = tool.output(&["print", target])?;
+        if out.status.code() == Some(113) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::ServiceManager(format!(
+                "launchd still lists {target} {secs} s after `launchctl bootout`: check `launchctl print {target}`, then run the command again"
+            )));
+        }
+        if !said {
+            println!("waiting for launchd to finish stopping {target}");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
+/// `bootstrap`, retried on 5 (EIO) and 37 (EALREADY) for
+/// [`BOOTSTRAP_RETRY`]: what launchd answers while a booted-out job with
+/// the same label still drains.
 fn bootstrap(tool: &Tool, domain: &str, plist: &Path) -> Result<()> {
     let path = plist.to_string_lossy();
     let args = ["bootstrap", domain, path.as_ref()];
-    let out = tool.output(&args)?;
-    if out.status.success() {
-        return Ok(());
+    let deadline = Instant::now() + BOOTSTRAP_RETRY;
+    let mut said = false;
+    loop {
+        let out = tool.output(&args)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let retryable = matches!(out.status.code(), Some(5 | 37));
+        if !retryable || Instant::now() >= deadline {
+            return Err(tool.failure(
+                &args,
+                &out,
+                &format!(
+                    "; is a job with this label still loaded from another plist (`launchctl print {domain}/<label>`), or is nobody logged in at the console (gui/<uid> exists only then)?"
+                ),
+            ));
+        }
+        if !said {
+            println!(
+                "bootstrap: launchd answers {} (a job with this label is still draining): retrying for up to {} s",
+                out.status.code().unwrap_or(0),
+                BOOTSTRAP_RETRY.as_secs()
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
-    Err(tool.failure(
-        &args,
-        &out,
-        &format!(
-            "; is a job with this label still loaded from another plist (`launchctl print {domain}/<label>`), or is nobody logged in at the console (gui/<uid> exists only then)?"
-        ),
-    ))
 }
 
 fn load(tool: &Tool, i: &Inputs, path: &Path) -> Result<()> {
@@ -179,11 +303,11 @@ fn load(tool: &Tool, i: &Inputs, path: &Path) -> Result<()> {
     }
     tool.run(&["enable", &target])?;
     bootstrap(tool, &domain, path)?;
-    println!("loaded {target}");
+    println!("loaded {target}; `dockhand service status` shows its progress");
     Ok(())
 }
 
-pub fn install(i: &Inputs, path: &Path) -> Result<()> {
+pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
     let tool = launchctl()?;
     let content = render(i);
     let target = format!("gui/{}/{}", uid(), i.label);
@@ -211,8 +335,12 @@ pub fn install(i: &Inputs, path: &Path) -> Result<()> {
                 path.display()
             );
             // Replace an older copy (or a job of another plist with the
-            // same label, such as the recipe dockhand replaces).
-            if bootout(&tool, &target)? {
+            // same label, such as the recipe dockhand replaces); our own
+            // supervisor hands a healthy engine over to the new one.
+            if state == FileState::Different {
+                super::handoff::request(profile, true)?;
+            }
+            if bootout(&tool, &target, i)? {
                 println!("unloaded the previous {target}");
             }
             load(&tool, i, path)?;
@@ -227,8 +355,8 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
     let state = super::file_state(path, "")?;
     let target = format!("gui/{}/{}", uid(), i.label);
     // bootout sends SIGTERM and waits up to ExitTimeOut: dockhand stops the
-    // engine gracefully.
-    if bootout(&tool, &target)? {
+    // engine gracefully; we wait until launchd has let go of the label.
+    if bootout(&tool, &target, i)? {
         println!("unloaded {target}");
     }
     if state != FileState::Missing && super::remove_file(path)? {
@@ -239,15 +367,62 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn restart(i: &Inputs, path: &Path) -> Result<()> {
+/// Stop the running supervisor with SIGTERM (`launchctl kill`, not
+/// `kickstart -k`, which is reported to SIGKILL the job: it could die in
+/// the middle of `colima start`), wait until it has exited (it exits 0, so
+/// `KeepAlive = { SuccessfulExit = false; }` doesn't respawn it), then
+/// `kickstart`. The engine is handed over unless `engine`.
+pub fn restart(i: &Inputs, path: &Path, profile: &Profile, engine: bool) -> Result<()> {
     let tool = launchctl()?;
     if !path.exists() {
         return Err(super::not_installed(path, &i.profile));
     }
     let target = format!("gui/{}/{}", uid(), i.label);
-    tool.run(&["kickstart", "-k", &target])?;
-    println!("restarted {target}");
+    let out = tool.output(&["print", &target])?;
+    if out.status.code() == Some(113) {
+        return Err(Error::ServiceManager(format!(
+            "{target} is not loaded: run `dockhand service install --profile {}`",
+            i.profile
+        )));
+    }
+    let info = parse_print(&String::from_utf8_lossy(&out.stdout));
+    if info.state.as_deref() == Some("running") {
+        super::handoff::request(profile, !engine)?;
+        tool.run(&["kill", "SIGTERM", &target])?;
+        println!("sent SIGTERM to {target}; waiting for it to exit");
+        wait_stopped(&tool, &target, info.pid.as_deref(), i)?;
+    }
+    tool.run(&["kickstart", &target])?;
+    println!(
+        "restarted {target} ({}); `dockhand service status` shows its progress",
+        if engine {
+            "the engine too"
+        } else {
+            "a healthy engine is adopted"
+        }
+    );
     Ok(())
+}
+
+/// Until `print` no longer shows `old_pid` running, bounded by ExitTimeOut
+/// plus a margin.
+fn wait_stopped(tool: &Tool, target: &str, old_pid: Option<&str>, i: &Inputs) -> Result<()> {
+    let secs = ceil_secs(i.stop_timeout) + EXIT_TIMEOUT_MARGIN + GONE_MARGIN;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let out = tool.output(&["print", target])?;
+        let info = parse_print(&String::from_utf8_lossy(&out.stdout));
+        let running = info.state.as_deref() == Some("running") && info.pid.as_deref() == old_pid;
+        if !out.status.success() || !running {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::ServiceManager(format!(
+                "{target} still runs {secs} s after SIGTERM: see its log and `launchctl print {target}`"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The interesting fields of `launchctl print gui/$UID/<label>`.
@@ -256,6 +431,10 @@ pub struct PrintInfo {
     pub state: Option<String>,
     pub pid: Option<String>,
     pub last_exit_code: Option<String>,
+    /// Replaces `last exit code` after a death by signal
+    /// (`last terminating signal = Killed: 9`; `print`'s output "is NOT
+    /// API" per launchctl(1); the wording is from the platform notes).
+    pub last_signal: Option<String>,
 }
 
 /// Parse `state = running`, `pid = 123`, `last exit code = 0` (the first of
@@ -270,6 +449,7 @@ pub fn parse_print(text: &str) -> PrintInfo {
             "state" => &mut info.state,
             "pid" => &mut info.pid,
             "last exit code" => &mut info.last_exit_code,
+            "last terminating signal" => &mut info.last_signal,
             _ => continue,
         };
         if slot.is_none() {
@@ -295,12 +475,19 @@ pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
             info.state.unwrap_or_else(|| "unknown".into()),
         ));
         lines.push(("pid".into(), info.pid.unwrap_or_else(|| "none".into())));
-        lines.push((
-            "last exit code".into(),
-            info.last_exit_code.unwrap_or_else(|| "none".into()),
-        ));
+        let last = match (info.last_signal, info.last_exit_code) {
+            (Some(sig), _) => format!("killed by a signal ({sig})"),
+            (None, Some(code)) => format!("exit code {code}"),
+            (None, None) => "none".into(),
+        };
+        lines.push(("last exit".into(), last));
     } else {
         lines.push(("loaded".into(), "no".into()));
+    }
+    if !running && let Some(m) = last_message(&launchd_log(&i.log_file)) {
+        // An error a retry can't fix exits 0 under launchd (no respawn
+        // loop): its reason is only here.
+        lines.push(("last message".into(), m));
     }
     lines.extend(super::supervisor_lines(profile));
     super::print_lines(&lines);
@@ -357,6 +544,21 @@ mod tests {
     }
 
     #[test]
+    fn the_launchd_log_is_cut_to_its_tail() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("x.launchd.log");
+        std::fs::write(&p, "a".repeat(100) + &"b".repeat(10)).unwrap();
+        assert!(!cut_to_tail(&p, 200, 10).unwrap());
+        assert!(cut_to_tail(&p, 50, 10).unwrap());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("[dockhand: cut 100 bytes"), "{text}");
+        assert!(
+            text.ends_with(&"b".repeat(10)) && !text.contains("aa"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn launchd_log_names() {
         assert_eq!(
             launchd_log(Path::new("/a/b.log")),
@@ -381,6 +583,7 @@ mod tests {
                 state: Some("running".into()),
                 pid: Some("4242".into()),
                 last_exit_code: Some("(never exited)".into()),
+                last_signal: None,
             }
         );
     }

@@ -13,6 +13,9 @@
 //! overrides it: a testing and override knob, used by the tests to drive
 //! the launchd path on Linux with a stand-in `launchctl`.
 
+pub mod activation;
+pub mod competitors;
+pub mod handoff;
 pub mod launchd;
 pub mod systemd;
 
@@ -39,15 +42,33 @@ pub enum ServiceCmd {
     },
     /// Write the service definition (atomically, mode 0644) and load it.
     /// Re-running with nothing changed changes nothing.
-    Install,
+    Install {
+        /// Install even though another agent (brew services, home-manager,
+        /// limactl autostart) manages the same Colima instance.
+        #[arg(long)]
+        force: bool,
+    },
     /// Stop and unload the service and remove its definition.
     Uninstall,
     /// Show whether the service is installed and running, the service
     /// manager's view and the supervisor's own state. Exit 0 when installed
     /// and running, 1 otherwise.
     Status,
-    /// Restart the service (the supervisor adopts a healthy engine).
-    Restart,
+    /// Restart the supervisor; it hands a healthy engine over to the new
+    /// one, which adopts it (restarted only if its settings changed).
+    Restart {
+        /// Restart the engine too.
+        #[arg(long)]
+        engine: bool,
+    },
+    /// For activation scripts (home-manager, nix-darwin) that are about to
+    /// restart or reload the service themselves: the running supervisor
+    /// hands its engine over if it is stopped within the next 2 minutes.
+    PrepareRestart {
+        /// Let the engine be stopped with the supervisor instead.
+        #[arg(long)]
+        engine: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,7 +90,7 @@ impl Platform {
     }
 
     /// `$DOCKHAND_SERVICE_PLATFORM` if set, else the host's.
-    fn from_env() -> Result<Platform> {
+    pub(crate) fn from_env() -> Result<Platform> {
         match std::env::var(PLATFORM_ENV).ok().filter(|v| !v.is_empty()) {
             None => Ok(Platform::host()),
             Some(v) if v == "launchd" => Ok(Platform::Launchd),
@@ -125,11 +146,16 @@ pub struct Inputs {
     /// shell that `dockhand status` runs in.
     pub xdg_config_home: Option<PathBuf>,
     pub xdg_state_home: Option<PathBuf>,
+    /// The profile's `listen` socket: rendered for socket activation.
+    pub listen: Option<PathBuf>,
 }
 
 /// The programs whose directories go first on the service's PATH.
-/// `qemu-img` stands in for the `qemu-system-*` binaries beside it.
-pub const TOOLS: [&str; 5] = ["colima", "limactl", "docker", "qemu-img", "dockerd"];
+/// `qemu-img` stands in for the `qemu-system-*` binaries beside it;
+/// `krunkit` is Colima's `vm_type = "krunkit"` hypervisor.
+pub const TOOLS: [&str; 6] = [
+    "colima", "limactl", "docker", "qemu-img", "krunkit", "dockerd",
+];
 
 impl Inputs {
     /// Inputs from this process: the absolute path of the running binary,
@@ -166,6 +192,7 @@ impl Inputs {
             docker_config: var("DOCKER_CONFIG"),
             xdg_config_home: env.xdg_config_home.as_deref().map(absolute),
             xdg_state_home: env.xdg_state_home.as_deref().map(absolute),
+            listen: profile.listen.clone(),
         })
     }
 
@@ -450,6 +477,75 @@ pub(crate) fn print_lines(lines: &[(String, String)]) {
     }
 }
 
+// ------------------------------------------------- failures of `run`
+
+/// Set in the launchd agent's environment: the supervisor runs as a job
+/// whose `KeepAlive` can't exclude exit codes.
+pub const SUPERVISED_BY_ENV: &str = "DOCKHAND_SUPERVISED_BY";
+
+/// `dockhand run` ended with `e`: tell the service manager, and choose the
+/// exit code. Under systemd the reason goes into `STATUS=` and the code
+/// stays (RestartPreventExitStatus=2 3 4 6 keeps it stopped). Under launchd
+/// (`KeepAlive = { SuccessfulExit = false; }`, which would respawn a
+/// non-zero exit every ThrottleInterval forever, launchd.plist(5)) an
+/// error a retry can't fix exits 0 after saying so: the job stays stopped
+/// until `dockhand service restart` (or a login) starts it again.
+pub fn run_failed(e: &Error) -> u8 {
+    crate::supervisor::notify_fatal(&e.to_string());
+    let code = e.exit_code();
+    let launchd = std::env::var(SUPERVISED_BY_ENV).is_ok_and(|v| v == "launchd");
+    if launchd && matches!(code, 2 | 3 | 4 | 6) {
+        eprintln!(
+            "dockhand (launchd): exiting 0, not {code}, so that launchd doesn't respawn dockhand every {}s; fix the cause, then run `dockhand service restart`",
+            launchd::THROTTLE_INTERVAL
+        );
+        return 0;
+    }
+    code
+}
+
+/// `service status` when the config doesn't load: the manager's view of
+/// the profile's service (with default label and paths), after the error.
+pub fn status_despite_config(profile: &str, config: Option<&Path>) {
+    let Ok(env) = crate::config::Env::from_process() else {
+        return;
+    };
+    let source = crate::config::Source::Defaults(
+        config
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| env.config_home().join("dockhand/config.toml")),
+    );
+    let text = format!("[profiles.{}]\n", toml::Value::String(profile.into()));
+    let Ok(cfg) = crate::config::Config::parse(source, env, text) else {
+        return;
+    };
+    let ctx = Context {
+        config: cfg,
+        profile_name: profile.to_string(),
+    };
+    println!("the service manager's view (default label and paths: the config has an error):");
+    let _ = run(ServiceCmd::Status, &ctx);
+}
+
+fn prepare_restart(profile: &Profile, engine: bool) -> Result<u8> {
+    match handoff::request(profile, !engine)? {
+        Some(pid) if !engine => println!(
+            "the supervisor of profile `{}` (pid {pid}) hands its engine over if it is stopped within {} s",
+            profile.name,
+            handoff::VALID_FOR.as_secs()
+        ),
+        Some(pid) => println!(
+            "the supervisor of profile `{}` (pid {pid}) stops its engine when it is stopped",
+            profile.name
+        ),
+        None => println!(
+            "no supervisor runs profile `{}`: nothing to prepare",
+            profile.name
+        ),
+    }
+    Ok(0)
+}
+
 // ------------------------------------------------------------- dispatch
 
 pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
@@ -463,17 +559,27 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
         .config
         .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
     let inputs = Inputs::gather(ctx, &profile)?;
-    if let ServiceCmd::Install = cmd {
+    if let ServiceCmd::Install { force } = cmd {
+        competitors::refuse_unless(&profile, &ctx.config.env.home, force)?;
         // Installing still helps (fix the cause, the service then works),
         // but say now what `dockhand run` would refuse at login.
         if let Err(e) = crate::engine::Engine::new(&profile).check() {
             eprintln!("dockhand: warning: the service will not start until this is fixed: {e}");
         }
     }
+    if let ServiceCmd::PrepareRestart { engine } = cmd {
+        return prepare_restart(&profile, engine);
+    }
     if let ServiceCmd::Print { .. } = cmd {
         match platform {
             Platform::Launchd => print!("{}", launchd::render(&inputs)),
-            Platform::Systemd => print!("{}", systemd::render(&inputs)),
+            Platform::Systemd => {
+                print!("{}", systemd::render(&inputs));
+                if let Some(socket) = activation::systemd_socket_unit(&inputs) {
+                    let name = activation::socket_unit_name(&inputs.profile);
+                    print!("\n# ---- {name} ----\n{socket}");
+                }
+            }
         }
         return Ok(0);
     }
@@ -482,21 +588,38 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
         Platform::Launchd => {
             let path = launchd::plist_path(&env.home, &inputs.label);
             match cmd {
-                ServiceCmd::Print { .. } => unreachable!("handled above"),
-                ServiceCmd::Install => launchd::install(&inputs, &path)?,
+                ServiceCmd::Print { .. } | ServiceCmd::PrepareRestart { .. } => {
+                    unreachable!("handled above")
+                }
+                ServiceCmd::Install { .. } => {
+                    activation::prepare_launchd(&inputs)?;
+                    launchd::install(&inputs, &path, &profile)?
+                }
                 ServiceCmd::Uninstall => launchd::uninstall(&inputs, &path)?,
                 ServiceCmd::Status => return launchd::status(&inputs, &path, &profile),
-                ServiceCmd::Restart => launchd::restart(&inputs, &path)?,
+                ServiceCmd::Restart { engine } => {
+                    launchd::restart(&inputs, &path, &profile, engine)?
+                }
             }
         }
         Platform::Systemd => {
             let path = systemd::unit_path(&env.config_home(), &inputs.profile);
             match cmd {
-                ServiceCmd::Print { .. } => unreachable!("handled above"),
-                ServiceCmd::Install => systemd::install(&inputs, &path)?,
-                ServiceCmd::Uninstall => systemd::uninstall(&inputs, &path)?,
+                ServiceCmd::Print { .. } | ServiceCmd::PrepareRestart { .. } => {
+                    unreachable!("handled above")
+                }
+                ServiceCmd::Install { .. } => {
+                    activation::install_systemd(&inputs, &env.config_home())?;
+                    systemd::install(&inputs, &path, &profile)?
+                }
+                ServiceCmd::Uninstall => {
+                    systemd::uninstall(&inputs, &path)?;
+                    activation::uninstall_systemd(&inputs, &env.config_home())?
+                }
                 ServiceCmd::Status => return systemd::status(&inputs, &path, &profile),
-                ServiceCmd::Restart => systemd::restart(&inputs, &path)?,
+                ServiceCmd::Restart { engine } => {
+                    systemd::restart(&inputs, &path, &profile, engine)?
+                }
             }
         }
     }
@@ -524,6 +647,7 @@ pub(crate) mod tests {
             docker_config: None,
             xdg_config_home: None,
             xdg_state_home: None,
+            listen: None,
         }
     }
 

@@ -3,18 +3,28 @@
 //! `systemctl --user`.
 //!
 //! Key choices of the unit (see `render`):
-//! - `Type=notify`, `NotifyAccess=main`: dockhand sends `READY=1` when the
-//!   engine answers, so `systemctl --user start` returns when docker works,
-//!   and `STOPPING=1` when it stops. `TimeoutStartSec` = start_timeout +
-//!   30 s leaves dockhand time to report its own start failure first.
+//! - `Type=notify`, `NotifyAccess=main`: dockhand sends `STATUS=<phase>:
+//!   <reason>` on every transition and `READY=1` once the first start has
+//!   an outcome: the engine answers, or the start failed and dockhand goes
+//!   on retrying with its own backoff (`STATUS=failed: ...`). systemd thus
+//!   never times the start out and never restarts dockhand over its
+//!   backoff; `service install` waits for that outcome itself (bounded by
+//!   start_timeout + 15 s) and reports a failed start with its reason. A
+//!   unit that needs a *working* docker orders itself after this one and
+//!   waits on the socket (`docker info`, or a dockhand status poll).
+//!   `TimeoutStartSec` = start_timeout + 30 s is only a safety net.
 //! - `Restart=on-failure`, `RestartSec=5s`: restart dockhand when it fails
 //!   or crashes; it restarts the engine itself, with backoff.
+//!   `RestartPreventExitStatus=2 3 4 6`: not what a retry can't fix; the
+//!   reason is in `StatusText` (`STATUS=failed: ...` sent before exiting).
 //! - `TimeoutStopSec` = stop_timeout + 15 s: dockhand stops the engine
 //!   within stop_timeout after SIGTERM; the margin lets it finish.
-//! - `KillMode=process`: dockerd runs in its own process group; on stop or
-//!   restart systemd signals only dockhand. On a normal stop dockhand itself
-//!   stops the engine within stop_timeout; on a dockhand restart (crash,
-//!   upgrade) a healthy engine survives and the new dockhand adopts it.
+//! - `KillMode=process`: systemd signals only dockhand, which decides:
+//!   on a stop (`systemctl stop`, logout) it stops the engine within
+//!   stop_timeout, leaving nothing in the cgroup; on a restart
+//!   (`dockhand service restart`, `systemctl --user restart`, home-manager's
+//!   sd-switch) it leaves a healthy engine to the new dockhand, which
+//!   adopts it (`service::handoff`).
 //! - `Environment=PATH=...`: the directories where colima, limactl, docker
 //!   and qemu were found at install time, then nix's and Homebrew's profile
 //!   directories and the system's.
@@ -22,9 +32,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, Instant};
+
 use super::{FileState, Inputs, Tool, ceil_secs};
 use crate::config::Profile;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Seconds added to stop_timeout for `TimeoutStopSec`.
 pub const STOP_TIMEOUT_MARGIN: u64 = 15;
@@ -93,7 +105,8 @@ pub fn render(i: &Inputs) -> String {
 Description=dockhand: Docker engine supervisor (profile {profile})
 
 [Service]
-# dockhand sends READY=1 when the engine answers and STOPPING=1 on stop.
+# dockhand sends STATUS=<phase>: <reason>, READY=1 once the first start has an
+# outcome (ready, or failed and retrying with backoff), STOPPING=1 on stop.
 Type=notify
 NotifyAccess=main
 ExecStart={exec}
@@ -105,8 +118,8 @@ RestartSec=5s
 RestartPreventExitStatus=2 3 4 6
 TimeoutStartSec={start}s
 TimeoutStopSec={stop}s
-# Signal only dockhand: it stops the engine itself within stop_timeout, and a
-# restarted dockhand adopts a healthy engine (dockerd has its own process group).
+# Signal only dockhand: on a stop it stops the engine within stop_timeout; on a
+# restart it leaves a healthy engine to the new dockhand, which adopts it.
 KillMode=process
 Environment={env}
 
@@ -142,25 +155,118 @@ fn prop<'a>(props: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// `daemon-reload`, then `enable --now`: a unit not running yet.
-fn enable_now(tool: &Tool, unit: &str) -> Result<()> {
-    tool.run(&["daemon-reload"])?;
-    tool.run(&["enable", "--now", unit])?;
-    println!("enabled and started {unit}");
-    Ok(())
+/// Seconds `install` and `restart` wait beyond start_timeout (and
+/// stop_timeout) for the supervisor's first outcome.
+pub const WAIT_MARGIN: u64 = 15;
+
+/// `systemctl --user` reaches a user manager. Without one (a container, a
+/// root shell without a login session) every verb would fail with a bus
+/// error: say so, with what to do, as exit 5.
+pub(crate) fn user_manager(tool: &Tool) -> Result<()> {
+    let out = tool.output(&["is-system-running"])?;
+    // A state word (running, degraded, starting, ...) means it answered;
+    // "offline" is what systemctl prints when no manager listens (tried:
+    // systemd 252 without XDG_RUNTIME_DIR), "unknown" when it can't tell.
+    let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !state.is_empty() && state != "offline" && state != "unknown" {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .trim()
+        .replace('\n', "; ");
+    let why = match (state.as_str(), stderr.is_empty()) {
+        ("", _) => stderr,
+        (s, true) => format!("is-system-running: {s}"),
+        (s, false) => format!("is-system-running: {s}; {stderr}"),
+    };
+    Err(Error::ServiceManager(format!(
+        "no systemd user manager answers `systemctl --user` ({why}): log in through a session that starts one (systemd-logind), or run `loginctl enable-linger $USER` as root; in a container without systemd, run `dockhand run` from your own init instead"
+    )))
 }
 
-pub fn install(i: &Inputs, path: &Path) -> Result<()> {
+/// `daemon-reload`, `enable`, then start without waiting for systemd's
+/// job: [`wait_outcome`] bounds the wait itself.
+fn enable_now(tool: &Tool, unit: &str, i: &Inputs) -> Result<()> {
+    tool.run(&["daemon-reload"])?;
+    tool.run(&["enable", unit])?;
+    tool.run(&["start", "--no-block", unit])?;
+    println!("enabled {unit}; starting it");
+    wait_outcome(tool, unit, None, ceil_secs(i.start_timeout) + WAIT_MARGIN)
+}
+
+/// Wait for the supervisor's first outcome, as its `STATUS=` says
+/// (`StatusText`): `ready: ...` is success; `failed: ...` is reported,
+/// with the engine's reason, whether dockhand retries (it then goes on
+/// with its own backoff) or has exited (a fatal error). `old_pid`: a
+/// restart waits for a new main process.
+fn wait_outcome(tool: &Tool, unit: &str, old_pid: Option<&str>, secs: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = String::new();
+    loop {
+        let props = show(
+            tool,
+            unit,
+            "ActiveState,SubState,MainPID,StatusText,ExecMainStatus,Result",
+        )?;
+        let get = |k: &str| prop(&props, k).unwrap_or("").to_string();
+        let (active, text, pid) = (get("ActiveState"), get("StatusText"), get("MainPID"));
+        let new_process = old_pid.is_none_or(|old| pid != old && pid != "0");
+        if !text.is_empty() {
+            last = text.clone();
+        }
+        if active == "failed" || (active == "inactive" && new_process && !last.is_empty()) {
+            return Err(Error::Command {
+                command: format!("systemctl --user start {unit}"),
+                detail: format!(
+                    "dockhand exited with status {} ({}): {}; see `dockhand service status` and `journalctl --user -u {unit}`",
+                    get("ExecMainStatus"),
+                    get("Result"),
+                    if last.is_empty() {
+                        "no status sent"
+                    } else {
+                        &last
+                    }
+                ),
+            });
+        }
+        if new_process && active == "active" {
+            if text.starts_with("ready:") || crate::state::Held::in_status(&text) {
+                println!("{unit} is {text}");
+                return Ok(());
+            }
+            if text.starts_with("failed:") {
+                return Err(Error::NotReady(format!(
+                    "{unit} runs but its engine did not start: {text}; dockhand keeps retrying with backoff (`dockhand service status` shows where it is)"
+                )));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady(format!(
+                "{unit} reported no outcome within {secs} s (last status: {}); see `dockhand service status`",
+                if last.is_empty() { "none" } else { &last }
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn show(tool: &Tool, unit: &str, props: &str) -> Result<Vec<(String, String)>> {
+    let out = tool.run(&["show", unit, "-p", props])?;
+    Ok(parse_show(&String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
     let tool = systemctl()?;
     let unit = unit_name(&i.profile);
     let content = render(i);
-    match super::file_state(path, &content)? {
+    let state = super::file_state(path, &content)?;
+    user_manager(&tool)?;
+    match state {
         FileState::Same => {
             super::fix_mode(path)?;
             // Nothing to change: start and enable it only if it isn't
             // (a failed earlier install), never restart a running unit.
-            let out = tool.run(&["show", &unit, "-p", "UnitFileState,ActiveState"])?;
-            let props = parse_show(&String::from_utf8_lossy(&out.stdout));
+            let props = show(&tool, &unit, "UnitFileState,ActiveState")?;
             let enabled = prop(&props, "UnitFileState") == Some("enabled");
             let up = matches!(
                 prop(&props, "ActiveState"),
@@ -170,21 +276,22 @@ pub fn install(i: &Inputs, path: &Path) -> Result<()> {
                 println!("unchanged: {} ({unit} enabled and active)", path.display());
             } else {
                 println!("unchanged: {} (was not enabled and active)", path.display());
-                enable_now(&tool, &unit)?;
+                enable_now(&tool, &unit, i)?;
             }
         }
         FileState::Missing => {
             super::write_atomic(path, &content)?;
             println!("installed {}", path.display());
-            enable_now(&tool, &unit)?;
+            enable_now(&tool, &unit, i)?;
         }
         FileState::Different => {
             super::write_atomic(path, &content)?;
             println!("updated {}", path.display());
             tool.run(&["daemon-reload"])?;
             tool.run(&["enable", &unit])?;
-            tool.run(&["restart", &unit])?;
-            println!("restarted {unit}");
+            // A new dockhand runs the new definition and adopts a healthy
+            // engine (restarting it only if its settings changed).
+            restart_unit(&tool, i, profile, true)?;
         }
     }
     Ok(())
@@ -193,7 +300,15 @@ pub fn install(i: &Inputs, path: &Path) -> Result<()> {
 pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
     let tool = systemctl()?;
     let unit = unit_name(&i.profile);
-    match super::file_state(path, "")? {
+    let state = super::file_state(path, "")?;
+    if let Err(e) = user_manager(&tool) {
+        // Nothing can be stopped, but the file we installed still goes.
+        if state != FileState::Missing && super::remove_file(path)? {
+            println!("removed {}", path.display());
+        }
+        return Err(e);
+    }
+    match state {
         FileState::Missing => {
             // A unit removed by hand may still be loaded and running.
             let args = ["stop", unit.as_str()];
@@ -205,8 +320,8 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
             println!("not installed: {} does not exist", path.display());
         }
         _ => {
-            // Stops it: SIGTERM to dockhand, which stops the engine
-            // gracefully within TimeoutStopSec.
+            // Stops it: SIGTERM to dockhand (a `stop` job, not a restart),
+            // which stops the engine within stop_timeout.
             tool.run(&["disable", "--now", &unit])?;
             println!("stopped and disabled {unit}");
             super::remove_file(path)?;
@@ -217,15 +332,33 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn restart(i: &Inputs, path: &Path) -> Result<()> {
+/// `systemctl --user restart`, the engine kept (handed over, see
+/// `service::handoff`) or not; waits for the new supervisor's outcome.
+fn restart_unit(tool: &Tool, i: &Inputs, profile: &Profile, keep_engine: bool) -> Result<()> {
+    let unit = unit_name(&i.profile);
+    let old = show(tool, &unit, "MainPID")?;
+    let old_pid = prop(&old, "MainPID").unwrap_or("0").to_string();
+    super::handoff::request(profile, keep_engine)?;
+    tool.run(&["restart", "--no-block", &unit])?;
+    println!(
+        "restarting {unit} ({})",
+        if keep_engine {
+            "a healthy engine keeps running and is adopted"
+        } else {
+            "the engine too"
+        }
+    );
+    let secs = ceil_secs(i.stop_timeout) + ceil_secs(i.start_timeout) + WAIT_MARGIN;
+    wait_outcome(tool, &unit, Some(&old_pid), secs)
+}
+
+pub fn restart(i: &Inputs, path: &Path, profile: &Profile, engine: bool) -> Result<()> {
     let tool = systemctl()?;
     if !path.exists() {
         return Err(super::not_installed(path, &i.profile));
     }
-    let unit = unit_name(&i.profile);
-    tool.run(&["restart", &unit])?;
-    println!("restarted {unit}");
-    Ok(())
+    user_manager(&tool)?;
+    restart_unit(&tool, i, profile, !engine)
 }
 
 pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
@@ -233,13 +366,12 @@ pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
     let unit = unit_name(&i.profile);
     let mut lines = vec![("service".to_string(), format!("systemd user unit {unit}"))];
     let installed = super::describe_file(path, &render(i), &mut lines)?;
-    let out = tool.run(&[
-        "show",
+    user_manager(&tool)?;
+    let props = show(
+        &tool,
         &unit,
-        "-p",
-        "ActiveState,SubState,MainPID,ExecMainStatus,LoadState",
-    ])?;
-    let props = parse_show(&String::from_utf8_lossy(&out.stdout));
+        "ActiveState,SubState,MainPID,ExecMainStatus,LoadState,StatusText",
+    )?;
     let get = |k: &str| prop(&props, k).unwrap_or("unknown").to_string();
     let active = prop(&props, "ActiveState") == Some("active");
     lines.push(("loaded".into(), get("LoadState")));
@@ -250,6 +382,9 @@ pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
     let pid = get("MainPID");
     lines.push(("pid".into(), if pid == "0" { "none".into() } else { pid }));
     lines.push(("last exit status".into(), get("ExecMainStatus")));
+    if let Some(t) = prop(&props, "StatusText").filter(|t| !t.is_empty()) {
+        lines.push(("status text".into(), t.to_string()));
+    }
     lines.extend(super::supervisor_lines(profile));
     super::print_lines(&lines);
     Ok(if installed && active { 0 } else { 1 })

@@ -69,3 +69,27 @@ pub fn children() -> Vec<i32> {
         })
         .collect()
 }
+
+/// The pid of the process that listens on the other end of a connected
+/// unix socket (SO_PEERCRED: its credentials at `listen()` time).
+pub fn peer_pid(fd: std::os::fd::BorrowedFd<'_>) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0 && cred.pid > 0).then_some(cred.pid)
+}
+
+/// macOS's major version; None here.
+pub fn os_major() -> Option<u32> {
+    None
+}

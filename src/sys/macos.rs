@@ -123,3 +123,42 @@ pub fn signal_via(_fd: &OwnedFd, _sig: super::Signal) -> Option<std::io::Result<
 pub fn children() -> Vec<i32> {
     Vec::new()
 }
+
+/// The pid of the process that listens on the other end of a connected
+/// unix socket (LOCAL_PEERPID).
+pub fn peer_pid(fd: std::os::fd::BorrowedFd<'_>) -> Option<i32> {
+    let mut pid: libc::pid_t = 0;
+    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `pid`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_LOCAL,
+            libc::LOCAL_PEERPID,
+            &mut pid as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0 && pid > 0).then_some(pid)
+}
+
+/// The macOS major version (`kern.osproductversion`, "14.5" → 14).
+pub fn os_major() -> Option<u32> {
+    let mut buf = [0u8; 32];
+    let mut len = buf.len();
+    // SAFETY: sysctlbyname writes at most `len` bytes into `buf`.
+    let r = unsafe {
+        libc::sysctlbyname(
+            c"kern.osproductversion".as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    let s = std::str::from_utf8(&buf[..len.min(buf.len())]).ok()?;
+    s.trim_end_matches('\0').split('.').next()?.parse().ok()
+}

@@ -19,6 +19,9 @@ mod imp;
 compile_error!("dockhand supports Linux and macOS");
 
 pub use imp::become_subreaper;
+/// The macOS major version (None off macOS): Colima's `--vm-type` exists
+/// only from macOS 13.
+pub use imp::os_major;
 
 /// What we know about a live process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +218,34 @@ pub fn explain_program(program: &str) -> String {
             m.permissions().mode() & 0o7777
         ),
         Ok(_) => "cannot be run".into(),
+    }
+}
+
+/// Who serves the unix socket at `path`: connect, and ask the kernel for
+/// the peer's pid (SO_PEERCRED on Linux, LOCAL_PEERPID on macOS). None when
+/// nobody accepts connections there or the platform can't tell.
+pub fn socket_holder(path: &Path) -> Option<ProcInfo> {
+    use std::os::fd::AsFd;
+    let s = std::os::unix::net::UnixStream::connect(path).ok()?;
+    proc_info(imp::peer_pid(s.as_fd())?)
+}
+
+/// The same file or directory: equal after resolving symlinks (Lima
+/// records real paths: `/private/tmp/...` for `/tmp/...` on macOS, the
+/// target of a symlinked home). Paths that don't exist compare as given.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || canonical(a) == canonical(b)
+}
+
+/// `p` with symlinks resolved where it exists; its longest existing
+/// ancestor resolved and the rest appended, where it doesn't.
+pub fn canonical(p: &Path) -> std::path::PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) if parent != p => canonical(parent).join(name),
+        _ => p.to_path_buf(),
     }
 }
 

@@ -80,6 +80,52 @@ impl Colima {
     fn docker_works(&self) -> bool {
         harness::docker_answers(&self.socket())
     }
+
+    fn set_env(&mut self, k: &str, v: &str) {
+        self.env.extra_env.retain(|(key, _)| key != k);
+        self.env.extra_env.push((k.into(), v.into()));
+    }
+
+    fn usernet_pidfile(&self) -> PathBuf {
+        self.home
+            .join("_lima/_networks/user-v2/usernet_user-v2.pid")
+    }
+
+    fn daemon_pidfile(&self) -> PathBuf {
+        self.home.join("default/daemon/daemon.pid")
+    }
+
+    /// A power cut as the next boot sees it: dockhand and every process of
+    /// the instance gone at once (SIGKILL), their pid files left behind.
+    fn power_cut(&mut self, supervisor: usize) {
+        self.env.signal(supervisor, Signal::KILL);
+        self.env.wait_exit(supervisor, Duration::from_secs(5));
+        let pids: Vec<i32> = [
+            self.instance().join("ha.pid"),
+            self.instance().join("qemu.pid"),
+            self.instance().join("exec/containerd/containerd.pid"),
+            self.usernet_pidfile(),
+            self.daemon_pidfile(),
+        ]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse().ok())
+        .collect();
+        for &p in &pids {
+            harness::kill(p, Signal::KILL);
+        }
+        eventually(
+            "the instance's processes to die",
+            Duration::from_secs(10),
+            || pids.iter().all(|&p| !alive(p)),
+        );
+        harness::unmount_under(&self.instance());
+    }
+}
+
+/// Write `pid` into `path` (creating its directory).
+fn name_in(path: &std::path::Path, pid: i32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, format!("{pid}\n")).unwrap();
 }
 
 #[test]
@@ -94,7 +140,7 @@ fn starts_adopts_and_stops_colima() {
     assert!(
         c.calls()
             .iter()
-            .any(|l| l.starts_with("start default --cpu 2 --memory 4 --runtime docker")),
+            .any(|l| l.starts_with("start default -c 2 --memory 4 --runtime docker")),
         "{:?}",
         c.calls()
     );
@@ -173,7 +219,7 @@ fn a_broken_instance_found_at_startup_is_recovered() {
     c.wait_ready();
     let log = c.env.log();
     assert!(
-        log.contains("was not stopped cleanly: colima stop --force"),
+        log.contains("was not stopped cleanly (stale pid files): colima stop --force"),
         "{log}"
     );
     assert!(
@@ -203,4 +249,274 @@ fn missing_colima_says_how_to_install_it() {
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("colima not found on PATH"), "{err}");
     assert!(err.contains("brew install colima"), "{err}");
+}
+
+/// Item 1: Lima and Colima signal whatever their pid files name (usernet's,
+/// `*.drv.pid`, `krunkit.pid`, Colima's daemon.pid): after a power cut those
+/// pids may belong to unrelated programs, which must survive the recovery.
+#[test]
+fn bystanders_named_by_lima_and_colima_pid_files_survive_a_recovery() {
+    require_engine!();
+    let mut c = Colima::new();
+    let first = c.env.run();
+    c.wait_ready();
+    c.power_cut(first);
+    let files = [
+        c.usernet_pidfile(),
+        c.instance().join("ext.drv.pid"),
+        c.instance().join("krunkit.pid"),
+        c.daemon_pidfile(),
+        c.instance().join("qemu.pid"),
+    ];
+    let mut victims = Vec::new();
+    for f in &files {
+        let v = harness::bystander();
+        name_in(f, v.id() as i32);
+        victims.push(v);
+    }
+    c.env.run();
+    c.wait_ready();
+    for (f, v) in files.iter().zip(&victims) {
+        assert!(
+            alive(v.id() as i32),
+            "the bystander named by {} was signalled\n{}",
+            f.display(),
+            c.env.log()
+        );
+    }
+    assert!(c.docker_works());
+    for mut v in victims {
+        v.kill().unwrap();
+        v.wait().unwrap();
+    }
+}
+
+/// Item 2: Lima resolves symlinks in its home, so the host agent's
+/// `--pidfile` is the real path; a symlinked COLIMA_HOME must still find
+/// (and adopt) the live host agent instead of calling it foreign.
+#[test]
+fn a_symlinked_colima_home_keeps_the_live_vm() {
+    require_engine!();
+    let mut c = Colima::new();
+    let real = c.env.root.join("real-colima");
+    std::fs::create_dir_all(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &c.home).unwrap();
+    let first = c.env.run();
+    let v = c.wait_ready();
+    let ha = c.read_pid("ha.pid");
+    assert_eq!(
+        v["engine_pid"],
+        ha,
+        "the host agent is watched\n{}",
+        c.env.log()
+    );
+    c.env.signal(first, Signal::KILL);
+    c.env.wait_exit(first, Duration::from_secs(5));
+    c.env.run();
+    let v = c.wait_ready();
+    assert_eq!(
+        v["engine_pid"],
+        ha,
+        "adopted, not restarted\n{}",
+        c.env.log()
+    );
+    assert!(alive(ha));
+    assert_eq!(c.count("start"), 1, "{:?}", c.calls());
+    assert!(c.instance().join("ha.pid").exists());
+}
+
+/// Item 3: `colima stop` on a stopped or Broken instance exits 0 without
+/// cleaning anything; a dangling disk lock (Lima before 2.1.1) then fails
+/// every start until a forced stop unlocks it.
+#[test]
+fn a_dangling_disk_lock_is_cleared_by_one_forced_stop() {
+    require_engine!();
+    let mut c = Colima::new();
+    let lock = c.home.join("_lima/_disks/colima/in_use_by");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(c.home.join("_lima/colima.gone"), &lock).unwrap();
+    c.env.run();
+    c.wait_ready();
+    assert_eq!(c.count("stop --force"), 1, "{:?}", c.calls());
+    assert!(c.docker_works());
+}
+
+/// Item 4: after a forced stop, Lima's ssh ControlMaster may hold
+/// docker.sock a moment longer; that is ours, not "another program".
+#[test]
+fn a_socket_briefly_held_by_limas_ssh_does_not_end_run() {
+    require_engine!();
+    let mut c = Colima::new();
+    c.set_env("STANDIN_SSH_LINGER", "4");
+    let first = c.env.run();
+    c.wait_ready();
+    c.power_cut(first);
+    // A reused pid in ha.pid: Lima calls the instance Broken.
+    let mut victim = harness::bystander();
+    name_in(&c.instance().join("ha.pid"), victim.id() as i32);
+    let second = c.env.run();
+    c.wait_ready();
+    let log = c.env.log();
+    assert!(log.contains("held by Lima's ssh"), "{log}");
+    assert!(c.count("stop --force") >= 1, "{:?}", c.calls());
+    assert!(alive(victim.id() as i32));
+    assert_eq!(c.env.stop(second, Duration::from_secs(40)).code(), Some(0));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+fn libfaketime() -> Option<PathBuf> {
+    let lib = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists());
+    if lib.is_none() {
+        assert!(
+            std::env::var("CI").ok().as_deref() != Some("true"),
+            "libfaketime is missing: apt-get install faketime"
+        );
+        eprintln!("SKIP: libfaketime not installed (apt-get install faketime)");
+    }
+    lib
+}
+
+/// Item 5: right after a wake, the VM's forward often needs a few seconds:
+/// two failed probes and then an answer must not restart the VM (and kill
+/// every container). (A socket that stays dead is still recovered after the
+/// grace period: supervisor.rs `a_resume_from_sleep_probes_at_once`.)
+#[test]
+fn a_resume_with_two_failed_probes_then_an_answer_keeps_the_vm() {
+    require_engine!();
+    let Some(lib) = libfaketime() else { return };
+    let mut c = Colima::new();
+    let offset = c.env.root.join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    c.env.write_config(
+        &std::fs::read_to_string(&c.env.config)
+            .unwrap()
+            .replace("probe_interval = \"1s\"", "probe_interval = \"1h\""),
+    );
+    c.set_env("LD_PRELOAD", &lib.display().to_string());
+    c.set_env("FAKETIME_TIMESTAMP_FILE", &offset.display().to_string());
+    c.set_env("FAKETIME_NO_CACHE", "1");
+    c.set_env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    c.env.run();
+    let v = c.wait_ready();
+    let ha = c.read_pid("ha.pid");
+    let vm = c.read_pid("qemu.pid");
+    // Asleep: the VM doesn't answer; the wall clock jumps two hours.
+    harness::kill(vm, Signal::STOP);
+    std::fs::write(&offset, "+2h\n").unwrap();
+    eventually(
+        "two failed probes after the resume",
+        Duration::from_secs(30),
+        || {
+            let log = c.env.log();
+            log.contains("resumed from sleep")
+                && log.matches("probe failed").count() + log.matches("does not answer").count() >= 2
+        },
+    );
+    harness::kill(vm, Signal::CONT);
+    c.env
+        .wait_until("the VM answers again", Duration::from_secs(30), |v| {
+            v["phase"] == "ready" && v["socket_answers"] == true
+        });
+    let v2 = c.wait_ready();
+    assert_eq!(v2["engine_pid"], v["engine_pid"], "{}", c.env.log());
+    assert_eq!(v2["restarts"], 0, "{}", c.env.log());
+    assert_eq!(c.count("stop"), 0, "{:?}\n{}", c.calls(), c.env.log());
+    assert!(alive(ha) && alive(vm));
+}
+
+/// Item 5, the other half: Lima's ssh forward lost while the VM runs
+/// (lima #5420, colima #1033): `colima status` fails, the socket is gone,
+/// the host agent lives on. Not a resume, so no grace: a clean stop and a
+/// new start, without a forced stop.
+#[test]
+fn a_lost_ssh_forward_is_recovered_with_a_clean_restart() {
+    require_engine!();
+    let mut c = Colima::new();
+    c.env.run();
+    let v = c.wait_ready();
+    let ha = c.read_pid("ha.pid");
+    std::fs::remove_file(c.instance().join("ssh.sock")).unwrap();
+    std::fs::rename(c.socket(), c.env.root.join("lost.sock")).unwrap();
+    c.env.wait_until("a new VM", Duration::from_secs(60), |w| {
+        w["phase"] == "ready" && w["socket_answers"] == true && w["engine_pid"] != v["engine_pid"]
+    });
+    assert!(!alive(ha));
+    assert_eq!(c.count("stop default"), 1, "{:?}", c.calls());
+    assert_eq!(c.count("stop --force"), 0, "{:?}", c.calls());
+    assert!(c.docker_works());
+}
+
+/// Item 6: another agent (brew services, home-manager, limactl autostart)
+/// managing the same instance is reported by `service install` (which
+/// refuses without --force) and by `status`.
+#[test]
+fn a_brew_services_colima_agent_is_reported_by_install_and_status() {
+    let mut c = Colima::new();
+    let agents = c.env.home.join("Library/LaunchAgents");
+    std::fs::create_dir_all(&agents).unwrap();
+    let brew = agents.join("homebrew.mxcl.colima.plist");
+    std::fs::write(&brew, "<?xml version=\"1.0\"?>\n<plist version=\"1.0\"><dict><key>Label</key><string>homebrew.mxcl.colima</string></dict></plist>\n").unwrap();
+    let bin = c.env.root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(harness::fixture("service/launchctl"), bin.join("launchctl")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        c.env.extra_env.iter().find(|(k, _)| k == "PATH").unwrap().1
+    );
+    c.set_env("PATH", &path);
+    c.set_env("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    c.set_env(
+        "DOCKHAND_TEST_LOG",
+        &c.env.root.join("launchctl.log").display().to_string(),
+    );
+    c.set_env(
+        "STANDIN_STATE",
+        &c.env.root.join("launchd").display().to_string(),
+    );
+
+    let (code, _, err) = c.env.output(&["service", "install"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains(&brew.display().to_string()), "{err}");
+    assert!(err.contains("brew services stop colima"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let ours = agents.join("local.docker.plist");
+    assert!(!ours.exists(), "nothing installed");
+
+    let (_, out, err) = c.env.output(&["status"]);
+    assert!(out.contains(&brew.display().to_string()), "{out}{err}");
+    assert!(out.contains("brew services stop colima"), "{out}{err}");
+
+    let (code, _, err) = c.env.output(&["service", "install", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("brew services stop colima"),
+        "still warned: {err}"
+    );
+    assert!(ours.exists());
+}
+
+/// Item 7: the flag spellings every supported Colima accepts: `-c` (the
+/// long name is `--cpu` before 0.8.2 and `--cpus` after, `--cpu` hidden).
+#[test]
+fn the_oldest_supported_colima_accepts_the_start_flags() {
+    require_engine!();
+    let mut c = Colima::new();
+    c.set_env("STANDIN_VERSION", "0.6.0");
+    let run = c.env.run();
+    c.wait_ready();
+    assert!(
+        c.calls()
+            .iter()
+            .any(|l| l.starts_with("start default -c 2")),
+        "{:?}",
+        c.calls()
+    );
+    assert_eq!(c.env.stop(run, Duration::from_secs(40)).code(), Some(0));
 }

@@ -3,7 +3,13 @@
 mod harness;
 
 mod colima;
+mod commands;
 mod config_errors;
+mod doctor;
 mod hardening;
+mod proxy;
 mod service;
+mod socket_activation;
 mod supervisor;
+mod systemd_user;
+mod updown;

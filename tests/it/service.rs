@@ -483,6 +483,8 @@ fn launchd_install_reinstall_update_restart_status_uninstall() {
     let mut sb = Sandbox::new();
     sb.stand_in("launchctl");
     sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    // A bootout is gone at the next look (draining: launchd_bootout_drains).
+    sb.set("STANDIN_DRAIN", "0");
     let cfg = sb.config(
         "d.toml",
         "[profiles.default]\nstop_timeout = \"30s\"\nlog_file = \"~/Library/Logs/dockhand/default.log\"\n",
@@ -548,7 +550,8 @@ fn launchd_install_reinstall_update_restart_status_uninstall() {
         ]
     );
 
-    // Changed config: replaced, booted out, loaded again.
+    // Changed config: replaced, booted out (waiting until it is gone),
+    // loaded again.
     std::fs::write(&cfg, "[profiles.default]\nstop_timeout = \"90s\"\nlog_file = \"~/Library/Logs/dockhand/default.log\"\n").unwrap();
     let out = sb.ok(&["service", "install", "--config", c]);
     assert!(out.contains("updated"), "{out}");
@@ -556,6 +559,7 @@ fn launchd_install_reinstall_update_restart_status_uninstall() {
         sb.take_calls(),
         [
             format!("launchctl bootout {target}"),
+            format!("launchctl print {target}"),
             format!("launchctl enable {target}"),
             format!("launchctl bootstrap gui/{u} {}", plist.display()),
         ]
@@ -568,12 +572,18 @@ fn launchd_install_reinstall_update_restart_status_uninstall() {
     assert_eq!(mode(&plist), 0o644);
     assert_eq!(sb.files(), ["home/Library/LaunchAgents/local.docker.plist"]);
 
-    // Restart.
+    // Restart: SIGTERM (never `kickstart -k`, which SIGKILLs), wait for
+    // the exit, kickstart.
     let out = sb.ok(&["service", "restart", "--config", c]);
     assert!(out.contains("restarted"), "{out}");
     assert_eq!(
         sb.take_calls(),
-        [format!("launchctl kickstart -k {target}")]
+        [
+            format!("launchctl print {target}"),
+            format!("launchctl kill SIGTERM {target}"),
+            format!("launchctl print {target}"),
+            format!("launchctl kickstart {target}"),
+        ]
     );
 
     // Status: file, launchd's view, the supervisor's state.
@@ -590,8 +600,9 @@ fn launchd_install_reinstall_update_restart_status_uninstall() {
         "loaded:".into(),
         "state:".into(),
         "running".into(),
-        "4242".into(),
-        "last exit code:".into(),
+        "pid:".into(),
+        "last exit:".into(),
+        "exit code 0".into(),
         "phase:".into(),
         "ready".into(),
         "probe timed out".into(),
@@ -607,7 +618,13 @@ fn launchd_install_reinstall_update_restart_status_uninstall() {
     // Uninstall: bootout, file removed; nothing left in the sandbox.
     let out = sb.ok(&["service", "uninstall", "--config", c]);
     assert!(out.contains("removed"), "{out}");
-    assert_eq!(sb.take_calls(), [format!("launchctl bootout {target}")]);
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("launchctl bootout {target}"),
+            format!("launchctl print {target}"),
+        ]
+    );
     assert!(!plist.exists());
     assert_eq!(sb.files(), ["xdg-state/dockhand/default/state.json"]);
     // Again: nothing to do, still fine.
@@ -627,6 +644,157 @@ fn launchd_install_reinstall_update_restart_status_uninstall() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("dockhand service install"));
     assert!(sb.take_calls().is_empty());
+}
+
+/// launchd's `bootout` returns while the job still drains, and a
+/// `bootstrap` of the label fails with 5 meanwhile: `uninstall` waits until
+/// `print` says it is gone (113), and `install` retries `bootstrap`, so the
+/// agent is loaded again at the end (it used to be left unloaded).
+#[test]
+fn launchd_bootout_drains_and_bootstrap_retries() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("launchctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    sb.set("STANDIN_DRAIN", "2");
+    let target = format!("gui/{}/local.docker", uid());
+    let loaded = sb.root.join("standin-state/local.docker");
+    sb.ok(&["service", "install"]);
+    // Uninstall then install: the second finds the label gone.
+    let out = sb.ok(&["service", "uninstall"]);
+    assert!(
+        out.contains("waiting for launchd to finish stopping"),
+        "{out}"
+    );
+    let calls = sb.take_calls();
+    assert!(
+        calls.iter().filter(|c| c.contains("print")).count() >= 2,
+        "{calls:?}"
+    );
+    sb.ok(&["service", "install"]);
+    assert!(loaded.exists());
+
+    // Changed plist, bootout answering 36 (EINPROGRESS): still waits and
+    // loads the new one.
+    sb.set("STANDIN_BOOTOUT_EXIT", "36");
+    let cfg = sb.config("d.toml", "[profiles.default]\nstop_timeout = \"7s\"\n");
+    let out = sb.ok(&["service", "install", "--config", cfg.to_str().unwrap()]);
+    assert!(out.contains("updated") && out.contains("loaded"), "{out}");
+    assert!(loaded.exists());
+    sb.take_calls();
+
+    // Booted out behind dockhand's back and the plist removed: install
+    // finds nothing loaded, and bootstrap meets the draining job (5).
+    sb.set("STANDIN_BOOTOUT_EXIT", "0");
+    std::process::Command::new(sb.bin.join("launchctl"))
+        .args(["bootout", &target])
+        .env("DOCKHAND_TEST_LOG", &sb.log)
+        .env("STANDIN_STATE", sb.root.join("standin-state"))
+        .env("STANDIN_DRAIN", "2")
+        .status()
+        .unwrap();
+    std::fs::remove_file(sb.home.join("Library/LaunchAgents/local.docker.plist")).unwrap();
+    sb.take_calls();
+    let out = sb.ok(&["service", "install"]);
+    assert!(out.contains("retrying"), "{out}");
+    let bootstraps = sb
+        .take_calls()
+        .iter()
+        .filter(|c| c.contains("bootstrap"))
+        .count();
+    assert!(bootstraps >= 2, "bootstrap was not retried");
+    assert!(loaded.exists());
+}
+
+/// `kickstart` of a label that isn't loaded exits 113: `restart` says to
+/// install instead; `print` after a death by signal shows `last
+/// terminating signal`, and status reports it.
+#[test]
+fn launchd_restart_unloaded_and_signal_death() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("launchctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    sb.set("STANDIN_DRAIN", "0");
+    let target = format!("gui/{}/local.docker", uid());
+    sb.ok(&["service", "install"]);
+    let launchctl = |args: &[&str]| {
+        std::process::Command::new(sb.bin.join("launchctl"))
+            .args(args)
+            .env("DOCKHAND_TEST_LOG", &sb.log)
+            .env("STANDIN_STATE", sb.root.join("standin-state"))
+            .env("STANDIN_DRAIN", "0")
+            .output()
+            .unwrap()
+    };
+    launchctl(&["kill", "SIGKILL", &target]);
+    let out = sb.expect(&["service", "status"], 1);
+    assert!(out.contains("killed by a signal (Killed: 9)"), "{out}");
+    // The stand-in itself: kickstart of an unknown label is 113.
+    let k = launchctl(&["kickstart", "gui/1/nope"]);
+    assert_eq!(k.status.code(), Some(113));
+    launchctl(&["bootout", &target]);
+    sb.take_calls();
+    let out = sb.run(&["service", "restart"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not loaded"));
+    assert!(!sb.take_calls().iter().any(|c| c.contains("kickstart")));
+}
+
+/// Under launchd (`DOCKHAND_SUPERVISED_BY=launchd`, set in the plist) an
+/// error a retry can't fix exits 0, so `KeepAlive {SuccessfulExit=false}`
+/// doesn't respawn it every ThrottleInterval; elsewhere its code stays.
+#[test]
+fn launchd_fatal_errors_are_not_respawned() {
+    let mut sb = Sandbox::new();
+    let cfg = sb.config("bad.toml", "[profiles.default]\nengine = \"warp\"\n");
+    let c = cfg.to_str().unwrap();
+    let out = sb.run(&["run", "--config", c]);
+    assert_eq!(out.status.code(), Some(2));
+    sb.set("DOCKHAND_SUPERVISED_BY", "launchd");
+    let out = sb.run(&["run", "--config", c]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml")
+            && err.contains("exiting 0, not 2")
+            && err.contains("dockhand service restart"),
+        "{err}"
+    );
+    // `service status` shows the reason from the launchd log, where
+    // launchd writes dockhand's stderr.
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    sb.stand_in("launchctl");
+    sb.set("STANDIN_DRAIN", "0");
+    let good = sb.config("good.toml", "[profiles.default]\n");
+    sb.ok(&["service", "install", "--config", good.to_str().unwrap()]);
+    let target = format!("gui/{}/local.docker", uid());
+    std::process::Command::new(sb.bin.join("launchctl"))
+        .args(["kill", "SIGTERM", &target])
+        .env("DOCKHAND_TEST_LOG", &sb.log)
+        .env("STANDIN_STATE", sb.root.join("standin-state"))
+        .status()
+        .unwrap();
+    // Where the plist's StandardErrorPath points.
+    let plist = sb.ok(&["service", "print", "--config", good.to_str().unwrap()]);
+    let log = sb.home.join("Library/Logs/dockhand/default.launchd.log");
+    assert!(
+        plist.contains(&format!("<string>{}</string>", log.display())),
+        "{plist}"
+    );
+    std::fs::write(&log, format!("{err}")).unwrap();
+    let out = sb.expect(
+        &["service", "status", "--config", good.to_str().unwrap()],
+        1,
+    );
+    assert!(
+        out.contains("last message:") && out.contains("bad.toml"),
+        "{out}"
+    );
+    // The plist sets it.
+    let plist = sb.ok(&["service", "print"]);
+    assert!(
+        plist.contains("<key>DOCKHAND_SUPERVISED_BY</key>\n\t\t<string>launchd</string>"),
+        "{plist}"
+    );
 }
 
 #[test]
@@ -722,10 +890,16 @@ fn systemd_install_reinstall_update_restart_status_uninstall() {
     assert_eq!(
         sb.take_calls(),
         [
+            "systemctl --user is-system-running".to_string(),
             "systemctl --user daemon-reload".to_string(),
-            format!("systemctl --user enable --now {unit}"),
+            format!("systemctl --user enable {unit}"),
+            format!("systemctl --user start --no-block {unit}"),
+            format!(
+                "systemctl --user show {unit} -p ActiveState,SubState,MainPID,StatusText,ExecMainStatus,Result"
+            ),
         ]
     );
+    assert!(out.contains("is ready: engine answers"), "{out}");
     assert_eq!(mode(&unit_path), 0o644);
     assert_eq!(
         std::fs::read_to_string(&unit_path).unwrap(),
@@ -742,9 +916,10 @@ fn systemd_install_reinstall_update_restart_status_uninstall() {
     assert!(out.contains("unchanged"), "{out}");
     assert_eq!(
         sb.take_calls(),
-        [format!(
-            "systemctl --user show {unit} -p UnitFileState,ActiveState"
-        )]
+        [
+            "systemctl --user is-system-running".to_string(),
+            format!("systemctl --user show {unit} -p UnitFileState,ActiveState")
+        ]
     );
     let after = std::fs::metadata(&unit_path).unwrap();
     assert_eq!(
@@ -759,14 +934,19 @@ fn systemd_install_reinstall_update_restart_status_uninstall() {
     assert_eq!(
         sb.take_calls(),
         [
+            "systemctl --user is-system-running".to_string(),
             format!("systemctl --user show {unit} -p UnitFileState,ActiveState"),
             "systemctl --user daemon-reload".to_string(),
-            format!("systemctl --user enable --now {unit}"),
+            format!("systemctl --user enable {unit}"),
+            format!("systemctl --user start --no-block {unit}"),
+            format!(
+                "systemctl --user show {unit} -p ActiveState,SubState,MainPID,StatusText,ExecMainStatus,Result"
+            ),
         ]
     );
 
     // Changed content (a stop_timeout in a new config): replaced, reloaded,
-    // restarted.
+    // restarted (the supervisor hands its engine over), waited for.
     let cfg = sb.config("d.toml", "[profiles.default]\nstop_timeout = \"10s\"\n");
     let c = cfg.to_str().unwrap();
     let out = sb.ok(&["service", "install", "--config", c]);
@@ -774,9 +954,14 @@ fn systemd_install_reinstall_update_restart_status_uninstall() {
     assert_eq!(
         sb.take_calls(),
         [
+            "systemctl --user is-system-running".to_string(),
             "systemctl --user daemon-reload".to_string(),
             format!("systemctl --user enable {unit}"),
-            format!("systemctl --user restart {unit}"),
+            format!("systemctl --user show {unit} -p MainPID"),
+            format!("systemctl --user restart --no-block {unit}"),
+            format!(
+                "systemctl --user show {unit} -p ActiveState,SubState,MainPID,StatusText,ExecMainStatus,Result"
+            ),
         ]
     );
     let text = std::fs::read_to_string(&unit_path).unwrap();
@@ -785,25 +970,37 @@ fn systemd_install_reinstall_update_restart_status_uninstall() {
     assert_eq!(mode(&unit_path), 0o644);
 
     // Restart.
-    sb.ok(&["service", "restart", "--config", c]);
+    let out = sb.ok(&["service", "restart", "--config", c]);
+    assert!(out.contains("healthy engine keeps running"), "{out}");
     assert_eq!(
         sb.take_calls(),
-        [format!("systemctl --user restart {unit}")]
+        [
+            "systemctl --user is-system-running".to_string(),
+            format!("systemctl --user show {unit} -p MainPID"),
+            format!("systemctl --user restart --no-block {unit}"),
+            format!(
+                "systemctl --user show {unit} -p ActiveState,SubState,MainPID,StatusText,ExecMainStatus,Result"
+            ),
+        ]
     );
 
     // Status, with and without the supervisor's state file.
     let out = sb.ok(&["service", "status", "--config", c]);
     assert_eq!(
         sb.take_calls(),
-        [format!(
-            "systemctl --user show {unit} -p ActiveState,SubState,MainPID,ExecMainStatus,LoadState"
-        )]
+        [
+            "systemctl --user is-system-running".to_string(),
+            format!(
+                "systemctl --user show {unit} -p ActiveState,SubState,MainPID,ExecMainStatus,LoadState,StatusText"
+            )
+        ]
     );
     for want in [
         "systemd user unit",
         "up to date",
         "active (running)",
-        "4242",
+        "4245",
+        "status text:",
         "phase:",
         "no ",
     ] {
@@ -827,6 +1024,7 @@ fn systemd_install_reinstall_update_restart_status_uninstall() {
     assert_eq!(
         sb.take_calls(),
         [
+            "systemctl --user is-system-running".to_string(),
             format!("systemctl --user disable --now {unit}"),
             "systemctl --user daemon-reload".to_string(),
         ]
@@ -836,7 +1034,13 @@ fn systemd_install_reinstall_update_restart_status_uninstall() {
     // Again: only a stop (not loaded: fine).
     let out = sb.ok(&["service", "uninstall", "--config", c]);
     assert!(out.contains("not installed"), "{out}");
-    assert_eq!(sb.take_calls(), [format!("systemctl --user stop {unit}")]);
+    assert_eq!(
+        sb.take_calls(),
+        [
+            "systemctl --user is-system-running".to_string(),
+            format!("systemctl --user stop {unit}")
+        ]
+    );
     let out = sb.expect(&["service", "status", "--config", c], 1);
     assert!(
         out.contains("not installed") && out.contains("inactive (dead)"),
@@ -886,7 +1090,7 @@ fn systemd_errors() {
     assert_eq!(out.status.code(), Some(7));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("`systemctl --user enable --now dockhand-default.service` failed")
+        err.contains("`systemctl --user enable dockhand-default.service` failed")
             && err.contains("failed on purpose"),
         "{err}"
     );
@@ -895,4 +1099,120 @@ fn systemd_errors() {
     let out = sb.run(&["service", "install", "--profile", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(sb.take_calls().is_empty());
+}
+
+/// `systemctl` without a user manager (a container, a root shell without a
+/// session): install and uninstall say so with exit 5 and a hint, and
+/// uninstall still removes the unit file it installed.
+#[test]
+fn systemd_without_a_user_manager() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("systemctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    sb.ok(&["service", "install"]);
+    let unit_path = sb
+        .root
+        .join("xdg-config/systemd/user/dockhand-default.service");
+    sb.set("STANDIN_NO_MANAGER", "1");
+    for verb in ["install", "status", "restart", "uninstall"] {
+        let out = sb.run(&["service", verb]);
+        assert_eq!(out.status.code(), Some(5), "{verb}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no systemd user manager") && err.contains("enable-linger"),
+            "{err}"
+        );
+    }
+    assert!(
+        !unit_path.exists(),
+        "uninstall removes the file it installed"
+    );
+}
+
+/// A start that fails is reported by `install` with dockhand's reason
+/// (its STATUS=), not by a systemd timeout.
+#[test]
+fn systemd_failed_start_is_reported() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("systemctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    sb.set(
+        "STANDIN_STATUS_TEXT",
+        "failed: engine did not answer within 3m (next attempt in 1s)",
+    );
+    let out = sb.run(&["service", "install"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("engine did not start: failed: engine did not answer")
+            && err.contains("keeps retrying"),
+        "{err}"
+    );
+}
+
+/// `service status` with a config that doesn't load: the error, then the
+/// manager's view (that is when users ask), exit 2.
+#[test]
+fn status_with_a_bad_config_shows_the_managers_view() {
+    for platform in ["launchd", "systemd"] {
+        let mut sb = Sandbox::new();
+        sb.stand_in("launchctl");
+        sb.stand_in("systemctl");
+        sb.set("DOCKHAND_SERVICE_PLATFORM", platform);
+        sb.set("STANDIN_DRAIN", "0");
+        sb.ok(&["service", "install"]);
+        let bad = sb.config("bad.toml", "[profiles.default]\nprobe_intervall = \"1s\"\n");
+        let out = sb.run(&["service", "status", "--config", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{platform}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("bad.toml:2:1"), "{stderr}");
+        let view = if platform == "launchd" {
+            "launchd agent"
+        } else {
+            "systemd user unit"
+        };
+        assert!(
+            stdout.contains(view) && stdout.contains("running"),
+            "{platform}: {stdout}"
+        );
+    }
+}
+
+/// The same with the real `systemctl` of this machine, which has no user
+/// manager for the test's environment (no XDG_RUNTIME_DIR): exit 5, and
+/// uninstall removes the unit file.
+#[test]
+fn systemd_real_systemctl_without_a_user_manager() {
+    let Some(systemctl) = ["/usr/bin/systemctl", "/bin/systemctl"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "no systemctl: run scripts/test, which installs systemd"
+        );
+        eprintln!("SKIP: no systemctl");
+        return;
+    };
+    let mut sb = Sandbox::new();
+    std::os::unix::fs::symlink(systemctl, sb.bin.join("systemctl")).unwrap();
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    let out = sb.run(&["service", "install"]);
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no systemd user manager") && err.contains("offline"),
+        "{err}"
+    );
+    assert_eq!(sb.files(), Vec::<String>::new(), "nothing written");
+    // A unit file installed earlier (by hand here) is still removed.
+    let unit = sb
+        .root
+        .join("xdg-config/systemd/user/dockhand-default.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(&unit, sb.ok(&["service", "print", "--platform", "systemd"])).unwrap();
+    let out = sb.run(&["service", "uninstall"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(!unit.exists());
 }

@@ -712,7 +712,8 @@ fn a_resume_from_sleep_probes_at_once() {
     // wall clock only.
     harness::kill(pid, Signal::STOP);
     std::fs::write(&offset, "+2h\n").unwrap();
-    env.wait_until("a new engine", Duration::from_secs(30), |v| {
+    // Restarted only after the resume grace period (60 s).
+    env.wait_until("a new engine", Duration::from_secs(120), |v| {
         v["phase"] == "ready" && v["engine_pid"] != pid
     });
     let log = env.log();

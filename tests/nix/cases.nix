@@ -21,6 +21,7 @@
       virtualisation.docker-darwin.enable = true;
     };
     check = {
+      "preparesRestart" = true;
       "agents.docker-darwin.Label" = "local.docker";
       "agents.docker-darwin.ProgramArguments" = [
         "/nix/store/00000000000000000000000000000000-dockhand/bin/dockhand"
@@ -42,6 +43,7 @@
       "agents.docker-darwin.Nice" = null;
       "agents.docker-darwin.Program" = null;
       "agents.docker-darwin.EnvironmentVariables" = {
+        DOCKHAND_SUPERVISED_BY = "launchd";
         HOME = "/Users/alice";
         PATH = "/nix/store/00000000000000000000000000000000-dockhand/bin:/nix/store/00000000000000000000000000000000-colima/bin:/nix/store/00000000000000000000000000000000-docker/bin:/run/current-system/sw/bin:/etc/profiles/per-user/alice/bin:/Users/alice/.nix-profile/bin:/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
       };
@@ -234,6 +236,7 @@
       services.dockhand.dockerHost = "default";
     };
     check = {
+      "preparesRestart" = true;
       "agents.dockhand-default.Label" = "local.docker";
       "agents.dockhand-default.ExitTimeOut" = 75;
       "agents.dockhand-default.StandardOutPath" = "/Users/alice/Library/Logs/dockhand/default.launchd.log";
@@ -260,6 +263,7 @@
       services.dockhand.profiles.default.settings.stop_timeout = "30s";
     };
     check = {
+      "preparesRestart" = true;
       "agents" = { };
       "units.dockhand-default.Service.Type" = "notify";
       "units.dockhand-default.Service.ExecStart" = [
@@ -376,5 +380,81 @@
       services.dockhand.dockerHost = "nope";
     };
     error = "services.dockhand.dockerHost = \"nope\" names no enabled profile";
+  };
+
+  # ------------------------------------------------ on-demand (listen)
+
+  darwin-listen = {
+    kind = "darwin";
+    host = "darwin";
+    expect = "ok";
+    compare = true;
+    config = {
+      system.primaryUser = "alice";
+      virtualisation.docker-darwin = {
+        enable = true;
+        profiles.default.settings = {
+          listen = "~/.local/state/dockhand/default/dockhand.sock";
+          on_demand = true;
+          idle_stop = "15m";
+        };
+      };
+    };
+    check = {
+      "agents.docker-darwin.Sockets" = {
+        Listeners = {
+          SockPathName = "/Users/alice/.local/state/dockhand/default/dockhand.sock";
+          SockPathMode = 384;
+          SockType = "stream";
+        };
+      };
+      "profiles.default.config" = {
+        profiles.default = {
+          listen = "~/.local/state/dockhand/default/dockhand.sock";
+          on_demand = true;
+          idle_stop = "15m";
+        };
+      };
+    };
+  };
+
+  hm-linux-listen = {
+    kind = "hm";
+    host = "linux";
+    expect = "ok";
+    compare = true;
+    config = {
+      home.username = "alice";
+      home.homeDirectory = "/home/alice";
+      services.dockhand = {
+        enable = true;
+        dockerHost = "default";
+        profiles.default.settings = {
+          listen = "/home/alice/.local/state/dockhand/default/dockhand.sock";
+          on_demand = true;
+        };
+      };
+    };
+    check = {
+      "sockets.dockhand-default.Socket.ListenStream" = "/home/alice/.local/state/dockhand/default/dockhand.sock";
+      "sockets.dockhand-default.Socket.SocketMode" = "0600";
+      "sockets.dockhand-default.Install.WantedBy" = [ "sockets.target" ];
+      "sessionVariables.DOCKER_HOST" = "unix:///home/alice/.local/state/dockhand/default/dockhand.sock";
+    };
+  };
+
+  hm-on-demand-without-listen = {
+    kind = "hm";
+    host = "linux";
+    expect = "fail";
+    error = "services.dockhand.profiles.default.settings.on_demand needs services.dockhand.profiles.default.settings.listen";
+    config = {
+      home.username = "alice";
+      home.homeDirectory = "/home/alice";
+      services.dockhand = {
+        enable = true;
+        profiles.default.settings.on_demand = true;
+      };
+    };
   };
 }

@@ -389,6 +389,17 @@ def main():
                     detail = pr.stderr.decode(errors="replace")
                     bad(msg, detail)
                     continue
+                # `service print --platform systemd` appends the socket unit
+                # of a profile with `listen` after a "# ---- <name>.socket" line.
+                text, _, socket_text = text.partition("\n# ---- ")
+                if not launchd and (socket_text or unit in out.get("sockets", {})):
+                    mine = out.get("sockets", {}).get(unit)
+                    sock_label = f"{what}: {unit}.socket == the socket unit `dockhand service print` appends"
+                    if mine is None or not socket_text:
+                        bad(f"{sock_label}: only one side has it", socket_text)
+                    else:
+                        sp = compare_systemd(mine, parse_unit(socket_text.split("\n", 1)[1]), dockhand.tool_dir)
+                        bad(sock_label, "\n".join(sp)) if sp else ok(sock_label)
                 try:
                     theirs = plistlib.loads(pr.stdout) if launchd else parse_unit(text)
                 except Exception as e:  # noqa: BLE001

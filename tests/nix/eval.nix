@@ -103,7 +103,7 @@ let
   # ------------------------------------------------------------ nix-darwin
 
   darwinStubs = {
-    options = {
+    options = nlib.recursiveUpdate {
       assertions = mkOption {
         type = types.listOf types.unspecified;
         default = [ ];
@@ -130,16 +130,26 @@ let
         type = types.attrsOf types.unspecified;
         default = { };
       };
+      # Declared by nix-darwin's activation machinery; the module adds to
+      # preActivation and reads the launchd build's path.
+      system.activationScripts = mkOption {
+        type = types.attrsOf types.unspecified;
+        default = { };
+      };
+      system.build = mkOption {
+        type = types.attrsOf types.unspecified;
+        default = { };
+      };
     }
     # nix-darwin >= 25.05 declares system.primaryUser in
     # modules/system/primary-user.nix (same type and default); older
     # checkouts lack it, so declare it here when missing.
-    // nlib.optionalAttrs (!(builtins.pathExists (nixDarwin + "/modules/system/primary-user.nix"))) {
+    (nlib.optionalAttrs (!(builtins.pathExists (nixDarwin + "/modules/system/primary-user.nix"))) {
       system.primaryUser = mkOption {
         type = types.nullOr types.str;
         default = null;
       };
-    };
+    });
   };
 
   darwinPrimaryUserModule = nixDarwin + "/modules/system/primary-user.nix";
@@ -148,6 +158,7 @@ let
     modules = [
       (nixDarwin + "/modules/launchd")
       darwinStubs
+      { system.build.launchd = "/nix/store/00000000000000000000000000000000-launchd"; }
       ../../nix/darwin-module.nix
       { _module.args.pkgs = pkgs; }
       c.config
@@ -166,6 +177,11 @@ let
       profiles = if dd.enable then profilesOut dd true else { };
       home = "/Users/${cfg.system.primaryUser}";
       user = cfg.system.primaryUser;
+      # The activation asks the running supervisor to hand its engine over
+      # before a changed agent is reloaded.
+      preparesRestart = nlib.hasInfix "dockhand service prepare-restart --profile default" (
+        cfg.system.activationScripts.preActivation.text or ""
+      );
     };
 
   # ---------------------------------------------------------- home-manager
@@ -239,11 +255,15 @@ let
     {
       agents = nlib.mapAttrs (_: a: dlib.clean a.config) (nlib.filterAttrs (_: a: a.enable) cfg.launchd.agents);
       units = nlib.mapAttrs (_: u: dlib.clean (removeUnsetFields u)) cfg.systemd.user.services;
+      sockets = nlib.mapAttrs (_: u: dlib.clean (removeUnsetFields u)) cfg.systemd.user.sockets;
       packages = map (p: p.name) cfg.home.packages;
       sessionVariables = cfg.home.sessionVariables;
       profiles = if d.enable then profilesOut d isDarwin else { };
       home = cfg.home.homeDirectory;
       user = cfg.home.username;
+      preparesRestart = nlib.hasInfix "dockhand service prepare-restart --profile default" (
+        (cfg.home.activation.dockhandPrepareRestart or { }).data or ""
+      );
     };
 
   # home-manager drops fields that are null or [] and then empty sections

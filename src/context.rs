@@ -1,0 +1,211 @@
+//! The docker context dockhand keeps for a profile with `listen`:
+//! `dockhand` (default profile) or `dockhand-<profile>`, pointing at
+//! `unix://<listen>`. Managed through the docker CLI (`docker context
+//! create/update/use`, each argument its own argv entry, no shell), so
+//! the CLI's own store and locking stay in charge.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::config::{DEFAULT_PROFILE, Profile};
+use crate::error::{Error, Result};
+
+/// The context's name for `profile`.
+pub fn name(profile: &str) -> String {
+    if profile == DEFAULT_PROFILE {
+        "dockhand".into()
+    } else {
+        format!("dockhand-{profile}")
+    }
+}
+
+pub fn host(listen: &Path) -> String {
+    format!("unix://{}", listen.display())
+}
+
+/// What has to be done to the docker CLI's contexts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    Nothing,
+    Create,
+    Update,
+}
+
+/// From `docker context inspect <name> --format {{.Endpoints.docker.Host}}`.
+pub fn plan(inspect_ok: bool, endpoint: &str, want: &str) -> Plan {
+    match (inspect_ok, endpoint.trim() == want) {
+        (false, _) => Plan::Create,
+        (true, true) => Plan::Nothing,
+        (true, false) => Plan::Update,
+    }
+}
+
+/// The docker CLI arguments that carry out `plan`.
+pub fn args(plan: &Plan, name: &str, p: &Profile, listen: &Path) -> Option<Vec<String>> {
+    let verb = match plan {
+        Plan::Nothing => return None,
+        Plan::Create => "create",
+        Plan::Update => "update",
+    };
+    Some(vec![
+        "context".into(),
+        verb.into(),
+        name.into(),
+        "--description".into(),
+        format!("dockhand profile {} (engine started on demand)", p.name),
+        "--docker".into(),
+        format!("host={}", host(listen)),
+    ])
+}
+
+fn inspect_args(name: &str) -> Vec<String> {
+    vec![
+        "context".into(),
+        "inspect".into(),
+        name.into(),
+        "--format".into(),
+        "{{.Endpoints.docker.Host}}".into(),
+    ]
+}
+
+/// A Colima table for `colima start`: with `--activate=false` appended
+/// while dockhand manages the context, or every start makes Colima's own
+/// context current again (colima cmd/start.go: `--activate`, default true).
+pub fn colima_config(p: &Profile) -> crate::config::Colima {
+    let mut c = p.colima.clone().expect("colima engine has a colima table");
+    if p.docker_context && p.listen.is_some() {
+        c.args.push("--activate=false".into());
+    }
+    c
+}
+
+/// Create or update the context from inside the supervisor (children are
+/// run through the reaper). Returns a note for the log.
+pub async fn ensure(p: &Profile) -> Result<String, String> {
+    use crate::sys::reaper;
+    let Some(listen) = &p.listen else {
+        return Ok(String::new());
+    };
+    let name = name(&p.name);
+    let docker = crate::sys::which("docker").ok_or("the docker CLI is not on PATH")?;
+    let limit = Duration::from_secs(20);
+    let o = reaper::output(Command::new(&docker).args(inspect_args(&name)), limit)
+        .await
+        .map_err(|e| format!("docker context inspect: {e}"))?;
+    let plan = plan(o.status.success(), &o.stdout, &host(listen));
+    let Some(a) = args(&plan, &name, p, listen) else {
+        return Ok(format!(
+            "docker context {name} points at {}",
+            listen.display()
+        ));
+    };
+    let o = reaper::output(Command::new(&docker).args(&a), limit)
+        .await
+        .map_err(|e| format!("docker {}: {e}", a.join(" ")))?;
+    if !o.status.success() {
+        return Err(format!(
+            "docker context {:?} {name}: {}",
+            plan,
+            o.stderr.trim()
+        ));
+    }
+    Ok(format!(
+        "docker context {name} {} for {} (`dockhand context --use` makes it current)",
+        if plan == Plan::Create {
+            "created"
+        } else {
+            "updated"
+        },
+        listen.display()
+    ))
+}
+
+/// `dockhand context [--use] [--env]`.
+pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
+    let Some(listen) = &p.listen else {
+        return Err(Error::Config(format!(
+            "profile `{}` has no listen socket, so there is no dockhand context: set listen (and docker_context) in its config",
+            p.name
+        )));
+    };
+    if env {
+        println!("export DOCKER_HOST={}", shell_quote(&host(listen)));
+        return Ok(0);
+    }
+    let name = name(&p.name);
+    let run = |args: &[String]| -> Result<std::process::Output> {
+        Command::new("docker")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::Command {
+                command: format!("docker {}", args.join(" ")),
+                detail: format!("{e} (is the docker CLI installed and on PATH?)"),
+            })
+    };
+    let o = run(&inspect_args(&name))?;
+    let plan = plan(
+        o.status.success(),
+        &String::from_utf8_lossy(&o.stdout),
+        &host(listen),
+    );
+    if let Some(a) = args(&plan, &name, p, listen) {
+        let o = run(&a)?;
+        if !o.status.success() {
+            return Err(Error::Command {
+                command: format!("docker {}", a.join(" ")),
+                detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            });
+        }
+    }
+    if use_it {
+        let a = vec!["context".to_string(), "use".into(), name.clone()];
+        let o = run(&a)?;
+        if !o.status.success() {
+            return Err(Error::Command {
+                command: format!("docker {}", a.join(" ")),
+                detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            });
+        }
+        println!("docker context {name} is now current: docker commands go through dockhand");
+        return Ok(0);
+    }
+    println!("docker context {name}: {}", host(listen));
+    println!(
+        "use it with `docker --context {name} ...`, make it current with `dockhand context --use`, or `eval \"$(dockhand context --env)\"` for tools that ignore contexts"
+    );
+    Ok(0)
+}
+
+/// Single quotes for a POSIX shell, when needed.
+fn shell_quote(s: &str) -> String {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-:+@%".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_plans() {
+        assert_eq!(name("default"), "dockhand");
+        assert_eq!(name("work"), "dockhand-work");
+        let want = "unix:///s/l.sock";
+        assert_eq!(plan(false, "", want), Plan::Create);
+        assert_eq!(plan(true, "unix:///s/l.sock\n", want), Plan::Nothing);
+        assert_eq!(plan(true, "unix:///other", want), Plan::Update);
+    }
+
+    #[test]
+    fn quoting_for_the_shell() {
+        assert_eq!(shell_quote("unix:///a/b.sock"), "unix:///a/b.sock");
+        assert_eq!(shell_quote("unix:///a b/it's"), "'unix:///a b/it'\\''s'");
+    }
+}

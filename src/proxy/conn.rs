@@ -1,0 +1,328 @@
+//! One client connection, request by request: read the head, classify it,
+//! make sure the engine runs (or answer for a stopped one), forward the
+//! request and its response, and switch to a raw copy on an upgrade.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tracing::debug;
+
+use super::Shared;
+use super::http::{self, Framing, Head, HeadError, Reader};
+use super::idle::Activity;
+use super::zerocopy;
+use crate::control::Held;
+
+const NO_ENGINE: u64 = u64::MAX;
+
+/// Serve one client until it closes, misbehaves, or its engine goes away.
+pub async fn serve(shared: Arc<Shared>, client: UnixStream) {
+    big_buffers(&client);
+    let (r, w) = client.into_split();
+    let mut c = Conn {
+        shared: shared.clone(),
+        cr: Reader::new(r),
+        cw: w,
+        engine: None,
+    };
+    // The epoch of the engine this connection talks to.
+    let bound = AtomicU64::new(NO_ENGINE);
+    let mut epoch = shared.epoch.subscribe();
+    let gone = async {
+        loop {
+            if epoch.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            let e = bound.load(Ordering::SeqCst);
+            if e != NO_ENGINE && e != *epoch.borrow() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = c.run(&bound) => {}
+        _ = gone => debug!("the engine went away: closing a client connection"),
+    }
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    cr: Reader<OwnedReadHalf>,
+    cw: OwnedWriteHalf,
+    engine: Option<(Reader<OwnedReadHalf>, OwnedWriteHalf)>,
+}
+
+/// After a request: go on with the next one, or end the connection.
+enum Next {
+    More,
+    Close,
+}
+
+/// How a response ended.
+enum Resp {
+    Done {
+        close: bool,
+    },
+    /// 101 or a body until the end of the stream: copy raw both ways.
+    Raw,
+}
+
+impl Conn {
+    async fn run(&mut self, bound: &AtomicU64) {
+        loop {
+            let head = match self.cr.head(true).await {
+                Ok(h) => h,
+                Err(HeadError::Closed | HeadError::Io(_)) => return,
+                Err(HeadError::Bad(code, msg)) => {
+                    let _ = self.reply(&http::json_error(code, &msg, true)).await;
+                    return;
+                }
+            };
+            match self.request(head, bound).await {
+                Next::More => {}
+                Next::Close => return,
+            }
+        }
+    }
+
+    async fn reply(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.cw.write_all(bytes).await
+    }
+
+    /// One request; its head is in `cr`'s buffer.
+    async fn request(&mut self, head: Head, bound: &AtomicU64) -> Next {
+        let path = super::classify::api_path(&head.target).to_string();
+        let passive = self.shared.classifier.passive(&head.method, &path);
+        let framing = match head.request_framing() {
+            Ok(f) => f,
+            Err(m) => {
+                let _ = self.reply(&http::json_error(400, &m, true)).await;
+                return Next::Close;
+            }
+        };
+        let _active = match passive {
+            true => None,
+            false => Some(Activity::begin(&self.shared).await),
+        };
+        if let Some(answer) = self.engine_or_answer(&head, &path, passive).await {
+            self.cr.consume(head.len);
+            // A body we did not read leaves the stream unframed: close.
+            let close = framing != Framing::None || head.closes();
+            let answer = match (answer, close) {
+                (Local::Bytes(b), _) => b,
+                (Local::Error(m), c) => http::json_error(503, &m, c),
+            };
+            if self.reply(&answer).await.is_err() || close {
+                return Next::Close;
+            }
+            return Next::More;
+        }
+        if self.engine.is_none() {
+            let epoch = *self.shared.epoch.borrow();
+            match UnixStream::connect(&self.shared.socket).await {
+                Ok(s) => {
+                    big_buffers(&s);
+                    let (r, w) = s.into_split();
+                    self.engine = Some((Reader::new(r), w));
+                    bound.store(epoch, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    let m = format!(
+                        "dockhand cannot reach the Docker engine on {}: {e}; see `dockhand status --profile {}`",
+                        self.shared.socket.display(),
+                        self.shared.profile
+                    );
+                    self.cr.consume(head.len);
+                    let _ = self.reply(&http::json_error(503, &m, true)).await;
+                    return Next::Close;
+                }
+            }
+        }
+        self.forward(head, framing).await
+    }
+
+    /// Forward the request to the engine and its response back.
+    async fn forward(&mut self, head: Head, framing: Framing) -> Next {
+        let Conn { cr, cw, engine, .. } = self;
+        let (er, ew) = engine.as_mut().expect("connected");
+        // A small body already read goes out with the head, in one write.
+        let (send, framing) = match framing {
+            Framing::Length(n) if (cr.buffered().len() - head.len) as u64 >= n => {
+                (head.len + n as usize, Framing::None)
+            }
+            f => (head.len, f),
+        };
+        if ew.write_all(&cr.buffered()[..send]).await.is_err() {
+            return Next::Close;
+        }
+        cr.consume(send);
+        let done = {
+            let req = body(cr, ew, framing);
+            let resp = response(er, cw, &head);
+            tokio::pin!(req, resp);
+            let (mut req_done, mut resp_done) = (false, None);
+            while !req_done || resp_done.is_none() {
+                tokio::select! {
+                    r = &mut req, if !req_done => match r {
+                        Ok(()) => req_done = true,
+                        Err(_) => return Next::Close,
+                    },
+                    r = &mut resp, if resp_done.is_none() => match r {
+                        Ok(x) => resp_done = Some(x),
+                        Err(_) => return Next::Close,
+                    },
+                }
+            }
+            resp_done.expect("done")
+        };
+        match done {
+            Resp::Done { close } if !close && !head.closes() => Next::More,
+            Resp::Done { .. } => Next::Close,
+            Resp::Raw => {
+                // Upgraded or hijacked: bytes both ways, each direction's
+                // end passed on as a half-close.
+                let _ = tokio::join!(raw(cr, ew), raw(er, cw));
+                Next::Close
+            }
+        }
+    }
+
+    /// When the engine isn't running: start it and wait (Ok: forward), or
+    /// answer for it (Some).
+    async fn engine_or_answer(&mut self, head: &Head, path: &str, passive: bool) -> Option<Local> {
+        if self.shared.control.engine_up() {
+            return None;
+        }
+        let st = self.shared.control.state();
+        let cli = head
+            .header("user-agent")
+            .is_some_and(|v| v.starts_with(b"Docker-Client/"));
+        let cached = self.shared.cache.answered_once();
+        let answer_here = match st.held {
+            Some(Held::Down) => true,
+            Some(Held::Idle | Held::OnDemand) => passive && !cli && cached,
+            None => false,
+        };
+        if answer_here {
+            let key = super::cache::key(path);
+            if let Some(b) = key.and_then(|k| self.shared.cache.answer(k, head.method == "HEAD")) {
+                return Some(Local::Bytes(b));
+            }
+            let held = st.held.unwrap_or(Held::Down);
+            let how = match held {
+                Held::Down => "run `dockhand up` to start it",
+                _ => {
+                    "any docker command (such as `docker ps`) or a request that does work starts it"
+                }
+            };
+            return Some(Local::Error(format!(
+                "the Docker engine of dockhand profile `{}` is {held}: {how}",
+                self.shared.profile
+            )));
+        }
+        let limit = self.shared.start_timeout;
+        match tokio::time::timeout(limit, self.shared.control.start()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(Local::Error(format!(
+                "dockhand could not start the Docker engine: {why}; see `dockhand status --profile {}`",
+                self.shared.profile
+            ))),
+            Err(_) => Some(Local::Error(format!(
+                "the Docker engine did not become ready within start_timeout ({}); see `dockhand status --profile {}`",
+                humantime::format_duration(limit),
+                self.shared.profile
+            ))),
+        }
+    }
+}
+
+/// A body from `r` to `w`: a large one of known length spliced where the
+/// platform can, the rest copied through the buffer.
+async fn body(
+    r: &mut Reader<OwnedReadHalf>,
+    w: &mut OwnedWriteHalf,
+    framing: Framing,
+) -> std::io::Result<()> {
+    if let Framing::Length(n) = framing
+        && zerocopy::AVAILABLE
+        && n >= zerocopy::MIN
+    {
+        let before = r.write_buffered(n, w).await?;
+        zerocopy::splice(r.get_ref().as_ref(), w.as_ref(), Some(n - before)).await?;
+        return Ok(());
+    }
+    r.copy_body(framing, w, None).await
+}
+
+/// An upgraded or hijacked direction: bytes until the end of the stream,
+/// then a half-close, so the other side sees it (stdin closed).
+async fn raw(r: &mut Reader<OwnedReadHalf>, w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    if zerocopy::AVAILABLE {
+        r.write_buffered(u64::MAX, w).await?;
+        zerocopy::splice(r.get_ref().as_ref(), w.as_ref(), None).await?;
+        return w.shutdown().await;
+    }
+    http::pipe(r, w).await
+}
+
+/// Socket buffers that hold a whole copy chunk or more: fewer partial
+/// writes and wake-ups per byte (the kernel caps them at its maximum).
+fn big_buffers(s: &UnixStream) {
+    use rustix::net::sockopt;
+    let _ = sockopt::set_socket_send_buffer_size(s, 4 * http::BUF);
+    let _ = sockopt::set_socket_recv_buffer_size(s, 4 * http::BUF);
+}
+
+/// An answer dockhand gives itself.
+enum Local {
+    Bytes(Vec<u8>),
+    Error(String),
+}
+
+/// Read the engine's response head(s) and body, and send them on.
+async fn response(
+    er: &mut Reader<OwnedReadHalf>,
+    cw: &mut OwnedWriteHalf,
+    req: &Head,
+) -> std::io::Result<Resp> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    loop {
+        let head = er.head(false).await.map_err(|e| match e {
+            HeadError::Io(e) => e,
+            HeadError::Closed => std::io::ErrorKind::UnexpectedEof.into(),
+            HeadError::Bad(_, m) => bad(m),
+        })?;
+        if head.status == 101 || head.status < 200 {
+            cw.write_all(&er.buffered()[..head.len]).await?;
+            er.consume(head.len);
+            if head.status == 101 {
+                return Ok(Resp::Raw);
+            }
+            continue; // 100 Continue and friends: the real answer follows
+        }
+        let framing = head.response_framing(&req.method).map_err(bad)?;
+        // A small answer already read in full goes out in one write.
+        let whole = match framing {
+            Framing::None => Some(0),
+            Framing::Length(n) if (er.buffered().len() - head.len) as u64 >= n => Some(n as usize),
+            _ => None,
+        };
+        if let Some(n) = whole {
+            cw.write_all(&er.buffered()[..head.len + n]).await?;
+            er.consume(head.len + n);
+        } else {
+            cw.write_all(&er.buffered()[..head.len]).await?;
+            er.consume(head.len);
+            if framing == Framing::Eof {
+                return Ok(Resp::Raw);
+            }
+            body(er, cw, framing).await?;
+        }
+        return Ok(Resp::Done {
+            close: head.closes(),
+        });
+    }
+}

@@ -1,0 +1,178 @@
+//! Idle: real work vs. polling. The engine is idle when no container runs
+//! (asked of the engine), no active request is in flight (its response
+//! not finished, or its upgraded connection open), and the last active
+//! request ended (or a container was last seen running) at least
+//! `idle_stop` ago. Passive requests never count.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::Shared;
+use crate::control::{Awake, Held};
+use crate::state::Phase;
+
+/// Active requests in flight and when the last one ended.
+pub struct Activity {
+    active: AtomicUsize,
+    last: std::sync::Mutex<Instant>,
+    /// Active requests hold it shared; the idle stop takes it exclusively,
+    /// so no active request can slip in between "idle" and "stopped".
+    gate: Arc<RwLock<()>>,
+}
+
+/// An active request in flight: counted until dropped.
+pub struct Active {
+    shared: Arc<Shared>,
+    _gate: OwnedRwLockReadGuard<()>,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let a = &self.shared.idle;
+        a.touch();
+        a.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity {
+            active: AtomicUsize::new(0),
+            last: std::sync::Mutex::new(Instant::now()),
+            gate: Arc::new(RwLock::new(())),
+        }
+    }
+
+    /// Start an active request (waits while an idle stop is under way).
+    pub async fn begin(shared: &Arc<Shared>) -> Active {
+        let gate = shared.idle.gate.clone().read_owned().await;
+        shared.idle.active.fetch_add(1, Ordering::SeqCst);
+        Active {
+            shared: shared.clone(),
+            _gate: gate,
+        }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+}
+
+/// How often the idle task looks: often enough for short `idle_stop`s in
+/// tests, rarely enough to cost nothing (one small request to the engine).
+fn tick(after: Duration) -> Duration {
+    (after / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
+}
+
+/// Containers running, asked of the engine.
+async fn running_containers(shared: &Shared) -> Result<u32, String> {
+    let target = "/containers/json?filters=%7B%22status%22%3A%5B%22running%22%5D%7D";
+    let (head, body) = super::http::get(&shared.socket, target, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    if head.status != 200 {
+        return Err(format!("the engine answered {}", head.status));
+    }
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&body).map_err(|e| format!("unexpected answer: {e}"))?;
+    Ok(list.len() as u32)
+}
+
+/// Watch for idleness while the engine runs; stop it when idle.
+pub async fn run(shared: Arc<Shared>, after: Duration) {
+    let step = tick(after);
+    let mut reported: Option<Awake> = None;
+    let mut state = shared.control.subscribe();
+    loop {
+        // Not running: nothing to watch until it is; the clock starts
+        // when it becomes ready.
+        if state
+            .wait_for(|s| s.phase == Phase::Ready && s.held.is_none())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if reported.is_none() {
+            shared.idle.touch();
+        }
+        tokio::time::sleep(step).await;
+        let st = shared.control.state();
+        if st.phase != Phase::Ready || st.held.is_some() {
+            reported = None;
+            continue;
+        }
+        // An engine dockhand found running and can't vouch for (no process
+        // to stop) is never stopped as idle: it isn't ours to stop.
+        if st.adopted && st.engine_pid.is_none() {
+            continue;
+        }
+        let running = match running_containers(&shared).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                warn!("idle check: cannot list running containers: {e}");
+                None
+            }
+        };
+        // A container seen running (or an engine we couldn't ask) is work.
+        if running != Some(0) {
+            shared.idle.touch();
+        }
+        let active = shared.idle.active();
+        let due = shared.idle.last() + after;
+        let awake = Awake {
+            running_containers: running,
+            active_requests: active as u32,
+            idle_stop_at: (running == Some(0) && active == 0).then(|| {
+                let left = due.saturating_duration_since(Instant::now());
+                humantime::format_rfc3339_seconds(SystemTime::now() + left).to_string()
+            }),
+        };
+        if reported.as_ref() != Some(&awake) {
+            shared.control.report_awake(Some(awake.clone()));
+            reported = Some(awake);
+        }
+        if running != Some(0) || active > 0 || Instant::now() < due {
+            continue;
+        }
+        // Idle. Hold the gate so no active request starts meanwhile.
+        let Ok(gate) = shared.idle.gate.clone().try_write_owned() else {
+            continue;
+        };
+        if shared.idle.active() > 0 {
+            continue;
+        }
+        info!(
+            "idle for {} (no running container, no active request): stopping the engine",
+            humantime::format_duration(after)
+        );
+        shared.control.stop(Held::Idle).await;
+        reported = None;
+        drop(gate);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_bounded() {
+        assert_eq!(tick(Duration::from_secs(1)), Duration::from_millis(250));
+        assert_eq!(tick(Duration::from_secs(8)), Duration::from_secs(2));
+        assert_eq!(tick(Duration::from_secs(3600)), Duration::from_secs(5));
+    }
+}
