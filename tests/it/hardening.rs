@@ -508,6 +508,17 @@ fn status_says_unknown_when_state_json_cant_be_read() {
     env.wait_ready();
     let state = env.state.join("state.json");
     let good = std::fs::read(&state).unwrap();
+    // While the supervisor's control socket answers, status asks it and
+    // state.json doesn't matter; without it, state.json is all there is.
+    std::fs::write(&state, "{garbage").unwrap();
+    let (code, v) = env.status();
+    assert_eq!(
+        (code, &v["phase"]),
+        (0, &serde_json::json!("ready")),
+        "{v:#}"
+    );
+    let control = env.state.join("control.sock");
+    std::fs::rename(&control, env.state.join("control.away")).unwrap();
     type Make = fn(&Path);
     let cases: [(&str, Make); 5] = [
         ("link to /dev/zero", |p| {
