@@ -10,7 +10,8 @@
 //! Targets: detection ≤ 0.2 s; ready again ≤ cold start + 0.5 s; ≤ 10 ms
 //! CPU per idle minute; RSS ≤ 10 MB, also after the restarts. Printed, not
 //! asserted.
-//! `DOCKHAND_BENCH_IDLE_SECS` shortens the idle measurement (default 60).
+//! `DOCKHAND_BENCH_IDLE_SECS` shortens the idle measurement (default 60),
+//! `DOCKHAND_BENCH_RESTARTS` the restarts of the chatty engine (200).
 
 #[path = "../tests/it/harness.rs"]
 mod harness;
@@ -89,7 +90,11 @@ fn main() {
         rss_kb(spid) as f64 / 1024.0
     );
     env.stop(sup, Duration::from_secs(30));
-    chatty_restarts(200);
+    let restarts = std::env::var("DOCKHAND_BENCH_RESTARTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    chatty_restarts(restarts);
 }
 
 /// RSS after `n` restarts of an engine that answers once, writes 256 KiB

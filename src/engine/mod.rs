@@ -234,16 +234,29 @@ fn rotate_in(dir: &crate::state::Dir, name: &str) {
     dir.rename(name, &format!("{name}.1"));
 }
 
-/// Check `engine.log` every second for the supervisor's life and cut it
-/// when it outgrows `ENGINE_LOG_MAX` (the engine keeps it open, so it is
-/// copied, then truncated: the engine's appends continue at its start).
+/// Check `engine.log` for the supervisor's life and cut it when it
+/// outgrows `ENGINE_LOG_MAX` (the engine keeps it open, so it is copied,
+/// then truncated: the engine's appends continue at its start). Every
+/// second while it grows; a quiet log is looked at less and less often
+/// (up to every 8 s), so an idle supervisor stays idle.
 pub fn guard_engine_log(dir: &'static crate::state::Dir) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = None;
+        let mut every = Duration::from_secs(1);
         loop {
-            tick.tick().await;
+            tokio::time::sleep(every).await;
             bound_log(dir, ENGINE_LOG, ENGINE_LOG_MAX);
+            let size = dir
+                .open_rw(ENGINE_LOG)
+                .and_then(|f| f.metadata())
+                .map(|m| m.len())
+                .ok();
+            every = if size != last {
+                Duration::from_secs(1)
+            } else {
+                (every * 2).min(Duration::from_secs(8))
+            };
+            last = size;
         }
     });
 }
