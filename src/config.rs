@@ -1214,6 +1214,34 @@ mod tests {
     }
 
     #[test]
+    fn a_non_utf8_home_expands_on_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut e = env();
+        e.home = PathBuf::from(std::ffi::OsStr::from_bytes(b"/home/\xffu"));
+        for raw in ["~/s", "$HOME/s", "${HOME}/s"] {
+            assert_eq!(e.expand(raw).as_os_str().as_bytes(), b"/home/\xffu/s");
+        }
+        assert_eq!(e.expand("~").as_os_str().as_bytes(), b"/home/\xffu");
+    }
+
+    #[test]
+    fn nul_is_refused_anywhere_with_line_and_column() {
+        for (text, at) in [
+            ("[profiles.default]\nsocket = \"/a\\u0000\"\n", ":2:10:"),
+            (
+                "[profiles.default]\nengine = \"command\"\nsocket = \"/s\"\n[profiles.default.command]\nargv = [\"x\", \"\\U00000000\"]\n",
+                ":5:14:",
+            ),
+            ("[profiles.\"a\\u0000\"]\n", ":1:11:"),
+        ] {
+            let e = err(text);
+            assert!(e.contains("NUL") && e.contains(at), "{text}: {e}");
+        }
+        // Literal strings have no escapes: `'\u0000'` is six characters.
+        assert!(parse("[profiles.default]\nsocket = '/a\\u0000'\n").is_ok());
+    }
+
+    #[test]
     fn unknown_key_names_line_and_column() {
         let m = err("[profiles.default]\nengine = \"dockerd\"\n  sockett = \"/x\"\n");
         assert!(m.starts_with("/c.toml:3:3: "), "{m}");

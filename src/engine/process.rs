@@ -243,7 +243,12 @@ impl ProcessEngine {
     /// background (a daemonizing command): dockhand supervises a process
     /// that stays in the foreground, so it refuses such an engine rather
     /// than adopt what it can't watch. `r`'s child must have exited.
+    /// (dockerd never daemonizes: what it leaves, such as a containerd
+    /// dying with it, is only stopped.)
     pub fn daemonized(&self, r: &mut Running) -> Option<Error> {
+        if self.kind != EngineKind::Command {
+            return None;
+        }
         let status = r.child.as_mut()?.try_status()?;
         if status.code() != Some(0) {
             return None;
