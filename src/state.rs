@@ -185,7 +185,9 @@ pub fn open_private_dir(dir: &Path, what: &str) -> Result<OwnedFd> {
         )));
     }
     // Symbolic links in the existing part (/var -> /private/var on macOS)
-    // are resolved once; the real path is then walked and checked.
+    // are resolved once; the real path is then walked and checked. A link
+    // is only as safe as the directory holding it: that one is checked too.
+    links_in_safe_dirs(dir, what)?;
     let mut existing = dir.to_path_buf();
     let mut missing = Vec::new();
     let real = loop {
@@ -254,6 +256,30 @@ fn stat_id(st: &rustix::fs::Stat) -> (u64, u64) {
 #[allow(clippy::unnecessary_cast)]
 fn stat_mode(st: &rustix::fs::Stat) -> u32 {
     st.st_mode as u32
+}
+
+/// Every symbolic link on the way to `dir` sits in a directory that
+/// passes `check_ancestor` (else whoever can write there could point it
+/// elsewhere).
+fn links_in_safe_dirs(dir: &Path, what: &str) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let mut here = PathBuf::new();
+    for c in dir.components() {
+        here.push(c);
+        let is_link = std::fs::symlink_metadata(&here).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            continue;
+        }
+        let parent = here.parent().unwrap_or(Path::new("/"));
+        let fd = rustix::fs::open(
+            parent,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(format!("cannot open {}", parent.display()), e.into()))?;
+        check_ancestor(&fd, parent, dir, what)?;
+    }
+    Ok(())
 }
 
 /// A directory above the state dir: owned by root or us, and writable by

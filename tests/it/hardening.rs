@@ -646,7 +646,7 @@ fn a_replaced_state_dir_stops_the_supervisor() {
 fn every_ancestor_of_the_state_dir_is_checked() {
     require_engine!();
     let env = Env::new();
-    let victim = harness::bystander();
+    let mut victim = harness::bystander();
     let vpid = victim.id() as i32;
     let start = proc_start(vpid);
     for (mode, owner, ok) in [
@@ -705,7 +705,33 @@ fn every_ancestor_of_the_state_dir_is_checked() {
         }
         assert!(alive(vpid), "{mode:o} {owner}: the bystander was signalled");
     }
-    drop(victim);
+    // A link to a safe directory is as safe as the directory holding it.
+    let safe = env.root.join("p755-0");
+    let open = env.root.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(&safe, open.join("link")).unwrap();
+    let cfg = env.root.join("link.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[profiles.default]\nengine = \"command\"\nstate_dir = {:?}\nsocket = \"/tmp/x.sock\"\n[profiles.default.command]\nargv = [\"true\"]\n",
+            open.join("link/state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut c = std::process::Command::new(harness::BIN);
+    c.arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env("HOME", &env.home);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let (code, err) = run_bounded(c, Duration::from_secs(15));
+    assert_eq!(code, Some(6), "a link in an open directory: {err}");
+    assert!(err.contains(&open.display().to_string()), "{err}");
+    assert!(alive(vpid), "the bystander was signalled");
+    let _ = victim.kill();
+    let _ = victim.wait();
 }
 
 fn proc_start(pid: i32) -> u64 {
