@@ -204,7 +204,9 @@ mod tests {
         assert!(Held::in_status(&sent(Held::OnDemand)));
         assert!(Held::in_status(&sent(Held::Idle)));
         assert!(!Held::in_status("stopped: engine stopped"));
-        assert!(!Held::in_status("failed: engine not started yet (on_demand)"));
+        assert!(!Held::in_status(
+            "failed: engine not started yet (on_demand)"
+        ));
     }
 
     #[tokio::test]
