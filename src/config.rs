@@ -586,6 +586,12 @@ impl Config {
         let state_dir = self
             .path(&raw.state_dir, "state_dir", env)?
             .unwrap_or_else(|| env.state_home().join("dockhand").join(name));
+        // The supervisor's control socket lives there.
+        self.socket_fits(
+            &state_dir.join("control.sock"),
+            "the control socket",
+            raw.state_dir.as_ref().map(Spanned::span),
+        )?;
         let log_file = self
             .path(&raw.log_file, "log_file", env)?
             .unwrap_or_else(|| {
@@ -1243,6 +1249,16 @@ mod tests {
         // The default socket under a long state_dir, and containerd's.
         let m = err(&format!("[profiles.default]\nstate_dir = \"{long}\"\n"));
         assert!(m.contains("longer than a unix socket path"), "{m}");
+    }
+
+    #[test]
+    fn the_control_socket_must_fit_too() {
+        // 95 + "/control.sock" = 108 bytes: one too many on Linux and macOS.
+        let dir = format!("/{}", "s".repeat(94));
+        let m = err(&format!(
+            "[profiles.default]\nstate_dir = \"{dir}\"\nsocket = \"/tmp/d.sock\"\nengine = \"command\"\n[profiles.default.command]\nargv = [\"x\"]\n"
+        ));
+        assert!(m.starts_with("/c.toml:2:13: the control socket "), "{m}");
     }
 
     #[test]

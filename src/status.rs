@@ -1,4 +1,5 @@
-//! `dockhand status`: the supervisor's recorded state plus a probe of our
+//! `dockhand status`: the supervisor's state (asked over its control
+//! socket when it runs, else read from `state.json`) plus a probe of our
 //! own, so it tells the truth even when no supervisor runs.
 
 use std::time::Duration;
@@ -16,6 +17,8 @@ struct Report {
     state: State,
     supervisor_running: bool,
     socket_answers: bool,
+    /// Where the state came from: "control_socket" or "state.json".
+    source: &'static str,
     /// Why state.json could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     state_error: Option<String>,
@@ -26,9 +29,19 @@ struct Report {
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
     let holder = state::holder_pid(&p.lock_path());
-    let (recorded, state_error) = match state::read(p) {
-        Ok(s) => (s, None),
-        Err(e) => (None, Some(e)),
+    // The running supervisor's own answer; its state.json otherwise.
+    let live = holder.and_then(|_| crate::control_socket::query_state(p, Duration::from_secs(2)));
+    let source = if live.is_some() {
+        "control_socket"
+    } else {
+        "state.json"
+    };
+    let (recorded, state_error) = match live {
+        Some(s) => (Some(s), None),
+        None => match state::read(p) {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
+        },
     };
     let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
     let state = recorded.unwrap_or(State {
@@ -56,6 +69,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
             state,
             supervisor_running: holder.is_some(),
             socket_answers: ping == Ping::Ok,
+            source,
             state_error: state_error.clone(),
             other_agents,
         };
@@ -77,6 +91,9 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
                 "profile {}: {}{since} (supervisor pid {pid})",
                 p.name, state.phase
             );
+            if let Some(h) = state.held {
+                println!("engine: {h}");
+            }
             if state.adopted {
                 println!("engine: adopted (it was running before this supervisor started)");
             }

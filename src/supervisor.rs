@@ -73,7 +73,10 @@ pub fn run(profile: Profile) -> Result<u8> {
         sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
         let (sup, control) = Supervisor::new(profile, engine);
         serve(&sup.p, &control).await?;
-        sup.run().await
+        let p = sup.p.clone();
+        let res = sup.run().await;
+        crate::control_socket::remove(&p);
+        res
     })
 }
 
@@ -81,6 +84,7 @@ pub fn run(profile: Profile) -> Result<u8> {
 /// on-demand proxy, the control socket): each binds what it serves here,
 /// so a path conflict ends `run` before the engine starts.
 async fn serve(p: &Profile, control: &Control) -> Result<()> {
+    crate::control_socket::serve(p, control.clone()).await?;
     if let Some(listen) = &p.listen {
         crate::proxy::spawn(p, control.clone(), crate::proxy::listen::bind(listen)?);
         if p.docker_context {

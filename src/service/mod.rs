@@ -90,7 +90,7 @@ impl Platform {
     }
 
     /// `$DOCKHAND_SERVICE_PLATFORM` if set, else the host's.
-    fn from_env() -> Result<Platform> {
+    pub(crate) fn from_env() -> Result<Platform> {
         match std::env::var(PLATFORM_ENV).ok().filter(|v| !v.is_empty()) {
             None => Ok(Platform::host()),
             Some(v) if v == "launchd" => Ok(Platform::Launchd),

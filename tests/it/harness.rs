@@ -435,3 +435,107 @@ pub fn append(path: &Path, line: &str) {
         .unwrap();
     writeln!(f, "{line}").unwrap();
 }
+
+/// A running command whose stdout is collected as it comes, so a test
+/// can wait for a line with a deadline.
+pub struct Streaming {
+    pub child: Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Streaming {
+    pub fn spawn(mut cmd: Command) -> Streaming {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut pipe = pipe;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        Streaming { child, out }
+    }
+
+    pub fn text(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Wait until the output contains `needle`; panic with it after `within`.
+    pub fn wait_for(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let t = self.text();
+            if t.contains(needle) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?} in:\n{t}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The exit status within `within`, then the whole output.
+    pub fn finish(&mut self, within: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return (s, self.text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not exit within {within:?}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A colima profile over the stand-in colima/limactl
+/// (tests/fixtures/colima/); `extra` adds lines to the profile. Returns
+/// the env and COLIMA_HOME.
+pub fn colima_env(extra: &str) -> (Env, PathBuf) {
+    let mut env = Env::new();
+    let home = env.root.join("colima");
+    let path = format!(
+        "{}:{}",
+        fixture("colima").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.extra_env = vec![
+        ("PATH".into(), path),
+        ("COLIMA_HOME".into(), home.display().to_string()),
+    ];
+    env.write_config(&format!(
+        "[profiles.default]\nengine = \"colima\"\nstate_dir = \"{}\"\nprobe_interval = \"1s\"\nprobe_timeout = \"1s\"\nstop_timeout = \"30s\"\nstart_timeout = \"90s\"\n{extra}",
+        env.state.display()
+    ));
+    (env, home)
+}

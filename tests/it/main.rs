@@ -3,9 +3,12 @@
 mod harness;
 
 mod colima;
+mod commands;
 mod config_errors;
+mod doctor;
 mod proxy;
 mod service;
 mod socket_activation;
 mod supervisor;
 mod systemd_user;
+mod updown;

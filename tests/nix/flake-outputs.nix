@@ -14,7 +14,13 @@ let
   flake = import (repo + "/flake.nix");
   systems = [ "aarch64-darwin" "x86_64-darwin" "x86_64-linux" "aarch64-linux" ];
   rustPlatform.buildRustPackage = args: args // { isStub = true; };
-  callPackage = f: extra: import f ({ inherit lib rustPlatform; } // extra);
+  installShellFiles = "installShellFiles";
+  stdenv = {
+    buildPlatform.canExecute = _: true;
+    hostPlatform = { };
+  };
+  callPackage =
+    f: extra: import f ({ inherit lib rustPlatform installShellFiles stdenv; } // extra);
   nixpkgs = {
     inherit lib;
     legacyPackages = lib.genAttrs systems (_: { inherit lib callPackage; });
@@ -49,6 +55,14 @@ in
     "README.md"
     "tests/nix/run.sh"
   ];
+  "completions and man pages installed" =
+    pkg.nativeBuildInputs == [ installShellFiles ]
+    && lib.all (s: lib.hasInfix s pkg.postInstall) [
+      "--bash <($out/bin/dockhand completions bash)"
+      "--zsh <($out/bin/dockhand completions zsh)"
+      "--fish <($out/bin/dockhand completions fish)"
+      "installManPage man1/*.1"
+    ];
   "overlay adds dockhand" = overlaid.dockhand.pname == "dockhand";
   "darwinModules.default" = out.darwinModules.default == repo + "/nix/darwin-module.nix";
   "homeManagerModules.default" = out.homeManagerModules.default == repo + "/nix/hm-module.nix";

@@ -1,0 +1,197 @@
+//! Other launchd agents that start the same Colima instance as dockhand.
+//! The known ones (`brew services`, home-manager's `services.colima`,
+//! nix-darwin recipes, `limactl autostart`), by label and by what
+//! launchd has loaded, come from [`crate::service::competitors::find`];
+//! this adds agents under any other label whose program runs `colima
+//! start` / `limactl start` for the instance (hand-written plists;
+//! nix-darwin wraps its `command` in `/bin/sh -c "... exec ..."`).
+
+use std::path::Path;
+
+use super::checks::Agent;
+use crate::config::{Colima, Profile, short_profile};
+
+/// At most this many plists, each at most MAX_PLIST bytes, are read.
+const MAX_AGENTS: usize = 500;
+const MAX_PLIST: u64 = 1 << 20;
+
+pub fn competing_agents(p: &Profile, home: &Path) -> Vec<Agent> {
+    let Some(c) = &p.colima else {
+        return vec![];
+    };
+    let mut v: Vec<Agent> = crate::service::competitors::find(p, home, true)
+        .into_iter()
+        .map(|k| Agent {
+            label: k.label,
+            path: k.plist,
+            fix: k.disable,
+        })
+        .collect();
+    for a in by_program(home, c) {
+        if !v.iter().any(|k| k.label == a.label) {
+            v.push(a);
+        }
+    }
+    v
+}
+
+/// Agents in `~/Library/LaunchAgents` whose program starts the instance.
+fn by_program(home: &Path, c: &Colima) -> Vec<Agent> {
+    let dir = home.join("Library/LaunchAgents");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return vec![];
+    };
+    let mut found = Vec::new();
+    for e in entries.flatten().take(MAX_AGENTS) {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "plist")
+            || std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_PLIST)
+        {
+            continue;
+        }
+        let Ok(v) = plist::Value::from_file(&path) else {
+            continue;
+        };
+        let Some(d) = v.as_dictionary() else { continue };
+        let label = d
+            .get("Label")
+            .and_then(|l| l.as_string())
+            .unwrap_or_default()
+            .to_string();
+        let mut words: Vec<String> = d
+            .get("ProgramArguments")
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_string())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(p) = d.get("Program").and_then(|p| p.as_string()) {
+            words.insert(0, p.to_string());
+        }
+        // `/bin/sh -c "wait4path /nix/store && exec colima start ..."`.
+        let words: Vec<String> = words
+            .iter()
+            .flat_map(|w| w.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        let env = |k: &str| {
+            d.get("EnvironmentVariables")
+                .and_then(|e| e.as_dictionary())
+                .and_then(|e| e.get(k))
+                .and_then(|v| v.as_string())
+                .map(str::to_owned)
+        };
+        // Another COLIMA_HOME is another instance.
+        if env("COLIMA_HOME").is_some_and(|h| Path::new(&h) != c.home) {
+            continue;
+        }
+        let autostart = label == format!("io.lima-vm.autostart.{}", c.instance());
+        if autostart
+            || starts_colima(&words, env("COLIMA_PROFILE"), &c.profile)
+            || starts_lima(&words, &c.instance())
+        {
+            found.push(Agent {
+                fix: format!(
+                    "`launchctl bootout gui/$UID/{label}` and remove {} (or its nix definition)",
+                    path.display()
+                ),
+                label,
+                path: Some(path),
+            });
+        }
+    }
+    found.sort_by(|a, b| a.label.cmp(&b.label));
+    found
+}
+
+fn base(w: &str) -> &str {
+    w.rsplit('/').next().unwrap_or(w)
+}
+
+/// `colima start [profile | --profile P | -p P] ...` for our profile.
+fn starts_colima(words: &[String], env_profile: Option<String>, ours: &str) -> bool {
+    let Some(i) = words.iter().position(|w| base(w) == "colima") else {
+        return false;
+    };
+    let rest = &words[i + 1..];
+    if rest.first().map(String::as_str) != Some("start") {
+        return false;
+    }
+    // `colima start <profile>`: the word right after `start` (values of
+    // flags like `--cpu 4` can't be told from positionals without
+    // Colima's flag table, so later words are not taken), else
+    // `--profile`/`-p`, else $COLIMA_PROFILE (colima cmd/root.go).
+    let mut profile = rest.get(1).filter(|w| !w.starts_with('-')).cloned();
+    let mut it = rest[1..].iter();
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "--profile" | "-p" => profile = profile.or_else(|| it.next().cloned()),
+            s if s.starts_with("--profile=") => {
+                profile = profile.or_else(|| Some(s["--profile=".len()..].into()))
+            }
+            _ => {}
+        }
+    }
+    let profile = profile.or(env_profile);
+    short_profile(profile.as_deref().unwrap_or("default")) == short_profile(ours)
+}
+
+/// `limactl start <instance>`.
+fn starts_lima(words: &[String], instance: &str) -> bool {
+    words
+        .iter()
+        .position(|w| base(w) == "limactl")
+        .is_some_and(|i| {
+            words[i + 1..].first().map(String::as_str) == Some("start")
+                && words[i + 2..].iter().any(|w| w == instance)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn colima_start_lines_name_their_profile() {
+        assert!(starts_colima(
+            &w("/opt/homebrew/opt/colima/bin/colima start -f"),
+            None,
+            "default"
+        ));
+        assert!(starts_colima(
+            &w(
+                "/bin/sh -c wait4path /nix/store && exec /nix/store/x-colima/bin/colima start --foreground --cpu 4"
+            ),
+            None,
+            "colima"
+        ));
+        assert!(starts_colima(&w("colima start work -f"), None, "work"));
+        assert!(starts_colima(
+            &w("colima start --profile colima-work"),
+            None,
+            "work"
+        ));
+        assert!(starts_colima(
+            &w("colima start -f"),
+            Some("work".into()),
+            "work"
+        ));
+        assert!(!starts_colima(&w("colima start work -f"), None, "default"));
+        assert!(!starts_colima(&w("colima stop"), None, "default"));
+        assert!(!starts_colima(&w("/usr/bin/dockhand run"), None, "default"));
+        assert!(starts_lima(
+            &w("limactl start colima --foreground"),
+            "colima"
+        ));
+        assert!(!starts_lima(
+            &w("limactl start other --foreground"),
+            "colima"
+        ));
+    }
+}

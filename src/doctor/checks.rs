@@ -1,0 +1,403 @@
+//! Checks of the host and the service: config, binaries and versions,
+//! the login service, the supervisor, competing agents, log, disk.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::Check;
+use super::cmd;
+use crate::cli::Context;
+use crate::config::{EngineKind, Profile, Source};
+
+pub fn config(ctx: &Context, p: &Profile) -> Check {
+    let what = match &ctx.config.source {
+        Source::Defaults(path) => format!("no file at {} (built-in defaults)", path.display()),
+        s => format!("{} is valid", s.path().display()),
+    };
+    Check::pass(
+        "config",
+        format!(
+            "{what}; profile `{}`, engine {}",
+            p.name,
+            format!("{:?}", p.engine).to_lowercase()
+        ),
+    )
+}
+
+/// The oldest versions dockhand supports, and how to install each tool.
+struct Tool {
+    name: &'static str,
+    version_args: &'static [&'static str],
+    oldest: &'static [u64],
+    install: &'static str,
+    /// The engine can't run without it (else: a warning).
+    required: bool,
+}
+
+fn tools(p: &Profile) -> Vec<Tool> {
+    let docker = Tool {
+        name: "docker",
+        version_args: &["--version"],
+        // The oldest CLI that negotiates the API version with dockerd 20.10.
+        oldest: &[20, 10],
+        install: "install the docker CLI (`brew install docker`, nixpkgs#docker, Debian `apt install docker.io`)",
+        required: false,
+    };
+    match p.engine {
+        EngineKind::Colima => vec![
+            Tool {
+                name: "colima",
+                version_args: &["version"],
+                // Colima 0.6.0 moved Lima's files to <colima home>/_lima,
+                // where dockhand looks for them (colima config/files.go).
+                oldest: &[0, 6, 0],
+                install: "install it with `brew install colima` or nixpkgs#colima",
+                required: true,
+            },
+            Tool {
+                name: "limactl",
+                version_args: &["--version"],
+                // The Lima that Colima 0.6.0 requires.
+                oldest: &[0, 18, 0],
+                install: "install it with `brew install lima` (it comes with nixpkgs#colima)",
+                required: true,
+            },
+            docker,
+        ],
+        EngineKind::Dockerd => vec![
+            Tool {
+                name: "dockerd",
+                version_args: &["--version"],
+                // The oldest engine tested (Debian's docker.io, API 1.41).
+                oldest: &[20, 10],
+                install: "install Docker's engine (Debian/Ubuntu `sudo apt install docker.io`)",
+                required: true,
+            },
+            docker,
+        ],
+        EngineKind::Command => vec![docker],
+    }
+}
+
+fn binary_name(p: &Profile, t: &Tool) -> String {
+    match (&p.dockerd, t.name) {
+        (Some(d), "dockerd") => d.binary.clone(),
+        _ => t.name.to_string(),
+    }
+}
+
+pub fn binaries(p: &Profile) -> Vec<Check> {
+    let mut v = Vec::new();
+    if let Some(c) = &p.command {
+        let prog = &c.argv[0];
+        let id = "binary.command";
+        v.push(match crate::sys::which(prog) {
+            Some(path) => Check::pass(id, format!("{prog} is {}", path.display())),
+            None => Check::fail(
+                id,
+                format!("{prog} (the profile's command) not found on PATH"),
+                "install it, or fix argv in the profile's [command] table",
+            ),
+        });
+    }
+    for t in tools(p) {
+        let name = binary_name(p, &t);
+        let id = format!("binary.{}", t.name);
+        let Some(path) = crate::sys::which(&name) else {
+            let summary = format!("{name} not found on PATH");
+            v.push(if t.required {
+                Check::fail(&id, summary, t.install)
+            } else {
+                Check::warn(&id, summary, t.install)
+            });
+            continue;
+        };
+        let out = cmd::run(&path, t.version_args, &[], Duration::from_secs(10));
+        let found = out
+            .as_ref()
+            .and_then(|o| cmd::version(&format!("{}{}", o.stdout, o.stderr)));
+        let oldest = dotted(t.oldest);
+        v.push(match found {
+            Some(ver) if ver.as_slice() >= t.oldest => Check::pass(
+                &id,
+                format!(
+                    "{} {} (oldest supported {oldest})",
+                    path.display(),
+                    dotted(&ver)
+                ),
+            ),
+            Some(ver) => Check::fail(
+                &id,
+                format!(
+                    "{} is {}, older than {oldest}",
+                    path.display(),
+                    dotted(&ver)
+                ),
+                format!("upgrade {name} to {oldest} or later"),
+            ),
+            None => Check::warn(
+                &id,
+                format!(
+                    "{}: `{name} {}` printed no version",
+                    path.display(),
+                    t.version_args.join(" ")
+                ),
+                format!("check that {} works", path.display()),
+            ),
+        });
+    }
+    v
+}
+
+fn dotted(v: &[u64]) -> String {
+    v.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
+/// Installed, and pointing at this binary and config (what `service
+/// install` would write now is what is there), and loaded.
+pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
+    use super::service_probe::{Definition, definition, view};
+    let id = "service";
+    let install = format!("dockhand service install --profile {}", p.name);
+    let (path, d) = match definition(ctx, p) {
+        Ok(x) => x,
+        Err(e) => {
+            return vec![Check::warn(
+                id,
+                format!("cannot tell: {e}"),
+                "see `dockhand service status`",
+            )];
+        }
+    };
+    let first = match d {
+        Definition::Missing => {
+            return vec![Check::warn(
+                id,
+                format!(
+                    "not installed ({} does not exist): the engine won't start at login",
+                    path.display()
+                ),
+                install,
+            )];
+        }
+        Definition::Current => Check::pass(
+            id,
+            format!("{} installed, for this binary and config", path.display()),
+        ),
+        Definition::Stale => Check::fail(
+            id,
+            format!(
+                "{} differs from what this binary and config would install (moved binary, changed config?)",
+                path.display()
+            ),
+            install.clone(),
+        ),
+        Definition::Foreign => Check::pass(
+            id,
+            format!(
+                "{} is a symlink (managed by nix-darwin or home-manager)",
+                path.display()
+            ),
+        ),
+    };
+    let second = match view(p) {
+        Ok(v) if v.known && v.running => Check::pass("service.loaded", "loaded and running"),
+        Ok(v) if v.known => Check::fail(
+            "service.loaded",
+            "loaded but not running",
+            format!("dockhand up --profile {}", p.name),
+        ),
+        Ok(_) => Check::fail("service.loaded", "installed but not loaded", install),
+        Err(e) => Check::warn(
+            "service.loaded",
+            format!("cannot tell: {e}"),
+            "see `dockhand service status`",
+        ),
+    };
+    vec![first, second]
+}
+
+pub fn supervisor(p: &Profile) -> Check {
+    match crate::state::holder_pid(&p.lock_path()) {
+        Some(pid) => Check::pass("supervisor", format!("running (pid {pid})")),
+        None => Check::fail(
+            "supervisor",
+            "not running",
+            format!(
+                "dockhand up --profile {} (or `dockhand run` in a terminal)",
+                p.name
+            ),
+        ),
+    }
+}
+
+/// Other launchd agents that start the same Colima instance: they fight
+/// dockhand over the VM (one stops what the other starts).
+pub fn competitors(ctx: &Context, p: &Profile) -> Vec<Check> {
+    let Some(c) = &p.colima else { return vec![] };
+    let agents = super::competing_agents(p, &ctx.config.env.home);
+    let id = "service.competitors";
+    if agents.is_empty() {
+        return vec![Check::pass(
+            id,
+            format!(
+                "no other launchd agent manages Colima instance `{}`",
+                c.instance()
+            ),
+        )];
+    }
+    agents
+        .into_iter()
+        .map(|a| {
+            let at = a
+                .path
+                .map_or_else(|| "loaded".to_string(), |p| p.display().to_string());
+            Check::fail(
+                id,
+                format!(
+                    "agent `{}` also manages instance `{}` ({at})",
+                    a.label,
+                    c.instance()
+                ),
+                a.fix,
+            )
+        })
+        .collect()
+}
+
+/// A competing agent: its label, plist and how to turn it off.
+pub struct Agent {
+    pub label: String,
+    pub path: Option<PathBuf>,
+    pub fix: String,
+}
+
+pub fn log(p: &Profile) -> Check {
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = "log";
+    let f = &p.log_file;
+    let rotated: u64 = (1..=crate::logging::KEEP)
+        .filter_map(|n| std::fs::metadata(format!("{}.{n}", f.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    match std::fs::metadata(f) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = f.parent().unwrap_or(Path::new("/"));
+            let existing = dir
+                .ancestors()
+                .find(|d| d.exists())
+                .unwrap_or(Path::new("/"));
+            if rustix::fs::access(existing, rustix::fs::Access::WRITE_OK).is_ok() {
+                Check::pass(
+                    id,
+                    format!(
+                        "{} not written yet; its directory can be created",
+                        f.display()
+                    ),
+                )
+            } else {
+                Check::fail(
+                    id,
+                    format!(
+                        "{} can't be created: {} is not writable",
+                        f.display(),
+                        existing.display()
+                    ),
+                    "choose a log_file in a directory of yours",
+                )
+            }
+        }
+        Err(e) => Check::fail(
+            id,
+            format!("{}: {e}", f.display()),
+            "choose another log_file",
+        ),
+        Ok(m) => {
+            let open = std::fs::OpenOptions::new()
+                .append(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(f);
+            let size = format!("{} (+{} rotated)", bytes(m.len()), bytes(rotated));
+            match open {
+                Ok(_) => Check::pass(id, format!("{} writable, {size}", f.display())),
+                Err(e) => Check::fail(
+                    id,
+                    format!("{} is not writable: {e}", f.display()),
+                    format!(
+                        "remove it (dockhand recreates it) or `chmod u+w {}`",
+                        f.display()
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// Where the engine keeps its data: Colima's disk images grow there, and a
+/// full host disk freezes the machine.
+fn data_dir(p: &Profile) -> PathBuf {
+    if let Some(c) = &p.colima {
+        return c.lima_home.clone();
+    }
+    if let Some(d) = &p.dockerd {
+        return d.data_root.clone();
+    }
+    p.state_dir.clone()
+}
+
+/// Below this much free space the check fails; below WARN_FREE it warns.
+const MIN_FREE: u64 = 2 << 30;
+const WARN_FREE: u64 = 10 << 30;
+
+pub fn disk(p: &Profile) -> Check {
+    let id = "disk";
+    let dir = data_dir(p);
+    let Some(existing) = dir.ancestors().find(|d| d.exists()) else {
+        return Check::warn(
+            id,
+            format!("{}: nothing exists on the way", dir.display()),
+            "check the path",
+        );
+    };
+    let st = match rustix::fs::statvfs(existing) {
+        Ok(s) => s,
+        Err(e) => {
+            return Check::warn(
+                id,
+                format!("cannot statvfs {}: {e}", existing.display()),
+                "check the path",
+            );
+        }
+    };
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    let total = st.f_blocks.saturating_mul(st.f_frsize).max(1);
+    let summary = format!(
+        "{} free of {} on the filesystem of {}",
+        bytes(free),
+        bytes(total),
+        dir.display()
+    );
+    let fix = "free space on the host (`docker system prune`, Colima: `colima prune`, delete old VMs with `colima delete <profile>`)";
+    if free < MIN_FREE || free * 20 < total {
+        Check::fail(id, summary, fix)
+    } else if free < WARN_FREE {
+        Check::warn(id, summary, fix)
+    } else {
+        Check::pass(id, summary)
+    }
+}

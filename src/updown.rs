@@ -1,0 +1,326 @@
+//! `dockhand up`, `down` and `restart`: drive the profile's supervisor
+//! over its control socket.
+//!
+//! `up` uses the supervisor that runs (by hand or as a service); when none
+//! does, it makes sure the login service is installed and loaded (saying
+//! so in one line), waits for that supervisor, asks it to start the engine
+//! (also after `down` or an idle stop) and follows its phases until docker
+//! answers. `down` stops the engine and keeps it stopped; `restart`
+//! restarts it with the same progress as `up`.
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::cli::Context;
+use crate::config::Profile;
+use crate::control::State;
+use crate::control_socket::{Client, Line, Req};
+use crate::error::{Error, Result};
+use crate::progress::{Mode, Progress, secs};
+
+/// `up --json` / `restart --json` / `down --json`.
+#[derive(Serialize)]
+struct Outcome<'a> {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    /// Whole milliseconds from the command's start.
+    elapsed_ms: u128,
+    state: Option<&'a State>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", e))
+}
+
+pub fn up(ctx: &Context, p: &Profile, timeout: Option<Duration>, json: bool) -> Result<u8> {
+    let timeout = timeout.unwrap_or(p.start_timeout + Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    runtime()?.block_on(async {
+        let deadline = Instant::now() + timeout;
+        let client = match Client::connect(p).await {
+            Some(c) => c,
+            None => {
+                if crate::state::holder_pid(&p.lock_path()).is_none() {
+                    ensure_service(ctx, p)?;
+                }
+                wait_for_supervisor(p, deadline, json).await?
+            }
+        };
+        drive(
+            client,
+            p,
+            Req::Start { follow: !json },
+            deadline,
+            json,
+            started,
+        )
+        .await
+    })
+}
+
+pub fn restart(p: &Profile, timeout: Option<Duration>, json: bool) -> Result<u8> {
+    let timeout = timeout.unwrap_or(p.stop_timeout + p.start_timeout + Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    runtime()?.block_on(async {
+        let deadline = Instant::now() + timeout;
+        let client = Client::connect(p).await.ok_or_else(|| no_supervisor(p))?;
+        drive(
+            client,
+            p,
+            Req::Restart { follow: !json },
+            deadline,
+            json,
+            started,
+        )
+        .await
+    })
+}
+
+pub fn down(ctx: &Context, p: &Profile, service: bool, json: bool) -> Result<u8> {
+    let started = std::time::Instant::now();
+    let state = runtime()?.block_on(async {
+        let Some(mut c) = Client::connect(p).await else {
+            return Ok(None);
+        };
+        let limit = p.stop_timeout + Duration::from_secs(30);
+        match tokio::time::timeout(limit, c.call(&Req::Stop)).await {
+            Ok(r) => r.map(|l| l.state),
+            Err(_) => Err(Error::NotReady(format!(
+                "the engine did not stop within {}: see `dockhand logs`",
+                humantime::format_duration(limit)
+            ))),
+        }
+    })?;
+    if !json {
+        match &state {
+            Some(_) => println!(
+                "stopped; held stopped until `dockhand up --profile {}`",
+                p.name
+            ),
+            None => println!(
+                "no supervisor runs for profile `{}`: nothing to stop",
+                p.name
+            ),
+        }
+    }
+    if service {
+        with_stdout_on_stderr(json, || {
+            crate::service::run(crate::service::ServiceCmd::Uninstall, ctx)
+        })?;
+    }
+    if json {
+        crate::ui::print_json(&Outcome {
+            ok: true,
+            error: None,
+            elapsed_ms: started.elapsed().as_millis(),
+            state: state.as_ref(),
+        });
+    }
+    Ok(0)
+}
+
+fn no_supervisor(p: &Profile) -> Error {
+    Error::NotReady(format!(
+        "no supervisor runs for profile `{}`: start it with `dockhand up --profile {}`",
+        p.name, p.name
+    ))
+}
+
+/// No supervisor: install (or update and load) the login service, or
+/// start it when the manager has it but it doesn't run; saying so.
+fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
+    use crate::doctor::service_probe::{Definition, definition, view};
+    use crate::service::ServiceCmd;
+    let (path, def) = definition(ctx, p)?;
+    let who = format!("dockhand: no supervisor runs for profile `{}`", p.name);
+    let path = path.display();
+    let cmd = match (def, view(p)) {
+        (Definition::Current | Definition::Foreign, Ok(v)) if v.running => return Ok(()),
+        (Definition::Current | Definition::Foreign, Ok(v)) if v.known => {
+            eprintln!("{who}: starting the login service {path}");
+            ServiceCmd::Restart { engine: false }
+        }
+        (Definition::Foreign, _) => {
+            return Err(Error::ServiceManager(format!(
+                "{who} and its service {path} is managed by nix and not loaded: activate your nix configuration, or run `dockhand run`"
+            )));
+        }
+        (Definition::Missing, _) => {
+            eprintln!("{who}: installing the login service {path}");
+            ServiceCmd::Install { force: false }
+        }
+        _ => {
+            eprintln!("{who}: updating and loading the login service {path}");
+            ServiceCmd::Install { force: false }
+        }
+    };
+    // The service module reports its steps on stdout: keep stdout for our
+    // own result.
+    with_stdout_on_stderr(true, || crate::service::run(cmd, ctx)).map(|_| ())
+}
+
+/// Run `f` with fd 1 pointing at fd 2 (when `on`).
+fn with_stdout_on_stderr<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    use std::io::Write;
+    if !on {
+        return f();
+    }
+    let _ = std::io::stdout().flush();
+    let out = std::io::stdout().as_raw_fd();
+    // SAFETY: dup/dup2 on the process's own standard descriptors.
+    let saved = unsafe { libc::dup(out) };
+    if saved < 0 {
+        return f();
+    }
+    unsafe { libc::dup2(libc::STDERR_FILENO, out) };
+    let r = f();
+    let _ = std::io::stdout().flush();
+    unsafe {
+        libc::dup2(saved, out);
+        libc::close(saved);
+    }
+    r
+}
+
+/// Wait for a supervisor (just started by the service manager, or
+/// starting by hand) to serve its control socket.
+async fn wait_for_supervisor(p: &Profile, deadline: Instant, json: bool) -> Result<Client> {
+    let mut progress = Progress::new(p, Mode::detect(json));
+    loop {
+        if let Some(c) = Client::connect(p).await {
+            progress.clear();
+            return Ok(c);
+        }
+        if Instant::now() >= deadline {
+            progress.clear();
+            let sock = crate::control_socket::path(p);
+            return Err(Error::NotReady(
+                match crate::state::holder_pid(&p.lock_path()) {
+                    // An older dockhand, without a control socket.
+                    Some(pid) => format!(
+                        "the supervisor (pid {pid}) does not serve {}: restart it (`dockhand service restart`, or stop it and `dockhand up`)",
+                        sock.display()
+                    ),
+                    None => format!(
+                        "no supervisor answered on {} in time: see `dockhand service status` and `dockhand logs --profile {}`",
+                        sock.display(),
+                        p.name
+                    ),
+                },
+            ));
+        }
+        progress.tick();
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A failed start worth asking again: not held stopped, supervisor alive.
+fn retry(l: &Line) -> bool {
+    l.ok == Some(false)
+        && l.state.as_ref().is_some_and(|s| s.held.is_none())
+        && l.error.as_deref() != Some("dockhand is stopping")
+}
+
+/// Send `req` and follow the supervisor until its reply or the deadline.
+async fn drive(
+    mut c: Client,
+    p: &Profile,
+    req: Req,
+    deadline: Instant,
+    json: bool,
+    started: std::time::Instant,
+) -> Result<u8> {
+    let mut progress = Progress::new(p, Mode::detect(json));
+    let follow = !json;
+    // One handler for the whole wait: a SIGINT between two polls counts.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::io("cannot watch for Ctrl-C", e))?;
+    c.send(&req).await?;
+    let mut last: Option<State> = None;
+    let mut timed_out = false;
+    let reply: Option<Line> = loop {
+        tokio::select! {
+            line = c.next() => match line? {
+                Some(l) if l.event.is_some() => {
+                    if let Some(s) = l.state {
+                        progress.update(&s);
+                        last = Some(s);
+                    }
+                }
+                // A failed attempt: the supervisor retries (with backoff)
+                // and so do we, until the deadline, unless the engine was
+                // held stopped meanwhile or the supervisor is going away.
+                Some(l) if retry(&l) => {
+                    if let Some(s) = &l.state {
+                        progress.update(s);
+                        last = Some(s.clone());
+                    }
+                    sleep(Duration::from_millis(100)).await;
+                    c.send(&Req::Start { follow }).await?;
+                }
+                Some(l) => break Some(l),
+                None => break None,
+            },
+            _ = sleep(Duration::from_millis(100)) => progress.tick(),
+            _ = sleep_until(deadline) => {
+                timed_out = true;
+                break None;
+            }
+            _ = sigint.recv() => {
+                progress.clear();
+                eprintln!("dockhand: interrupted; the supervisor goes on (`dockhand status` shows where it is)");
+                return Ok(130);
+            }
+        }
+    };
+    progress.clear();
+    let state = reply.as_ref().and_then(|l| l.state.clone()).or(last);
+    let ok = reply.as_ref().and_then(|l| l.ok) == Some(true);
+    let error = match (&reply, timed_out) {
+        (Some(l), _) => l.error.clone(),
+        (None, true) => Some(format!(
+            "not ready within the timeout; the supervisor keeps trying{}",
+            state
+                .as_ref()
+                .and_then(|s| s.last_error.as_ref())
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        )),
+        (None, false) => Some("the supervisor closed the control socket (it is stopping?)".into()),
+    };
+    if json {
+        crate::ui::print_json(&Outcome {
+            ok,
+            error: error.as_deref(),
+            elapsed_ms: started.elapsed().as_millis(),
+            state: state.as_ref(),
+        });
+    } else if ok {
+        let mark = crate::ui::paint("✓", 32, crate::ui::color());
+        println!(
+            "{mark} ready in {}: docker answers at unix://{}",
+            secs(started.elapsed()),
+            // What clients use: dockhand's `listen` socket when set.
+            p.listen.as_deref().unwrap_or(&p.socket).display()
+        );
+    }
+    if ok {
+        return Ok(0);
+    }
+    let error = error.unwrap_or_else(|| "not ready".into());
+    if !json {
+        eprintln!("dockhand: {error}");
+        eprintln!(
+            "hint: `dockhand logs --profile {0}` shows why; `dockhand doctor --profile {0}` checks the usual causes",
+            p.name
+        );
+    }
+    Ok(1)
+}
