@@ -90,7 +90,16 @@ pub fn install_systemd(i: &Inputs, config_home: &Path) -> Result<()> {
     let tool = systemctl()?;
     let state = super::file_state(&path, &content)?;
     super::systemd::user_manager(&tool)?;
-    match state {
+    // systemd refuses to start a socket whose service unit doesn't exist
+    // ("Job failed", tried with systemd 252): a first install writes the
+    // service's file now; `systemd::install` then enables and starts it.
+    let service = super::systemd::unit_path(config_home, &i.profile);
+    let service_was_missing = super::file_state(&service, "")? == FileState::Missing;
+    if service_was_missing {
+        super::write_atomic(&service, &super::systemd::render(i))?;
+        println!("installed {}", service.display());
+    }
+    match &state {
         FileState::Same => {
             super::fix_mode(&path)?;
             println!("unchanged: {}", path.display());
@@ -99,7 +108,7 @@ pub fn install_systemd(i: &Inputs, config_home: &Path) -> Result<()> {
             super::write_atomic(&path, &content)?;
             println!(
                 "{} {}",
-                if state == FileState::Missing {
+                if *state == FileState::Missing {
                     "installed"
                 } else {
                     "updated"
@@ -107,15 +116,28 @@ pub fn install_systemd(i: &Inputs, config_home: &Path) -> Result<()> {
                 path.display()
             );
             tool.run(&["daemon-reload"])?;
-            if state == FileState::Different {
+            if *state == FileState::Different {
                 // A changed address: listen again there. The service is
                 // restarted after this and takes the new socket over.
                 tool.run(&["stop", &unit])?;
             }
         }
     }
+    if service_was_missing && state == FileState::Same {
+        tool.run(&["daemon-reload"])?;
+    }
     tool.run(&["enable", "--now", &unit])?;
     println!("enabled and started {unit}");
+    if state == FileState::Different
+        && tool
+            .output(&["is-active", &super::systemd::unit_name(&i.profile)])
+            .is_ok_and(|o| o.status.success())
+    {
+        println!(
+            "the running supervisor still serves the old listen address: `dockhand service restart --profile {}` makes it take the new socket",
+            i.profile
+        );
+    }
     Ok(())
 }
 

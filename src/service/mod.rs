@@ -613,8 +613,10 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
                     systemd::install(&inputs, &path, &profile)?
                 }
                 ServiceCmd::Uninstall => {
-                    systemd::uninstall(&inputs, &path)?;
-                    activation::uninstall_systemd(&inputs, &env.config_home())?
+                    // The socket first: no client can start the service
+                    // again while it is being removed.
+                    activation::uninstall_systemd(&inputs, &env.config_home())?;
+                    systemd::uninstall(&inputs, &path)?
                 }
                 ServiceCmd::Status => return systemd::status(&inputs, &path, &profile),
                 ServiceCmd::Restart { engine } => {

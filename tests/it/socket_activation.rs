@@ -234,3 +234,59 @@ fn dockhand_serves_a_socket_passed_by_systemd() {
     harness::kill(act.id() as i32, rustix::process::Signal::TERM);
     let _ = act.wait();
 }
+
+/// One request on a new connection to `sock`, answered in full (bounded).
+fn ask(sock: &Path) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    s.write_all(
+        b"GET /_ping HTTP/1.1\r\nHost: d\r\nUser-Agent: Docker-Client/20.10\r\nConnection: close\r\n\r\n",
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Under a real `systemd --user`: `service install` of an on-demand
+/// profile sets up the socket unit, returns once dockhand holds the
+/// engine stopped, and with the service stopped, the first client starts
+/// dockhand through the socket and then the engine.
+#[test]
+fn systemd_user_socket_activation_starts_dockhand_at_the_first_client() {
+    use crate::systemd_user::{Rig, Round, UNIT, available, ok};
+    if !available(false) {
+        return;
+    }
+    let rig = Rig::up(Round::Command);
+    rig.write_config(
+        "listen = \"~/state/dh.sock\"\non_demand = true\ndocker_context = false\nstart_timeout = \"30s\"",
+        &[],
+    );
+    let text = ok(&rig.dockhand(&["service", "install"]), "install");
+    assert!(text.contains("not started yet (on_demand)"), "{text}");
+    let socket_unit = "dockhand-default.socket";
+    assert_eq!(rig.systemctl(&["is-active", socket_unit]).trim(), "active");
+    let st = rig.state();
+    assert_eq!(st["held"], "on_demand", "{st}");
+    let state_dir = PathBuf::from(st["socket"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let listen = state_dir.join("dh.sock");
+    let log = || std::fs::read_to_string(state_dir.join("dockhand.log")).unwrap_or_default();
+    assert!(log().contains("(socket activation)"), "{}", log());
+
+    // dockhand stopped: the socket stays, and the first client starts it.
+    rig.systemctl(&["stop", UNIT]);
+    assert_eq!(rig.systemctl(&["is-active", UNIT]).trim(), "inactive");
+    assert_eq!(rig.systemctl(&["is-active", socket_unit]).trim(), "active");
+    let answer = ask(&listen).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}\n{}", log());
+    assert_eq!(rig.systemctl(&["is-active", UNIT]).trim(), "active");
+    assert_eq!(rig.state()["phase"], "ready", "{}", log());
+
+    let text = ok(&rig.dockhand(&["service", "uninstall"]), "uninstall");
+    assert!(text.contains(socket_unit), "{text}");
+    assert_ne!(rig.systemctl(&["is-active", socket_unit]).trim(), "active");
+}
