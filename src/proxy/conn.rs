@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tracing::debug;
 
 use super::Shared;
 use super::http::{self, Framing, Head, HeadError, Reader};
 use super::idle::Activity;
+use super::sock::{self, ReadHalf, WriteHalf};
 use super::zerocopy;
 use crate::control::Held;
 
@@ -21,7 +21,9 @@ const NO_ENGINE: u64 = u64::MAX;
 /// Serve one client until it closes, misbehaves, or its engine goes away.
 pub async fn serve(shared: Arc<Shared>, client: UnixStream) {
     big_buffers(&client);
-    let (r, w) = client.into_split();
+    let Ok((r, w)) = sock::from_tokio(client) else {
+        return;
+    };
     let mut c = Conn {
         shared: shared.clone(),
         cr: Reader::new(r),
@@ -50,9 +52,9 @@ pub async fn serve(shared: Arc<Shared>, client: UnixStream) {
 
 struct Conn {
     shared: Arc<Shared>,
-    cr: Reader<OwnedReadHalf>,
-    cw: OwnedWriteHalf,
-    engine: Option<(Reader<OwnedReadHalf>, OwnedWriteHalf)>,
+    cr: Reader<ReadHalf>,
+    cw: WriteHalf,
+    engine: Option<(Reader<ReadHalf>, WriteHalf)>,
 }
 
 /// After a request: go on with the next one, or end the connection.
@@ -125,7 +127,9 @@ impl Conn {
             match UnixStream::connect(&self.shared.socket).await {
                 Ok(s) => {
                     big_buffers(&s);
-                    let (r, w) = s.into_split();
+                    let Ok((r, w)) = sock::from_tokio(s) else {
+                        return Next::Close;
+                    };
                     self.engine = Some((Reader::new(r), w));
                     bound.store(epoch, Ordering::SeqCst);
                 }
@@ -178,6 +182,9 @@ impl Conn {
             }
             resp_done.expect("done")
         };
+        // Between requests the sockets wake dockhand only to read.
+        ew.quiet();
+        cw.quiet();
         match done {
             Resp::Done { close } if !close && !head.closes() => Next::More,
             Resp::Done { .. } => Next::Close,
@@ -242,8 +249,8 @@ impl Conn {
 /// A body from `r` to `w`: a large one of known length spliced where the
 /// platform can, the rest copied through the buffer.
 async fn body(
-    r: &mut Reader<OwnedReadHalf>,
-    w: &mut OwnedWriteHalf,
+    r: &mut Reader<ReadHalf>,
+    w: &mut WriteHalf,
     framing: Framing,
 ) -> std::io::Result<()> {
     if let Framing::Length(n) = framing
@@ -251,7 +258,7 @@ async fn body(
         && n >= zerocopy::MIN
     {
         let before = r.write_buffered(n, w).await?;
-        zerocopy::splice(r.get_ref().as_ref(), w.as_ref(), Some(n - before)).await?;
+        zerocopy::splice(r.get_ref(), w, Some(n - before)).await?;
         return Ok(());
     }
     r.copy_body(framing, w, None).await
@@ -259,10 +266,10 @@ async fn body(
 
 /// An upgraded or hijacked direction: bytes until the end of the stream,
 /// then a half-close, so the other side sees it (stdin closed).
-async fn raw(r: &mut Reader<OwnedReadHalf>, w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+async fn raw(r: &mut Reader<ReadHalf>, w: &mut WriteHalf) -> std::io::Result<()> {
     if zerocopy::AVAILABLE {
         r.write_buffered(u64::MAX, w).await?;
-        zerocopy::splice(r.get_ref().as_ref(), w.as_ref(), None).await?;
+        zerocopy::splice(r.get_ref(), w, None).await?;
         return w.shutdown().await;
     }
     http::pipe(r, w).await
@@ -284,8 +291,8 @@ enum Local {
 
 /// Read the engine's response head(s) and body, and send them on.
 async fn response(
-    er: &mut Reader<OwnedReadHalf>,
-    cw: &mut OwnedWriteHalf,
+    er: &mut Reader<ReadHalf>,
+    cw: &mut WriteHalf,
     req: &Head,
 ) -> std::io::Result<Resp> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);

@@ -4,6 +4,7 @@
 //! (`idle_stop`), through the supervisor's `control` seam.
 //!
 //! - `listen`: binding the socket safely (or taking it from launchd/systemd)
+//! - `sock`: client and engine sockets that only wake dockhand to read
 //! - `http`: framing; heads parsed, bodies copied in 256 KiB chunks
 //! - `conn`: one client connection: classify, wait for the engine, forward
 //! - `classify`: passive (polling) or active (work) requests
@@ -17,6 +18,7 @@ mod conn;
 pub mod http;
 mod idle;
 pub mod listen;
+mod sock;
 mod zerocopy;
 
 use std::path::PathBuf;

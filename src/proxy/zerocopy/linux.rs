@@ -3,9 +3,8 @@
 use std::io;
 use std::os::fd::AsFd;
 
+use super::super::sock::{ReadHalf, WriteHalf};
 use rustix::pipe::{PipeFlags, SpliceFlags};
-use tokio::io::Interest;
-use tokio::net::UnixStream;
 
 pub const AVAILABLE: bool = true;
 
@@ -14,7 +13,7 @@ const PIPE: usize = 1 << 20;
 /// Move `limit` bytes (None: until the end of the stream) from `from` to
 /// `to`; returns how many moved. A stream that ends before `limit` is an
 /// error (`UnexpectedEof`).
-pub async fn splice(from: &UnixStream, to: &UnixStream, limit: Option<u64>) -> io::Result<u64> {
+pub async fn splice(from: &ReadHalf, to: &mut WriteHalf, limit: Option<u64>) -> io::Result<u64> {
     let (pr, pw) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
     // Fails harmlessly above /proc/sys/fs/pipe-max-size: the default 64 KiB.
     let _ = rustix::pipe::fcntl_setpipe_size(&pw, PIPE);
@@ -28,7 +27,7 @@ pub async fn splice(from: &UnixStream, to: &UnixStream, limit: Option<u64>) -> i
                 None => PIPE,
             };
             let k = from
-                .async_io(Interest::READABLE, || {
+                .read_io(|| {
                     rustix::pipe::splice(from.as_fd(), None, &pw, None, want, flags)
                         .map_err(io::Error::from)
                 })
@@ -43,9 +42,8 @@ pub async fn splice(from: &UnixStream, to: &UnixStream, limit: Option<u64>) -> i
             in_pipe = k;
         }
         let k = to
-            .async_io(Interest::WRITABLE, || {
-                rustix::pipe::splice(&pr, None, to.as_fd(), None, in_pipe, flags)
-                    .map_err(io::Error::from)
+            .write_io(|fd| {
+                rustix::pipe::splice(&pr, None, fd, None, in_pipe, flags).map_err(io::Error::from)
             })
             .await?;
         in_pipe -= k;
@@ -55,7 +53,9 @@ pub async fn splice(from: &UnixStream, to: &UnixStream, limit: Option<u64>) -> i
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::sock::from_tokio;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixStream;
 
     /// 5 MiB of a pattern through splice, exactly `limit` of it, in order;
     /// then to the end of the stream; a short stream is an error.
@@ -64,6 +64,8 @@ mod tests {
         let data: Vec<u8> = (0..5u32 << 20).map(|i| (i % 251) as u8).collect();
         let (mut src, from) = UnixStream::pair().unwrap();
         let (to, mut dst) = UnixStream::pair().unwrap();
+        let (from, _) = from_tokio(from).unwrap();
+        let (_, mut to) = from_tokio(to).unwrap();
         let d = data.clone();
         let writer = tokio::spawn(async move {
             src.write_all(&d).await.unwrap();
@@ -76,8 +78,8 @@ mod tests {
             out
         });
         let n = data.len() as u64;
-        assert_eq!(splice(&from, &to, Some(n)).await.unwrap(), n);
-        assert_eq!(splice(&from, &to, None).await.unwrap(), 4, "to the end");
+        assert_eq!(splice(&from, &mut to, Some(n)).await.unwrap(), n);
+        assert_eq!(splice(&from, &mut to, None).await.unwrap(), 4, "to the end");
         drop(to);
         writer.await.unwrap();
         let out = reader.await.unwrap();
@@ -86,9 +88,11 @@ mod tests {
 
         let (mut src, from) = UnixStream::pair().unwrap();
         let (to, _dst) = UnixStream::pair().unwrap();
+        let (from, _) = from_tokio(from).unwrap();
+        let (_, mut to) = from_tokio(to).unwrap();
         src.write_all(b"short").await.unwrap();
         drop(src);
-        let e = splice(&from, &to, Some(10)).await.unwrap_err();
+        let e = splice(&from, &mut to, Some(10)).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -2,10 +2,10 @@
 
 use std::io;
 
-use tokio::net::UnixStream;
+use super::super::sock::{ReadHalf, WriteHalf};
 
 pub const AVAILABLE: bool = false;
 
-pub async fn splice(_from: &UnixStream, _to: &UnixStream, _limit: Option<u64>) -> io::Result<u64> {
+pub async fn splice(_from: &ReadHalf, _to: &mut WriteHalf, _limit: Option<u64>) -> io::Result<u64> {
     Err(io::ErrorKind::Unsupported.into())
 }
