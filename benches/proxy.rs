@@ -3,8 +3,14 @@
 //! - throughput of a 1 GiB stream (response body, then request body)
 //!   against a raw stream server on a unix socket: direct, through
 //!   dockhand, through `socat` with default options;
-//! - added latency of `GET /_ping` on a keep-alive connection to a real
-//!   dockerd, through dockhand vs direct, p50 and p99;
+//! - added latency of `GET /_ping` to a real dockerd, through dockhand
+//!   and through `socat` (a relay that only copies bytes: the floor of any
+//!   proxy's two extra hops) vs direct, p50 and p99, on a keep-alive
+//!   connection and on a new connection per request, interleaved in
+//!   rounds so that other load weighs on all alike. On a 2-vCPU KVM guest
+//!   without guest halt-polling most of the added time is the two extra
+//!   cross-vCPU wake-ups (each an IPI to a halted vCPU): run under
+//!   `taskset -c 0` to see the proxy's own cost;
 //! - the first answer on a stopped engine (on_demand) next to the engine's
 //!   own cold start;
 //! - the supervisor's CPU and RSS with the proxy idle, and with a client
@@ -405,23 +411,58 @@ fn latency(env: &Env, listen: &Path) {
     if relay.is_some() {
         socks.push(("socat", via_socat.clone()));
     }
+    let keep_alive = interleave(&socks, rounds, per, ping_times);
+    let title = format!(
+        "GET /_ping on a keep-alive connection to dockerd ({} requests each, interleaved; µs):",
+        rounds * per
+    );
+    print_latency(&title, &socks, keep_alive);
+    println!("  target: dockhand's added p50 ≤ 30 µs");
+    // A new connection per request, as pollers with `Connection: close`.
+    let fresh = interleave(&socks, rounds, per / 5, |s, n, t| {
+        for _ in 0..n {
+            let at = Instant::now();
+            let out = request(
+                s,
+                "GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n",
+            );
+            t.push(at.elapsed().as_secs_f64() * 1e6);
+            assert!(out.starts_with(b"HTTP/1.1 200"));
+        }
+    });
+    let title = format!(
+        "GET /_ping on a new connection each ({} requests each, interleaved; µs):",
+        rounds * per / 5
+    );
+    print_latency(&title, &socks, fresh);
+}
+
+/// Times of `rounds` rounds of `per` requests to each socket in turn,
+/// sorted, one list per socket.
+fn interleave(
+    socks: &[(&str, PathBuf)],
+    rounds: usize,
+    per: usize,
+    run: impl Fn(&Path, usize, &mut Vec<f64>),
+) -> Vec<Vec<f64>> {
     let mut times = vec![Vec::with_capacity(rounds * per); socks.len()];
-    for (_, s) in &socks {
-        ping_times(s, 200, &mut Vec::new()); // warm up
+    for (_, s) in socks {
+        run(s, 50, &mut Vec::new()); // warm up
     }
     for _ in 0..rounds {
         for (i, (_, s)) in socks.iter().enumerate() {
-            ping_times(s, per, &mut times[i]);
+            run(s, per, &mut times[i]);
         }
     }
     for t in &mut times {
         t.sort_by(|a, b| a.partial_cmp(b).unwrap());
     }
+    times
+}
+
+fn print_latency(title: &str, socks: &[(&str, PathBuf)], times: Vec<Vec<f64>>) {
     let (d50, d99) = (pct(&times[0], 0.5), pct(&times[0], 0.99));
-    println!(
-        "GET /_ping on a keep-alive connection to dockerd ({} requests each, interleaved; µs):",
-        rounds * per
-    );
+    println!("{title}");
     println!("            p50      p99    added p50  added p99");
     for ((name, _), t) in socks.iter().zip(&times) {
         let (p50, p99) = (pct(t, 0.5), pct(t, 0.99));
@@ -431,7 +472,6 @@ fn latency(env: &Env, listen: &Path) {
             p99 - d99
         );
     }
-    println!("  target: dockhand's added p50 ≤ 30 µs");
 }
 
 // ------------------------------------------------------------------ idle
