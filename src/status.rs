@@ -89,10 +89,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
             state_error: state_error.clone(),
             other_agents,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
+        crate::ui::print_json(&report);
         return Ok(if ready { 0 } else { 1 });
     }
     let socket = p.socket.display();
