@@ -278,6 +278,15 @@ pub fn find_tool_dirs(path_var: &OsStr, tools: &[&str]) -> Vec<PathBuf> {
 
 // ------------------------------------------------------ external commands
 
+/// What the service manager says of the job (for `doctor` and `up`): it
+/// knows it (launchd: `print` finds it; systemd: the unit is loaded and
+/// enabled), and it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    pub known: bool,
+    pub running: bool,
+}
+
 /// A service manager's command-line tool (`launchctl`, `systemctl`),
 /// located on PATH once and run without a shell.
 pub(crate) struct Tool {
