@@ -801,10 +801,8 @@ impl Config {
         Ok((command, socket))
     }
 
-    /// `[colima]`, checked against what Colima and Lima accept, and the
-    /// socket Colima forwards.
-    fn colima(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<(Colima, PathBuf)> {
-        let c = raw.colima.as_ref().map(Spanned::get_ref);
+    /// `vm_type` one Colima knows, `runtime` one with a Docker API.
+    fn colima_choices(&self, c: Option<&RawColima>) -> Result<()> {
         if let Some(v) = c.and_then(|c| c.vm_type.as_ref())
             && !["qemu", "vz", "krunkit"].contains(&v.get_ref().as_str())
         {
@@ -827,6 +825,14 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `[colima]`, checked against what Colima and Lima accept, and the
+    /// socket Colima forwards.
+    fn colima(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<(Colima, PathBuf)> {
+        let c = raw.colima.as_ref().map(Spanned::get_ref);
+        self.colima_choices(c)?;
         let col = Colima {
             profile: match c.and_then(|c| c.profile.as_ref()) {
                 Some(p) if !valid_name(p.get_ref()) => {
@@ -912,6 +918,45 @@ impl Config {
         env: &Env,
         socket: &Path,
     ) -> Result<ProxyKeys> {
+        let listen = self.listen_key(name, raw, env, socket)?;
+        if listen.is_none() {
+            self.needs_listen(name, raw)?;
+        }
+        let idle_stop = raw.idle_stop.as_ref().map(|d| (d.get_ref().0, d.span()));
+        if let Some((d, span)) = &idle_stop {
+            if *d < Duration::from_secs(1) {
+                return Err(self.err_at(
+                    span.clone(),
+                    "idle_stop must be at least 1s, such as \"15m\" (leave it out to never stop an idle engine)".into(),
+                ));
+            }
+            if *d > MAX_DURATION {
+                return Err(self.err_at(span.clone(), "idle_stop must be at most 365 days".into()));
+            }
+        }
+        let passive = self.passive_key(raw)?;
+        Ok(ProxyKeys {
+            docker_context: raw
+                .docker_context
+                .as_ref()
+                .map(|v| *v.get_ref())
+                .unwrap_or(listen.is_some()),
+            listen,
+            on_demand: raw.on_demand.as_ref().is_some_and(|v| *v.get_ref()),
+            idle_stop: idle_stop.map(|(d, _)| d),
+            passive,
+        })
+    }
+
+    /// `listen`: a socket path that fits, is not the engine's socket, and
+    /// can be a docker context's endpoint while `docker_context` is on.
+    fn listen_key(
+        &self,
+        name: &str,
+        raw: &RawProfile,
+        env: &Env,
+        socket: &Path,
+    ) -> Result<Option<PathBuf>> {
         let listen = self.path(&raw.listen, "listen", env)?;
         if let (Some(l), Some(span)) = (&listen, raw.listen.as_ref().map(Spanned::span)) {
             self.socket_fits(l, "listen", Some(span.clone()))?;
@@ -934,49 +979,42 @@ impl Config {
                 "listen may not contain ',' or '\"' while docker_context is on (the docker CLI reads its endpoint as comma-separated fields): choose another path or set docker_context = false".into(),
             ));
         }
-        let needs_listen = |key: &str, span: std::ops::Range<usize>| {
-            self.err_at(
+        Ok(listen)
+    }
+
+    /// Without `listen`, the keys that need it are errors.
+    fn needs_listen(&self, name: &str, raw: &RawProfile) -> Result<()> {
+        let spans = [
+            (
+                "on_demand",
+                raw.on_demand
+                    .as_ref()
+                    .filter(|v| *v.get_ref())
+                    .map(Spanned::span),
+            ),
+            ("idle_stop", raw.idle_stop.as_ref().map(Spanned::span)),
+            (
+                "docker_context",
+                raw.docker_context
+                    .as_ref()
+                    .filter(|v| *v.get_ref())
+                    .map(Spanned::span),
+            ),
+            ("passive", raw.passive.as_ref().map(Spanned::span)),
+        ];
+        match spans.into_iter().find_map(|(key, s)| Some((key, s?))) {
+            Some((key, span)) => Err(self.err_at(
                 span,
                 format!(
                     "{key} needs listen: dockhand can only see requests on a socket it serves; set listen = \"<path>.sock\" in [profiles.{name}] and point clients at it"
                 ),
-            )
-        };
-        if listen.is_none() {
-            let spans = [
-                (
-                    "on_demand",
-                    raw.on_demand
-                        .as_ref()
-                        .filter(|v| *v.get_ref())
-                        .map(Spanned::span),
-                ),
-                ("idle_stop", raw.idle_stop.as_ref().map(Spanned::span)),
-                (
-                    "docker_context",
-                    raw.docker_context
-                        .as_ref()
-                        .filter(|v| *v.get_ref())
-                        .map(Spanned::span),
-                ),
-                ("passive", raw.passive.as_ref().map(Spanned::span)),
-            ];
-            if let Some((key, Some(span))) = spans.into_iter().find(|(_, s)| s.is_some()) {
-                return Err(needs_listen(key, span));
-            }
+            )),
+            None => Ok(()),
         }
-        let idle_stop = raw.idle_stop.as_ref().map(|d| (d.get_ref().0, d.span()));
-        if let Some((d, span)) = &idle_stop {
-            if *d < Duration::from_secs(1) {
-                return Err(self.err_at(
-                    span.clone(),
-                    "idle_stop must be at least 1s, such as \"15m\" (leave it out to never stop an idle engine)".into(),
-                ));
-            }
-            if *d > MAX_DURATION {
-                return Err(self.err_at(span.clone(), "idle_stop must be at most 365 days".into()));
-            }
-        }
+    }
+
+    /// `passive`: every entry a valid pattern.
+    fn passive_key(&self, raw: &RawProfile) -> Result<Option<Vec<String>>> {
         let mut passive = None;
         if let Some(list) = &raw.passive {
             let mut out = Vec::new();
@@ -991,17 +1029,7 @@ impl Config {
             }
             passive = Some(out);
         }
-        Ok(ProxyKeys {
-            docker_context: raw
-                .docker_context
-                .as_ref()
-                .map(|v| *v.get_ref())
-                .unwrap_or(listen.is_some()),
-            listen,
-            on_demand: raw.on_demand.as_ref().is_some_and(|v| *v.get_ref()),
-            idle_stop: idle_stop.map(|(d, _)| d),
-            passive,
-        })
+        Ok(passive)
     }
 }
 
