@@ -142,21 +142,23 @@ pub fn context(p: &Profile) -> Vec<Check> {
     if docker().is_none() {
         return vec![];
     }
-    let name = docker_out(&["context", "show"])
-        .filter(|o| o.ok)
-        .map(|o| o.stdout.trim().to_string());
-    let host = docker_out(&[
+    // `context inspect` without a name is the current context; `context
+    // show` only exists since docker 23.
+    let current = docker_out(&[
         "context",
         "inspect",
         "--format",
-        "{{.Endpoints.docker.Host}}",
+        "{{.Name}}|{{.Endpoints.docker.Host}}",
     ])
     .filter(|o| o.ok)
-    .map(|o| o.stdout.trim().to_string());
-    let (Some(name), Some(host)) = (name, host) else {
+    .and_then(|o| {
+        let (n, h) = o.stdout.trim().split_once('|')?;
+        Some((n.to_string(), h.to_string()))
+    });
+    let Some((name, host)) = current else {
         return vec![Check::warn(
             "context",
-            "`docker context show` / `inspect` failed",
+            "`docker context inspect` failed",
             "check your docker CLI config (DOCKER_CONFIG, ~/.docker/config.json)",
         )];
     };
