@@ -28,6 +28,22 @@ struct Report {
 }
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
+    let (report, ping, holder) = gather(p, json);
+    // When the state can't be read, the probe decides.
+    let ready = holder.is_some()
+        && ping == Ping::Ok
+        && matches!(report.state.phase, Phase::Ready | Phase::Unknown);
+    if json {
+        crate::ui::print_json(&report);
+    } else {
+        print_text(p, &report, &ping, holder.as_deref());
+    }
+    Ok(if ready { 0 } else { 1 })
+}
+
+/// What `status` reports, the probe's answer, and the supervisor's pid
+/// ("unknown" when it holds the state dir but its pid isn't known).
+fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
     // Who holds the state dir, asked of the kernel (the pid when known).
     let holder = state::supervisor(p);
     // The running supervisor's own answer; its state.json otherwise.
@@ -47,7 +63,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
     let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
     // No state.json is `stopped`; one that can't be read is `unknown`
     // (its reason in state_error): never a phase made up.
-    let mut state = recorded.unwrap_or(State {
+    let mut state = recorded.unwrap_or_else(|| State {
         adopted: false,
         profile: p.name.clone(),
         phase: if state_error.is_some() {
@@ -66,37 +82,27 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
     });
     // Bounded, whatever the file says.
     state.last_error = state.last_error.as_deref().map(state::bounded);
-    // When the state can't be read, the probe decides.
-    let ready = holder.is_some()
-        && ping == Ping::Ok
-        && (state.phase == Phase::Ready || state.phase == Phase::Unknown);
-    let holder = holder.map(|pid| {
-        pid.map(|p| p.to_string())
-            .unwrap_or_else(|| "unknown".into())
-    });
     let other_agents: Vec<String> = crate::config::Env::from_process()
         .map(|e| crate::service::competitors::find(p, &e.home, !json))
         .unwrap_or_default()
         .iter()
         .map(ToString::to_string)
         .collect();
-    if json {
-        let report = Report {
-            state,
-            supervisor_running: holder.is_some(),
-            socket_answers: ping == Ping::Ok,
-            source,
-            state_error: state_error.clone(),
-            other_agents,
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
-        return Ok(if ready { 0 } else { 1 });
-    }
-    let socket = p.socket.display();
-    match &holder {
+    let report = Report {
+        state,
+        supervisor_running: holder.is_some(),
+        socket_answers: ping == Ping::Ok,
+        source,
+        state_error,
+        other_agents,
+    };
+    let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
+    (report, ping, holder)
+}
+
+fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
+    let state = &r.state;
+    match holder {
         Some(pid) => {
             let since = if state.since.is_empty() {
                 String::new()
@@ -122,11 +128,11 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
             p.name, p.name
         ),
     }
-    if let Some(e) = &state_error {
+    if let Some(e) = &r.state_error {
         println!("state: unreadable ({e})");
     }
-    println!("socket {socket}: {ping}");
-    for line in crate::proxy::status_lines(p, &state, holder.is_some()) {
+    println!("socket {}: {ping}", p.socket.display());
+    for line in crate::proxy::status_lines(p, state, holder.is_some()) {
         println!("{line}");
     }
     println!("restarts: {}", state.restarts);
@@ -135,8 +141,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
     {
         println!("last error: {e}");
     }
-    for a in &other_agents {
+    for a in &r.other_agents {
         println!("warning: {a}");
     }
-    Ok(if ready { 0 } else { 1 })
 }
