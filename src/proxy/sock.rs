@@ -32,11 +32,9 @@ pub struct WriteHalf {
     writable: Option<AsyncFd<OwnedFd>>,
 }
 
-/// Take over a connected socket (from tokio or std) with a read-only
+/// Take over a connected non-blocking socket with a read-only
 /// registration; split it into its two directions.
-pub fn split(s: impl Into<OwnedFd>) -> io::Result<(ReadHalf, WriteHalf)> {
-    let fd: OwnedFd = s.into();
-    rustix::io::ioctl_fionbio(&fd, true)?;
+fn split(fd: OwnedFd) -> io::Result<(ReadHalf, WriteHalf)> {
     let fd = Arc::new(register(fd, Interest::READABLE)?);
     Ok((ReadHalf(fd.clone()), WriteHalf { fd, writable: None }))
 }
@@ -47,9 +45,10 @@ fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(io::Error::from)
 }
 
-/// From a tokio stream: its own registration goes first.
+/// From a tokio stream: its own registration goes first (`into_std`
+/// leaves the socket non-blocking).
 pub fn from_tokio(s: tokio::net::UnixStream) -> io::Result<(ReadHalf, WriteHalf)> {
-    split(s.into_std()?)
+    split(s.into_std()?.into())
 }
 
 impl ReadHalf {
