@@ -367,6 +367,28 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `dockhand down --service`: `bootout` (SIGTERM: the supervisor stops the
+/// engine), the plist kept: launchd loads it again at the next login, and
+/// `dockhand up` (`bootstrap`) now.
+pub fn unload(i: &Inputs, path: &Path) -> Result<()> {
+    let tool = launchctl()?;
+    let target = format!("gui/{}/{}", uid(), i.label);
+    if bootout(&tool, &target, i)? {
+        println!("unloaded {target}");
+    } else {
+        println!("{target} was not loaded");
+    }
+    if path.exists() {
+        println!(
+            "{} kept: launchd loads it again at the next login; `dockhand up` loads it now",
+            path.display()
+        );
+    } else {
+        println!("not installed: {} does not exist", path.display());
+    }
+    Ok(())
+}
+
 /// Stop the running supervisor with SIGTERM (`launchctl kill`, not
 /// `kickstart -k`, which is reported to SIGKILL the job: it could die in
 /// the middle of `colima start`), wait until it has exited (it exits 0, so

@@ -1216,3 +1216,99 @@ fn systemd_real_systemctl_without_a_user_manager() {
     assert_eq!(out.status.code(), Some(5));
     assert!(!unit.exists());
 }
+
+/// `down --service` under launchd: `bootout` only, the plist kept (it
+/// comes back at the next login); `up` bootstraps it again.
+#[test]
+fn launchd_down_service_unloads_and_keeps_the_plist() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("launchctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    sb.set("STANDIN_DRAIN", "0");
+    let cfg = sb.config("c.toml", "[profiles.default]\nstart_timeout = \"1s\"\n");
+    let c = cfg.to_str().unwrap();
+    sb.ok(&["service", "install", "--config", c]);
+    let plist = sb.home.join("Library/LaunchAgents/local.docker.plist");
+    let before = std::fs::read(&plist).unwrap();
+    sb.take_calls();
+    let target = format!("gui/{}/local.docker", uid());
+    let out = sb.ok(&["down", "--service", "--config", c]);
+    assert!(out.contains("kept") && out.contains("next login"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("launchctl bootout {target}"),
+            format!("launchctl print {target}"),
+        ]
+    );
+    assert_eq!(std::fs::read(&plist).unwrap(), before, "the plist changed");
+    // `up` loads it again (the stand-in starts no supervisor: up times out).
+    let out = sb.run(&["up", "--timeout", "1s", "--config", c]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loading the login service"), "{err}");
+    let calls = sb.take_calls();
+    assert!(
+        calls.contains(&format!("launchctl bootstrap gui/{} {}", uid(), plist.display())),
+        "{calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c.contains("bootout")), "{calls:?}");
+    assert_eq!(std::fs::read(&plist).unwrap(), before);
+}
+
+/// `down --service` under systemd: `stop` of the socket unit, then of the
+/// service; both files kept and enabled; `up` starts them again.
+#[test]
+fn systemd_down_service_stops_and_keeps_the_units() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("systemctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    let listen = sb.root.join("l/docker.sock");
+    let cfg = sb.config(
+        "c.toml",
+        &format!(
+            "[profiles.default]\nstart_timeout = \"1s\"\nlisten = \"{}\"\n",
+            listen.display()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    sb.set("STANDIN_STATUS_TEXT", "ready: test");
+    sb.ok(&["service", "install", "--config", c]);
+    let units = sb.root.join("xdg-config/systemd/user");
+    let service = units.join("dockhand-default.service");
+    let socket = units.join("dockhand-default.socket");
+    let (s0, k0) = (
+        std::fs::read(&service).unwrap(),
+        std::fs::read(&socket).unwrap(),
+    );
+    sb.take_calls();
+    let out = sb.ok(&["down", "--service", "--config", c]);
+    assert!(out.contains("next login"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            "systemctl --user is-system-running",
+            "systemctl --user stop dockhand-default.socket",
+            "systemctl --user stop dockhand-default.service",
+        ]
+    );
+    assert_eq!(std::fs::read(&service).unwrap(), s0);
+    assert_eq!(std::fs::read(&socket).unwrap(), k0);
+    let state = sb.root.join("standin-state");
+    assert!(state.join("dockhand-default.service.enabled").exists());
+    assert!(!state.join("dockhand-default.service.active").exists());
+    // `up` starts the socket, then the service.
+    let out = sb.run(&["up", "--timeout", "1s", "--config", c]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("starting the login service"), "{err}");
+    let calls = sb.take_calls();
+    let at = |needle: &str| {
+        calls
+            .iter()
+            .position(|c| c == needle)
+            .unwrap_or_else(|| panic!("{needle} not in {calls:?}"))
+    };
+    assert!(
+        at("systemctl --user start dockhand-default.socket")
+            < at("systemctl --user restart --no-block dockhand-default.service")
+    );
+}
