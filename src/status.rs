@@ -25,6 +25,34 @@ struct Report {
     /// Other agents managing the same Colima instance, and how to disable them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     other_agents: Vec<String>,
+    /// No supervisor runs and the launchd agent's log says why after
+    /// state.json was last written (a fatal error it could not record):
+    /// `{log, message}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    launchd_log: Option<LaunchdNote>,
+}
+
+#[derive(Serialize)]
+struct LaunchdNote {
+    log: std::path::PathBuf,
+    message: String,
+}
+
+/// Without a supervisor: the fatal error in the launchd agent's log, when
+/// it is newer than state.json and not the error recorded there.
+fn launchd_note(p: &Profile, state: &State) -> Option<LaunchdNote> {
+    let mtime = std::fs::symlink_metadata(p.state_path())
+        .and_then(|m| m.modified())
+        .ok();
+    let (log, message) = crate::service::launchd::fatal_note(&p.log_file, mtime)?;
+    if state
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.starts_with(&message))
+    {
+        return None;
+    }
+    Some(LaunchdNote { log, message })
 }
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
@@ -74,6 +102,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
         pid.map(|p| p.to_string())
             .unwrap_or_else(|| "unknown".into())
     });
+    let note = holder.is_none().then(|| launchd_note(p, &state)).flatten();
     let other_agents: Vec<String> = crate::config::Env::from_process()
         .map(|e| crate::service::competitors::find(p, &e.home, !json))
         .unwrap_or_default()
@@ -88,6 +117,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
             source,
             state_error: state_error.clone(),
             other_agents,
+            launchd_log: note,
         };
         println!(
             "{}",
@@ -117,10 +147,28 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
                 println!("engine pid: {e}");
             }
         }
+        None if state.phase == Phase::Failed => println!(
+            "profile {}: failed{} (no supervisor running: fix the cause below, then `dockhand service restart --profile {}` or `dockhand run --profile {}`)",
+            p.name,
+            if state.since.is_empty() {
+                String::new()
+            } else {
+                format!(" since {}", state.since)
+            },
+            p.name,
+            p.name
+        ),
         None => println!(
             "profile {}: no supervisor running (start one with `dockhand run --profile {}` or `dockhand service install`)",
             p.name, p.name
         ),
+    }
+    if let Some(n) = &note {
+        println!(
+            "service log {}: dockhand exited: {}",
+            n.log.display(),
+            n.message
+        );
     }
     if let Some(e) = &state_error {
         println!("state: unreadable ({e})");
