@@ -373,7 +373,10 @@ fn a_broken_instance_with_a_dangling_disk_lock_starts_after_one_forced_stop() {
     );
     assert!(c.count("start") > starts_before, "{:?}", c.calls());
     assert!(c.docker_works());
-    assert!(alive(victim.id() as i32), "the bystander in ha.pid was killed");
+    assert!(
+        alive(victim.id() as i32),
+        "the bystander in ha.pid was killed"
+    );
     assert_eq!(c.env.stop(second, Duration::from_secs(40)).code(), Some(0));
     victim.kill().unwrap();
     victim.wait().unwrap();
