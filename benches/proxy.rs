@@ -16,6 +16,7 @@
 //! idle measurements' length (default 30), `DOCKHAND_BENCH_GIB` the stream
 //! size (default 1); `DOCKHAND_BENCH_ONLY=throughput|latency` runs one part.
 
+mod common;
 #[path = "../tests/it/harness.rs"]
 mod harness;
 
@@ -23,8 +24,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use common::{cpu_ns, last_stamp, now, pct, rss_kb};
 use harness::Env;
 
 const CHUNK: usize = 256 * 1024;
@@ -302,27 +304,6 @@ fn socat(at: &Path, to: &Path) -> Option<Killed> {
 
 // ---------------------------------------------------- first answer, ping
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// Seconds since the epoch of the last log line containing `needle`.
-fn stamp(log: &str, needle: &str) -> f64 {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no {needle:?} in\n{log}"));
-    humantime::parse_rfc3339(line.split_whitespace().next().unwrap())
-        .unwrap()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 /// One request on a new connection, answered in full.
 fn request(sock: &Path, head: &str) -> Vec<u8> {
     let mut s = UnixStream::connect(sock).unwrap();
@@ -354,7 +335,8 @@ fn first_answer(env: &Env, listen: &Path) -> String {
         let answer = (now() - t0) * 1e3;
         assert!(out.starts_with(b"HTTP/1.1 200"));
         let log = env.log();
-        let cold = (stamp(&log, "INFO ready:") - stamp(&log, "INFO started dockerd")) * 1e3;
+        let cold =
+            (last_stamp(&log, "INFO ready:") - last_stamp(&log, "INFO started dockerd")) * 1e3;
         let _ = writeln!(
             o,
             "  {round:>5}  {answer:>15.1}  {cold:>20.1}  {:>11.1}",
@@ -390,10 +372,6 @@ fn ping_times(sock: &Path, n: usize) -> Vec<f64> {
     times
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn latency(env: &Env, listen: &Path) {
     let n = 5000;
     env.wait_ready();
@@ -420,24 +398,6 @@ fn latency(env: &Env, listen: &Path) {
 }
 
 // ------------------------------------------------------------------ idle
-
-fn cpu_ns(pid: i32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
-fn rss_kb(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn measure(pid: i32, secs: u64, what: &str, poll: Option<&Path>) {
     let before = cpu_ns(pid);

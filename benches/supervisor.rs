@@ -13,11 +13,13 @@
 //! `DOCKHAND_BENCH_IDLE_SECS` shortens the idle measurement (default 60),
 //! `DOCKHAND_BENCH_RESTARTS` the restarts of the chatty engine (200).
 
+mod common;
 #[path = "../tests/it/harness.rs"]
 mod harness;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use common::{cpu_ns, now, rss_kb, stamp, status_kb};
 use harness::Env;
 
 const ROUNDS: usize = 5;
@@ -132,27 +134,6 @@ fn chatty_restarts(n: u64) {
     env.stop(sup, Duration::from_secs(30));
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// Seconds since the epoch of the first log line containing `needle`.
-fn stamp(log: &str, needle: &str) -> f64 {
-    let line = log
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no {needle:?} in\n{log}"));
-    let ts = line.split_whitespace().next().unwrap();
-    humantime::parse_rfc3339(ts)
-        .unwrap()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 /// The backoff delay logged as "next start in 2s (backoff)", in ms.
 fn backoff_ms(log: &str) -> f64 {
     log.lines()
@@ -160,28 +141,4 @@ fn backoff_ms(log: &str) -> f64 {
         .and_then(|d| humantime::parse_duration(d).ok())
         .map(|d| d.as_secs_f64() * 1e3)
         .unwrap_or(0.0)
-}
-
-/// CPU time of all threads, in ns (schedstat: nanosecond resolution,
-/// unlike the 10 ms ticks of /proc/<pid>/stat).
-fn cpu_ns(pid: i32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
-fn rss_kb(pid: i32) -> u64 {
-    status_kb(pid, "VmRSS:")
-}
-
-fn status_kb(pid: i32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }

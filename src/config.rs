@@ -544,8 +544,86 @@ impl Config {
                 self.source.path().display()
             )));
         }
-        // `engine`, else the kind of the one engine table given, else the
-        // host's default.
+        let engine = self.engine_kind(name, raw, env)?;
+
+        let (state_dir, log_file) = self.dirs(name, raw, env)?;
+        let t = self.timings(raw)?;
+        let label = self.label(name, raw)?;
+
+        let (mut dockerd, mut command, mut colima) = (None, None, None);
+        let socket = match engine {
+            EngineKind::Dockerd => {
+                let (d, socket) = self.dockerd(raw, env, &state_dir)?;
+                dockerd = Some(d);
+                socket
+            }
+            EngineKind::Command => {
+                let (c, socket) = self.command(name, raw, env)?;
+                command = Some(c);
+                socket
+            }
+            EngineKind::Colima => {
+                let (c, socket) = self.colima(name, raw, env)?;
+                colima = Some(c);
+                socket
+            }
+        };
+
+        self.socket_fits(&socket, "socket", raw.socket.as_ref().map(Spanned::span))?;
+        let proxy = self.proxy_keys(name, raw, env, &socket)?;
+
+        Ok(Profile {
+            name: name.to_string(),
+            engine,
+            socket,
+            state_dir,
+            log_file,
+            label,
+            probe_interval: t.probe_interval,
+            probe_timeout: t.probe_timeout,
+            start_timeout: t.start_timeout,
+            stop_timeout: t.stop_timeout,
+            restart_backoff_max: t.restart_backoff_max,
+            dockerd,
+            command,
+            colima,
+            listen: proxy.listen,
+            on_demand: proxy.on_demand,
+            idle_stop: proxy.idle_stop,
+            docker_context: proxy.docker_context,
+            passive: proxy.passive,
+        })
+    }
+
+    /// `state_dir` (its control socket must fit a socket address) and
+    /// `log_file`, defaults filled in.
+    fn dirs(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<(PathBuf, PathBuf)> {
+        let state_dir = self
+            .path(&raw.state_dir, "state_dir", env)?
+            .unwrap_or_else(|| env.state_home().join("dockhand").join(name));
+        // The supervisor's control socket lives there.
+        self.socket_fits(
+            &state_dir.join("control.sock"),
+            "the control socket",
+            raw.state_dir.as_ref().map(Spanned::span),
+        )?;
+        let log_file = self
+            .path(&raw.log_file, "log_file", env)?
+            .unwrap_or_else(|| {
+                if env.macos {
+                    env.home
+                        .join("Library/Logs/dockhand")
+                        .join(format!("{name}.log"))
+                } else {
+                    state_dir.join("dockhand.log")
+                }
+            });
+        Ok((state_dir, log_file))
+    }
+
+    /// `engine`, else the kind of the one engine table given, else the
+    /// host's default; an engine table must match it.
+    fn engine_kind(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<EngineKind> {
         let implied = match (&raw.dockerd, &raw.command, &raw.colima) {
             (Some(_), None, None) => EngineKind::Dockerd,
             (None, Some(_), None) => EngineKind::Command,
@@ -574,27 +652,11 @@ impl Config {
                 ));
             }
         }
+        Ok(engine)
+    }
 
-        let state_dir = self
-            .path(&raw.state_dir, "state_dir", env)?
-            .unwrap_or_else(|| env.state_home().join("dockhand").join(name));
-        // The supervisor's control socket lives there.
-        self.socket_fits(
-            &state_dir.join("control.sock"),
-            "the control socket",
-            raw.state_dir.as_ref().map(Spanned::span),
-        )?;
-        let log_file = self
-            .path(&raw.log_file, "log_file", env)?
-            .unwrap_or_else(|| {
-                if env.macos {
-                    env.home
-                        .join("Library/Logs/dockhand")
-                        .join(format!("{name}.log"))
-                } else {
-                    state_dir.join("dockhand.log")
-                }
-            });
+    /// The timing keys, defaults filled in, each within bounds.
+    fn timings(&self, raw: &RawProfile) -> Result<Timings> {
         let dur = |v: &Option<Spanned<Dur>>, default: u64| {
             v.as_ref()
                 .map(|d| d.get_ref().0)
@@ -640,8 +702,18 @@ impl Config {
                 ),
             ));
         }
+        Ok(Timings {
+            probe_interval,
+            probe_timeout,
+            start_timeout,
+            stop_timeout,
+            restart_backoff_max,
+        })
+    }
 
-        let label = match &raw.label {
+    /// The launchd label: checked, or derived from the profile's name.
+    fn label(&self, name: &str, raw: &RawProfile) -> Result<String> {
+        Ok(match &raw.label {
             Some(l) if !valid_name(l.get_ref()) => {
                 return Err(self.err_at(
                     l.span(),
@@ -654,186 +726,177 @@ impl Config {
             Some(l) => l.get_ref().clone(),
             None if name == DEFAULT_PROFILE => "local.docker".into(),
             None => format!("local.docker.{name}"),
-        };
-
-        let mut dockerd = None;
-        let mut command = None;
-        let mut colima = None;
-        let socket = match engine {
-            EngineKind::Dockerd => {
-                let d = raw.dockerd.as_ref().map(Spanned::get_ref);
-                dockerd = Some(Dockerd {
-                    binary: match d.and_then(|d| d.binary.as_ref()) {
-                        // A name is looked up on PATH; a path must be absolute.
-                        Some(b) if b.get_ref().contains('/') => self
-                            .path(&Some(b.clone()), "binary", env)?
-                            .expect("given")
-                            .to_string_lossy()
-                            .into_owned(),
-                        Some(b) => b.get_ref().clone(),
-                        None => "dockerd".into(),
-                    },
-                    data_root: self
-                        .path(d.map_or(&None, |d| &d.data_root), "data_root", env)?
-                        .unwrap_or_else(|| state_dir.join("data")),
-                    exec_root: self
-                        .path(d.map_or(&None, |d| &d.exec_root), "exec_root", env)?
-                        .unwrap_or_else(|| state_dir.join("exec")),
-                    args: d.map(|d| d.args.clone()).unwrap_or_default(),
-                });
-                // dockerd's containerd listens under the exec root.
-                let exec_root = &dockerd.as_ref().expect("just set").exec_root;
-                self.socket_fits(
-                    &exec_root.join("containerd/containerd-debug.sock"),
-                    "containerd's socket (under exec_root)",
-                    d.and_then(|d| d.exec_root.as_ref()).map(Spanned::span),
-                )?;
-                self.path(&raw.socket, "socket", env)?
-                    .unwrap_or_else(|| state_dir.join("docker.sock"))
-            }
-            EngineKind::Command => {
-                let Some(c) = raw.command.as_ref() else {
-                    return Err(Error::Config(format!(
-                        "{}: profile `{name}` has engine = \"command\" but no [profiles.{name}.command] table with argv = [\"program\", \"arg\", ...]",
-                        self.source.path().display()
-                    )));
-                };
-                let argv = c.get_ref().argv.get_ref();
-                if argv.is_empty() || argv[0].is_empty() {
-                    return Err(self.err_at(
-                        c.get_ref().argv.span(),
-                        "argv must name a program: argv = [\"program\", \"arg\", ...]".into(),
-                    ));
-                }
-                if argv[0].contains('/') && !Path::new(&argv[0]).is_absolute() {
-                    return Err(self.err_at(
-                        c.get_ref().argv.span(),
-                        format!(
-                            "argv[0] = {:?} is relative: name a program on PATH or give its absolute path",
-                            argv[0]
-                        ),
-                    ));
-                }
-                command = Some(Command { argv: argv.clone() });
-                match self.path(&raw.socket, "socket", env)? {
-                    Some(s) => s,
-                    None => {
-                        return Err(Error::Config(format!(
-                            "{}: profile `{name}` has engine = \"command\" but no socket: set socket to the unix socket the command serves the Docker API on",
-                            self.source.path().display()
-                        )));
-                    }
-                }
-            }
-            EngineKind::Colima => {
-                let c = raw.colima.as_ref().map(Spanned::get_ref);
-                if let Some(v) = c.and_then(|c| c.vm_type.as_ref())
-                    && !["qemu", "vz", "krunkit"].contains(&v.get_ref().as_str())
-                {
-                    return Err(self.err_at(
-                        v.span(),
-                        format!(
-                            "vm_type {:?} is not one of \"qemu\", \"vz\", \"krunkit\"",
-                            v.get_ref()
-                        ),
-                    ));
-                }
-                if let Some(v) = c.and_then(|c| c.runtime.as_ref())
-                    && v.get_ref() != "docker"
-                {
-                    return Err(self.err_at(
-                        v.span(),
-                        format!(
-                            "runtime {:?} serves no Docker API: dockhand supervises runtime = \"docker\"",
-                            v.get_ref()
-                        ),
-                    ));
-                }
-                let col = Colima {
-                    profile: match c.and_then(|c| c.profile.as_ref()) {
-                        Some(p) if !valid_name(p.get_ref()) => {
-                            return Err(self.err_at(
-                                p.span(),
-                                format!(
-                                    "colima profile {:?} may only contain letters, digits, '-', '_' and '.', and may not start with '.'",
-                                    p.get_ref()
-                                ),
-                            ));
-                        }
-                        Some(p) => p.get_ref().clone(),
-                        None => name.to_string(),
-                    },
-                    cpu: c.and_then(|c| c.cpu),
-                    memory: c.and_then(|c| c.memory),
-                    disk: c.and_then(|c| c.disk),
-                    vm_type: c.and_then(|c| c.vm_type.as_ref().map(|v| v.get_ref().clone())),
-                    arch: c.and_then(|c| c.arch.clone()),
-                    runtime: "docker".into(),
-                    mounts: c.map(|c| c.mounts.clone()).unwrap_or_default(),
-                    args: c.map(|c| c.args.clone()).unwrap_or_default(),
-                    create_timeout: match c.and_then(|c| c.create_timeout.as_ref()) {
-                        Some(d)
-                            if d.get_ref().0 < Duration::from_secs(1)
-                                || d.get_ref().0 > MAX_DURATION =>
-                        {
-                            return Err(self.err_at(
-                                d.span(),
-                                "create_timeout must be between 1s and 365 days, such as \"15m\""
-                                    .into(),
-                            ));
-                        }
-                        Some(d) => d.get_ref().0,
-                        None => DEFAULT_CREATE_TIMEOUT,
-                    },
-                    home: env.colima_home(),
-                    lima_home: env.lima_home(),
-                };
-                if !lima_instance_name_ok(&col.instance()) {
-                    let msg = format!(
-                        "Lima instance name {:?} (colima profile {:?}) is invalid: Lima allows letters and digits separated by single '.', '_' or '-', at most 76 characters with the \"colima-\" prefix; set [profiles.{name}.colima] profile to such a name",
-                        col.instance(),
-                        col.profile
-                    );
-                    return Err(match c.and_then(|c| c.profile.as_ref()) {
-                        Some(p) => self.err_at(p.span(), msg),
-                        None => Error::Config(format!("{}: {msg}", self.source.path().display())),
-                    });
-                }
-                let socket = self.path(&raw.socket, "socket", env)?.unwrap_or_else(|| {
-                    col.home
-                        .join(short_profile(&col.profile))
-                        .join("docker.sock")
-                });
-                colima = Some(col);
-                socket
-            }
-        };
-
-        self.socket_fits(&socket, "socket", raw.socket.as_ref().map(Spanned::span))?;
-        let proxy = self.proxy_keys(name, raw, env, &socket)?;
-
-        Ok(Profile {
-            name: name.to_string(),
-            engine,
-            socket,
-            state_dir,
-            log_file,
-            label,
-            probe_interval,
-            probe_timeout,
-            start_timeout,
-            stop_timeout,
-            restart_backoff_max,
-            dockerd,
-            command,
-            colima,
-            listen: proxy.listen,
-            on_demand: proxy.on_demand,
-            idle_stop: proxy.idle_stop,
-            docker_context: proxy.docker_context,
-            passive: proxy.passive,
         })
     }
+
+    /// `[dockerd]` with defaults under `state_dir`, and the socket.
+    fn dockerd(&self, raw: &RawProfile, env: &Env, state_dir: &Path) -> Result<(Dockerd, PathBuf)> {
+        let d = raw.dockerd.as_ref().map(Spanned::get_ref);
+        let dockerd = Dockerd {
+            binary: match d.and_then(|d| d.binary.as_ref()) {
+                // A name is looked up on PATH; a path must be absolute.
+                Some(b) if b.get_ref().contains('/') => self
+                    .path(&Some(b.clone()), "binary", env)?
+                    .expect("given")
+                    .to_string_lossy()
+                    .into_owned(),
+                Some(b) => b.get_ref().clone(),
+                None => "dockerd".into(),
+            },
+            data_root: self
+                .path(d.map_or(&None, |d| &d.data_root), "data_root", env)?
+                .unwrap_or_else(|| state_dir.join("data")),
+            exec_root: self
+                .path(d.map_or(&None, |d| &d.exec_root), "exec_root", env)?
+                .unwrap_or_else(|| state_dir.join("exec")),
+            args: d.map(|d| d.args.clone()).unwrap_or_default(),
+        };
+        // dockerd's containerd listens under the exec root.
+        let exec_root = &dockerd.exec_root;
+        self.socket_fits(
+            &exec_root.join("containerd/containerd-debug.sock"),
+            "containerd's socket (under exec_root)",
+            d.and_then(|d| d.exec_root.as_ref()).map(Spanned::span),
+        )?;
+        let socket = self
+            .path(&raw.socket, "socket", env)?
+            .unwrap_or_else(|| state_dir.join("docker.sock"));
+        Ok((dockerd, socket))
+    }
+
+    /// `[command]` (argv required) and the socket it serves (required).
+    fn command(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<(Command, PathBuf)> {
+        let Some(c) = raw.command.as_ref() else {
+            return Err(Error::Config(format!(
+                "{}: profile `{name}` has engine = \"command\" but no [profiles.{name}.command] table with argv = [\"program\", \"arg\", ...]",
+                self.source.path().display()
+            )));
+        };
+        let argv = c.get_ref().argv.get_ref();
+        if argv.is_empty() || argv[0].is_empty() {
+            return Err(self.err_at(
+                c.get_ref().argv.span(),
+                "argv must name a program: argv = [\"program\", \"arg\", ...]".into(),
+            ));
+        }
+        if argv[0].contains('/') && !Path::new(&argv[0]).is_absolute() {
+            return Err(self.err_at(
+                c.get_ref().argv.span(),
+                format!(
+                    "argv[0] = {:?} is relative: name a program on PATH or give its absolute path",
+                    argv[0]
+                ),
+            ));
+        }
+        let command = Command { argv: argv.clone() };
+        let socket = match self.path(&raw.socket, "socket", env)? {
+            Some(s) => s,
+            None => {
+                return Err(Error::Config(format!(
+                    "{}: profile `{name}` has engine = \"command\" but no socket: set socket to the unix socket the command serves the Docker API on",
+                    self.source.path().display()
+                )));
+            }
+        };
+        Ok((command, socket))
+    }
+
+    /// `vm_type` one Colima knows, `runtime` one with a Docker API.
+    fn colima_choices(&self, c: Option<&RawColima>) -> Result<()> {
+        if let Some(v) = c.and_then(|c| c.vm_type.as_ref())
+            && !["qemu", "vz", "krunkit"].contains(&v.get_ref().as_str())
+        {
+            return Err(self.err_at(
+                v.span(),
+                format!(
+                    "vm_type {:?} is not one of \"qemu\", \"vz\", \"krunkit\"",
+                    v.get_ref()
+                ),
+            ));
+        }
+        if let Some(v) = c.and_then(|c| c.runtime.as_ref())
+            && v.get_ref() != "docker"
+        {
+            return Err(self.err_at(
+                v.span(),
+                format!(
+                    "runtime {:?} serves no Docker API: dockhand supervises runtime = \"docker\"",
+                    v.get_ref()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[colima]`, checked against what Colima and Lima accept, and the
+    /// socket Colima forwards.
+    fn colima(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<(Colima, PathBuf)> {
+        let c = raw.colima.as_ref().map(Spanned::get_ref);
+        self.colima_choices(c)?;
+        let col = Colima {
+            profile: match c.and_then(|c| c.profile.as_ref()) {
+                Some(p) if !valid_name(p.get_ref()) => {
+                    return Err(self.err_at(
+                        p.span(),
+                        format!(
+                            "colima profile {:?} may only contain letters, digits, '-', '_' and '.', and may not start with '.'",
+                            p.get_ref()
+                        ),
+                    ));
+                }
+                Some(p) => p.get_ref().clone(),
+                None => name.to_string(),
+            },
+            cpu: c.and_then(|c| c.cpu),
+            memory: c.and_then(|c| c.memory),
+            disk: c.and_then(|c| c.disk),
+            vm_type: c.and_then(|c| c.vm_type.as_ref().map(|v| v.get_ref().clone())),
+            arch: c.and_then(|c| c.arch.clone()),
+            runtime: "docker".into(),
+            mounts: c.map(|c| c.mounts.clone()).unwrap_or_default(),
+            args: c.map(|c| c.args.clone()).unwrap_or_default(),
+            create_timeout: match c.and_then(|c| c.create_timeout.as_ref()) {
+                Some(d)
+                    if d.get_ref().0 < Duration::from_secs(1) || d.get_ref().0 > MAX_DURATION =>
+                {
+                    return Err(self.err_at(
+                        d.span(),
+                        "create_timeout must be between 1s and 365 days, such as \"15m\"".into(),
+                    ));
+                }
+                Some(d) => d.get_ref().0,
+                None => DEFAULT_CREATE_TIMEOUT,
+            },
+            home: env.colima_home(),
+            lima_home: env.lima_home(),
+        };
+        if !lima_instance_name_ok(&col.instance()) {
+            let msg = format!(
+                "Lima instance name {:?} (colima profile {:?}) is invalid: Lima allows letters and digits separated by single '.', '_' or '-', at most 76 characters with the \"colima-\" prefix; set [profiles.{name}.colima] profile to such a name",
+                col.instance(),
+                col.profile
+            );
+            return Err(match c.and_then(|c| c.profile.as_ref()) {
+                Some(p) => self.err_at(p.span(), msg),
+                None => Error::Config(format!("{}: {msg}", self.source.path().display())),
+            });
+        }
+        let socket = self.path(&raw.socket, "socket", env)?.unwrap_or_else(|| {
+            col.home
+                .join(short_profile(&col.profile))
+                .join("docker.sock")
+        });
+        Ok((col, socket))
+    }
+}
+
+/// The timing keys, resolved.
+struct Timings {
+    probe_interval: Duration,
+    probe_timeout: Duration,
+    start_timeout: Duration,
+    stop_timeout: Duration,
+    restart_backoff_max: Duration,
 }
 
 /// The on-demand proxy's keys, resolved.
@@ -855,6 +918,45 @@ impl Config {
         env: &Env,
         socket: &Path,
     ) -> Result<ProxyKeys> {
+        let listen = self.listen_key(name, raw, env, socket)?;
+        if listen.is_none() {
+            self.needs_listen(name, raw)?;
+        }
+        let idle_stop = raw.idle_stop.as_ref().map(|d| (d.get_ref().0, d.span()));
+        if let Some((d, span)) = &idle_stop {
+            if *d < Duration::from_secs(1) {
+                return Err(self.err_at(
+                    span.clone(),
+                    "idle_stop must be at least 1s, such as \"15m\" (leave it out to never stop an idle engine)".into(),
+                ));
+            }
+            if *d > MAX_DURATION {
+                return Err(self.err_at(span.clone(), "idle_stop must be at most 365 days".into()));
+            }
+        }
+        let passive = self.passive_key(raw)?;
+        Ok(ProxyKeys {
+            docker_context: raw
+                .docker_context
+                .as_ref()
+                .map(|v| *v.get_ref())
+                .unwrap_or(listen.is_some()),
+            listen,
+            on_demand: raw.on_demand.as_ref().is_some_and(|v| *v.get_ref()),
+            idle_stop: idle_stop.map(|(d, _)| d),
+            passive,
+        })
+    }
+
+    /// `listen`: a socket path that fits, is not the engine's socket, and
+    /// can be a docker context's endpoint while `docker_context` is on.
+    fn listen_key(
+        &self,
+        name: &str,
+        raw: &RawProfile,
+        env: &Env,
+        socket: &Path,
+    ) -> Result<Option<PathBuf>> {
         let listen = self.path(&raw.listen, "listen", env)?;
         if let (Some(l), Some(span)) = (&listen, raw.listen.as_ref().map(Spanned::span)) {
             self.socket_fits(l, "listen", Some(span.clone()))?;
@@ -877,49 +979,42 @@ impl Config {
                 "listen may not contain ',' or '\"' while docker_context is on (the docker CLI reads its endpoint as comma-separated fields): choose another path or set docker_context = false".into(),
             ));
         }
-        let needs_listen = |key: &str, span: std::ops::Range<usize>| {
-            self.err_at(
+        Ok(listen)
+    }
+
+    /// Without `listen`, the keys that need it are errors.
+    fn needs_listen(&self, name: &str, raw: &RawProfile) -> Result<()> {
+        let spans = [
+            (
+                "on_demand",
+                raw.on_demand
+                    .as_ref()
+                    .filter(|v| *v.get_ref())
+                    .map(Spanned::span),
+            ),
+            ("idle_stop", raw.idle_stop.as_ref().map(Spanned::span)),
+            (
+                "docker_context",
+                raw.docker_context
+                    .as_ref()
+                    .filter(|v| *v.get_ref())
+                    .map(Spanned::span),
+            ),
+            ("passive", raw.passive.as_ref().map(Spanned::span)),
+        ];
+        match spans.into_iter().find_map(|(key, s)| Some((key, s?))) {
+            Some((key, span)) => Err(self.err_at(
                 span,
                 format!(
                     "{key} needs listen: dockhand can only see requests on a socket it serves; set listen = \"<path>.sock\" in [profiles.{name}] and point clients at it"
                 ),
-            )
-        };
-        if listen.is_none() {
-            let spans = [
-                (
-                    "on_demand",
-                    raw.on_demand
-                        .as_ref()
-                        .filter(|v| *v.get_ref())
-                        .map(Spanned::span),
-                ),
-                ("idle_stop", raw.idle_stop.as_ref().map(Spanned::span)),
-                (
-                    "docker_context",
-                    raw.docker_context
-                        .as_ref()
-                        .filter(|v| *v.get_ref())
-                        .map(Spanned::span),
-                ),
-                ("passive", raw.passive.as_ref().map(Spanned::span)),
-            ];
-            if let Some((key, Some(span))) = spans.into_iter().find(|(_, s)| s.is_some()) {
-                return Err(needs_listen(key, span));
-            }
+            )),
+            None => Ok(()),
         }
-        let idle_stop = raw.idle_stop.as_ref().map(|d| (d.get_ref().0, d.span()));
-        if let Some((d, span)) = &idle_stop {
-            if *d < Duration::from_secs(1) {
-                return Err(self.err_at(
-                    span.clone(),
-                    "idle_stop must be at least 1s, such as \"15m\" (leave it out to never stop an idle engine)".into(),
-                ));
-            }
-            if *d > MAX_DURATION {
-                return Err(self.err_at(span.clone(), "idle_stop must be at most 365 days".into()));
-            }
-        }
+    }
+
+    /// `passive`: every entry a valid pattern.
+    fn passive_key(&self, raw: &RawProfile) -> Result<Option<Vec<String>>> {
         let mut passive = None;
         if let Some(list) = &raw.passive {
             let mut out = Vec::new();
@@ -934,17 +1029,7 @@ impl Config {
             }
             passive = Some(out);
         }
-        Ok(ProxyKeys {
-            docker_context: raw
-                .docker_context
-                .as_ref()
-                .map(|v| *v.get_ref())
-                .unwrap_or(listen.is_some()),
-            listen,
-            on_demand: raw.on_demand.as_ref().is_some_and(|v| *v.get_ref()),
-            idle_stop: idle_stop.map(|(d, _)| d),
-            passive,
-        })
+        Ok(passive)
     }
 }
 

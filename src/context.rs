@@ -150,24 +150,21 @@ pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
         &String::from_utf8_lossy(&o.stdout),
         &host(listen),
     );
-    if let Some(a) = args(&plan, &name, p, listen) {
-        let o = run(&a)?;
-        if !o.status.success() {
-            return Err(Error::Command {
-                command: format!("docker {}", a.join(" ")),
-                detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            });
+    let run_ok = |a: &[String]| -> Result<()> {
+        let o = run(a)?;
+        if o.status.success() {
+            return Ok(());
         }
+        Err(Error::Command {
+            command: format!("docker {}", a.join(" ")),
+            detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        })
+    };
+    if let Some(a) = args(&plan, &name, p, listen) {
+        run_ok(&a)?;
     }
     if use_it {
-        let a = vec!["context".to_string(), "use".into(), name.clone()];
-        let o = run(&a)?;
-        if !o.status.success() {
-            return Err(Error::Command {
-                command: format!("docker {}", a.join(" ")),
-                detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            });
-        }
+        run_ok(&["context".to_string(), "use".into(), name.clone()])?;
         println!("docker context {name} is now current: docker commands go through dockhand");
         return Ok(0);
     }

@@ -56,6 +56,22 @@ fn launchd_note(p: &Profile, state: &State) -> Option<LaunchdNote> {
 }
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
+    let (report, ping, holder) = gather(p, json);
+    // When the state can't be read, the probe decides.
+    let ready = holder.is_some()
+        && ping == Ping::Ok
+        && matches!(report.state.phase, Phase::Ready | Phase::Unknown);
+    if json {
+        crate::ui::print_json(&report);
+    } else {
+        print_text(p, &report, &ping, holder.as_deref());
+    }
+    Ok(if ready { 0 } else { 1 })
+}
+
+/// What `status` reports, the probe's answer, and the supervisor's pid
+/// ("unknown" when it holds the state dir but its pid isn't known).
+fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
     // Who holds the state dir, asked of the kernel (the pid when known).
     let holder = state::supervisor(p);
     // The running supervisor's own answer; its state.json otherwise.
@@ -75,7 +91,7 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
     let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
     // No state.json is `stopped`; one that can't be read is `unknown`
     // (its reason in state_error): never a phase made up.
-    let mut state = recorded.unwrap_or(State {
+    let mut state = recorded.unwrap_or_else(|| State {
         adopted: false,
         profile: p.name.clone(),
         phase: if state_error.is_some() {
@@ -94,39 +110,29 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
     });
     // Bounded, whatever the file says.
     state.last_error = state.last_error.as_deref().map(state::bounded);
-    // When the state can't be read, the probe decides.
-    let ready = holder.is_some()
-        && ping == Ping::Ok
-        && (state.phase == Phase::Ready || state.phase == Phase::Unknown);
-    let holder = holder.map(|pid| {
-        pid.map(|p| p.to_string())
-            .unwrap_or_else(|| "unknown".into())
-    });
-    let note = holder.is_none().then(|| launchd_note(p, &state)).flatten();
     let other_agents: Vec<String> = crate::config::Env::from_process()
         .map(|e| crate::service::competitors::find(p, &e.home, !json))
         .unwrap_or_default()
         .iter()
         .map(ToString::to_string)
         .collect();
-    if json {
-        let report = Report {
-            state,
-            supervisor_running: holder.is_some(),
-            socket_answers: ping == Ping::Ok,
-            source,
-            state_error: state_error.clone(),
-            other_agents,
-            launchd_log: note,
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
-        return Ok(if ready { 0 } else { 1 });
-    }
-    let socket = p.socket.display();
-    match &holder {
+    let launchd_log = holder.is_none().then(|| launchd_note(p, &state)).flatten();
+    let report = Report {
+        state,
+        supervisor_running: holder.is_some(),
+        socket_answers: ping == Ping::Ok,
+        source,
+        state_error,
+        other_agents,
+        launchd_log,
+    };
+    let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
+    (report, ping, holder)
+}
+
+fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
+    let state = &r.state;
+    match holder {
         Some(pid) => {
             let since = if state.since.is_empty() {
                 String::new()
@@ -147,34 +153,13 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
                 println!("engine pid: {e}");
             }
         }
-        None if state.phase == Phase::Failed => println!(
-            "profile {}: failed{} (no supervisor running: fix the cause below, then `dockhand service restart --profile {}` or `dockhand run --profile {}`)",
-            p.name,
-            if state.since.is_empty() {
-                String::new()
-            } else {
-                format!(" since {}", state.since)
-            },
-            p.name,
-            p.name
-        ),
-        None => println!(
-            "profile {}: no supervisor running (start one with `dockhand run --profile {}` or `dockhand service install`)",
-            p.name, p.name
-        ),
+        None => print_no_supervisor(p, r),
     }
-    if let Some(n) = &note {
-        println!(
-            "service log {}: dockhand exited: {}",
-            n.log.display(),
-            n.message
-        );
-    }
-    if let Some(e) = &state_error {
+    if let Some(e) = &r.state_error {
         println!("state: unreadable ({e})");
     }
-    println!("socket {socket}: {ping}");
-    for line in crate::proxy::status_lines(p, &state, holder.is_some()) {
+    println!("socket {}: {ping}", p.socket.display());
+    for line in crate::proxy::status_lines(p, state, holder.is_some()) {
         println!("{line}");
     }
     println!("restarts: {}", state.restarts);
@@ -183,8 +168,35 @@ pub fn run(p: &Profile, json: bool) -> Result<u8> {
     {
         println!("last error: {e}");
     }
-    for a in &other_agents {
+    for a in &r.other_agents {
         println!("warning: {a}");
     }
-    Ok(if ready { 0 } else { 1 })
+}
+
+/// The first lines without a supervisor: `failed` when the last one ended
+/// on a fatal error (recorded in state.json, or only in the launchd log).
+fn print_no_supervisor(p: &Profile, r: &Report) {
+    let state = &r.state;
+    let name = &p.name;
+    if state.phase == Phase::Failed {
+        let since = if state.since.is_empty() {
+            String::new()
+        } else {
+            format!(" since {}", state.since)
+        };
+        println!(
+            "profile {name}: failed{since} (no supervisor running: fix the cause below, then `dockhand service restart --profile {name}` or `dockhand run --profile {name}`)"
+        );
+    } else {
+        println!(
+            "profile {name}: no supervisor running (start one with `dockhand run --profile {name}` or `dockhand service install`)"
+        );
+    }
+    if let Some(n) = &r.launchd_log {
+        println!(
+            "service log {}: dockhand exited: {}",
+            n.log.display(),
+            n.message
+        );
+    }
 }

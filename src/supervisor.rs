@@ -243,6 +243,13 @@ enum Exit {
     Lost(Error),
 }
 
+/// After `watch`: go round the loop again, or stop (with the engine to
+/// stop, if one runs).
+enum Next {
+    Again,
+    Stop(Option<Running>),
+}
+
 /// What a request means for the phase the supervisor is in.
 enum Act {
     Nothing,
@@ -421,105 +428,124 @@ impl Supervisor {
             self.p.socket.display()
         );
         let mut backoff = Backoff::new(self.p.restart_backoff_max);
-        let mut running: Option<Running> = None;
         let mut first = true;
-        loop {
+        let running = loop {
             if self.stopping() {
-                break;
+                break None;
             }
             // 0. Held stopped (on_demand, idle_stop, down): wait for a request.
             if self.held.is_some() && !self.hold().await {
-                break;
+                break None;
             }
             // 1. An engine: adopt one that answers, else clean up and start.
             let mut r = match self.obtain(first).await {
                 Ok(Some(r)) => r,
                 Ok(None) => continue, // shutdown or hold during start
-                Err(Obtain::Fatal(e)) => {
-                    self.set(Phase::Failed, None, &e.to_string());
-                    self.waiters.resolve(Err(e.to_string()));
-                    return Err(e);
-                }
+                Err(Obtain::Fatal(e)) => return Err(self.fail(e)),
                 Err(Obtain::Failed(why, r)) => {
                     self.waiters.resolve(Err(why.clone()));
                     // A failed start always waits: at least a second.
                     let delay = backoff.next_delay().max(Duration::from_secs(1));
                     if !self.recover(&why, r, delay).await {
-                        break;
+                        break None;
                     }
                     first = false;
                     continue;
                 }
             };
             first = false;
-            self.st.adopted = r.adopted;
-            let how = match (r.adopted, r.pid) {
-                (false, _) => "engine answers /_ping",
-                (true, Some(_)) => "adopted the running engine",
-                (true, None) => {
-                    "adopted the running engine (not started by dockhand: watched by probes, never signalled)"
-                }
-            };
-            self.set(Phase::Ready, r.pid, how);
-            self.waiters.resolve(Ok(()));
+            self.ready(&r);
             let ready_at = Instant::now();
-
             // 2. Watch it until it ends, hangs, or we are told to stop.
-            match self.watch(&mut r).await {
-                Exit::Shutdown => {
-                    running = Some(r);
-                    break;
-                }
-                Exit::Lost(e) => {
-                    error!("{e}");
-                    self.set(Phase::Stopping, r.pid, "state_dir replaced");
-                    self.engine.stop(r, self.p.stop_timeout).await;
-                    self.set(Phase::Failed, None, &e.to_string());
-                    self.waiters.resolve(Err(e.to_string()));
-                    return Err(e);
-                }
-                Exit::Restart(why) => {
-                    if let Some(e) = self.engine.daemonized(&mut r) {
-                        self.engine.stop(r, self.p.stop_timeout).await;
-                        self.set(Phase::Failed, None, &e.to_string());
-                        self.waiters.resolve(Err(e.to_string()));
-                        return Err(e);
-                    }
-                    if ready_at.elapsed() >= STABLE_AFTER {
-                        backoff.reset();
-                    }
-                    let delay = backoff.next_delay();
-                    if !self.recover(&why, Some(r), delay).await {
-                        break;
-                    }
-                }
-                Exit::Requested => {
-                    if !self
-                        .recover("restart requested", Some(r), Duration::ZERO)
-                        .await
-                    {
-                        break;
-                    }
-                }
-                Exit::Hold => {
-                    let why = self.held.unwrap_or(Held::Down);
-                    self.set(
-                        Phase::Stopping,
-                        r.pid,
-                        &format!("stopping the engine: {why}"),
-                    );
-                    if !self.engine.stop(r, self.p.stop_timeout).await {
-                        warn!("the engine may still run (see above); holding it as stopped");
-                    }
-                    self.engine.remove_runtime_files().await;
-                    crate::service::handoff::forget_spec(&self.p);
-                }
+            let exit = self.watch(&mut r).await;
+            if let Next::Stop(r) = self.after(exit, r, ready_at, &mut backoff).await? {
+                break r;
             }
-        }
+        };
+        self.finish(running).await
+    }
+
+    /// `ready`: how the engine came to answer, and the waiters told.
+    fn ready(&mut self, r: &Running) {
+        self.st.adopted = r.adopted;
+        let how = match (r.adopted, r.pid) {
+            (false, _) => "engine answers /_ping",
+            (true, Some(_)) => "adopted the running engine",
+            (true, None) => {
+                "adopted the running engine (not started by dockhand: watched by probes, never signalled)"
+            }
+        };
+        self.set(Phase::Ready, r.pid, how);
+        self.waiters.resolve(Ok(()));
+    }
+
+    /// A failure retrying can't fix: `failed`, the waiters told; `run`
+    /// returns the error (its exit code).
+    fn fail(&mut self, e: Error) -> Error {
+        self.set(Phase::Failed, None, &e.to_string());
+        self.waiters.resolve(Err(e.to_string()));
+        e
+    }
+
+    /// What follows the end of `watch`: a restart (after the backoff), a
+    /// hold, or the end of the loop (with the engine still to stop).
+    async fn after(
+        &mut self,
+        exit: Exit,
+        mut r: Running,
+        ready_at: Instant,
+        backoff: &mut Backoff,
+    ) -> Result<Next> {
+        let restarted = match exit {
+            Exit::Shutdown => return Ok(Next::Stop(Some(r))),
+            Exit::Lost(e) => {
+                error!("{e}");
+                self.set(Phase::Stopping, r.pid, "state_dir replaced");
+                self.engine.stop(r, self.p.stop_timeout).await;
+                return Err(self.fail(e));
+            }
+            Exit::Restart(why) => {
+                if let Some(e) = self.engine.daemonized(&mut r) {
+                    self.engine.stop(r, self.p.stop_timeout).await;
+                    return Err(self.fail(e));
+                }
+                if ready_at.elapsed() >= STABLE_AFTER {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
+                self.recover(&why, Some(r), delay).await
+            }
+            Exit::Requested => {
+                self.recover("restart requested", Some(r), Duration::ZERO)
+                    .await
+            }
+            Exit::Hold => {
+                let why = self.held.unwrap_or(Held::Down);
+                self.set(
+                    Phase::Stopping,
+                    r.pid,
+                    &format!("stopping the engine: {why}"),
+                );
+                if !self.engine.stop(r, self.p.stop_timeout).await {
+                    warn!("the engine may still run (see above); holding it as stopped");
+                }
+                self.engine.remove_runtime_files().await;
+                crate::service::handoff::forget_spec(&self.p);
+                true
+            }
+        };
+        Ok(if restarted {
+            Next::Again
+        } else {
+            Next::Stop(None)
+        })
+    }
+
+    /// Step 3: stop within stop_timeout, remove runtime files, exit 0; or, when
+    /// this stop is half of a restart of dockhand, leave a running engine
+    /// to the next supervisor (service::handoff).
+    async fn finish(&mut self, mut running: Option<Running>) -> Result<u8> {
         self.waiters.resolve(Err("dockhand is stopping".into()));
-        // 3. Stop within stop_timeout, remove runtime files, exit 0; or,
-        // when this stop is half of a restart of dockhand, leave a running
-        // engine to the next supervisor (service::handoff).
         if running.is_some()
             && let Some(why) = crate::service::handoff::keep_engine(&self.p).await
         {
@@ -631,59 +657,10 @@ impl Supervisor {
                 }
             }
         }
-        // Not raced: it may be stopping an earlier engine, which must end.
-        match self.engine.clean_stale().await {
-            Ok(notes) => notes.iter().for_each(|n| info!("{n}")),
-            Err(
-                e @ (Error::UnsafePath(_) | Error::EngineMissing { .. } | Error::EngineUnusable(_)),
-            ) => {
-                return Err(Obtain::Fatal(e));
-            }
-            Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
-        }
-        if self.stopping() {
+        let Some(mut r) = self.launch().await? else {
             return Ok(None);
-        }
-        let mut r = match self.engine.spawn().await {
-            Ok(r) => r,
-            Err(e @ (Error::EngineMissing { .. } | Error::UnsafePath(_))) => {
-                return Err(Obtain::Fatal(e));
-            }
-            Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
         };
-        if let Err(e) = crate::service::handoff::record_spec(&self.p) {
-            warn!("{e}");
-        }
-        self.set(
-            Phase::Starting,
-            r.pid,
-            "engine launched, waiting for /_ping",
-        );
-        let deadline = Instant::now() + self.p.start_timeout;
-        let res = {
-            let mut shutdown = self.shutdown.clone();
-            let ready = self.engine.wait_ready(&mut r, deadline);
-            tokio::pin!(ready);
-            loop {
-                tokio::select! {
-                    res = &mut ready => break Some(res),
-                    _ = shutdown.wait_for(|v| *v) => break None,
-                    req = Self::request(&mut self.cmds) => match req {
-                        Request::Start(w) => self.waiters.push(w),
-                        Request::Stop(why, ack) => {
-                            if self.held != Some(Held::Down) {
-                                self.held = Some(why);
-                            }
-                            self.st.held = self.held;
-                            self.stop_acks.push(ack);
-                            break None;
-                        }
-                        // Already starting; what keeps it awake comes later.
-                        Request::Restart | Request::Awake(_) => {}
-                    },
-                }
-            }
-        };
+        let res = self.await_ready(&mut r).await;
         match res {
             Some(Ok(())) => Ok(Some(r)),
             Some(Err(why)) => match self.engine.daemonized(&mut r) {
@@ -701,9 +678,70 @@ impl Supervisor {
         }
     }
 
+    /// Clean up after an earlier engine and spawn a new one (`None` on a
+    /// shutdown in between).
+    async fn launch(&mut self) -> Result<Option<Running>, Obtain> {
+        // Not raced: it may be stopping an earlier engine, which must end.
+        match self.engine.clean_stale().await {
+            Ok(notes) => notes.iter().for_each(|n| info!("{n}")),
+            Err(
+                e @ (Error::UnsafePath(_) | Error::EngineMissing { .. } | Error::EngineUnusable(_)),
+            ) => {
+                return Err(Obtain::Fatal(e));
+            }
+            Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
+        }
+        if self.stopping() {
+            return Ok(None);
+        }
+        let r = match self.engine.spawn().await {
+            Ok(r) => r,
+            Err(e @ (Error::EngineMissing { .. } | Error::UnsafePath(_))) => {
+                return Err(Obtain::Fatal(e));
+            }
+            Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
+        };
+        if let Err(e) = crate::service::handoff::record_spec(&self.p) {
+            warn!("{e}");
+        }
+        self.set(
+            Phase::Starting,
+            r.pid,
+            "engine launched, waiting for /_ping",
+        );
+        Ok(Some(r))
+    }
+
+    /// Wait up to start_timeout for the engine to answer, taking requests
+    /// meanwhile: `None` on a shutdown or a stop request.
+    async fn await_ready(&mut self, r: &mut Running) -> Option<Result<(), String>> {
+        let deadline = Instant::now() + self.p.start_timeout;
+        let mut shutdown = self.shutdown.clone();
+        let ready = self.engine.wait_ready(r, deadline);
+        tokio::pin!(ready);
+        loop {
+            tokio::select! {
+                res = &mut ready => break Some(res),
+                _ = shutdown.wait_for(|v| *v) => break None,
+                req = Self::request(&mut self.cmds) => match req {
+                    Request::Start(w) => self.waiters.push(w),
+                    Request::Stop(why, ack) => {
+                        if self.held != Some(Held::Down) {
+                            self.held = Some(why);
+                        }
+                        self.st.held = self.held;
+                        self.stop_acks.push(ack);
+                        break None;
+                    }
+                    // Already starting; what keeps it awake comes later.
+                    Request::Restart | Request::Awake(_) => {}
+                },
+            }
+        }
+    }
+
     async fn watch(&mut self, r: &mut Running) -> Exit {
         let interval = self.p.probe_interval;
-        let timeout = self.p.probe_timeout;
         let mut next_probe = Instant::now() + interval;
         let mut clock = (Instant::now(), SystemTime::now());
         let mut next_clock = Instant::now() + CLOCK_CHECK;
@@ -722,68 +760,87 @@ impl Supervisor {
                 _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
                 _ = sleep_until(next_probe) => probe_now = true,
                 _ = sleep_until(next_clock) => {
-                    let (mono, wall) = (Instant::now(), SystemTime::now());
-                    let wall_d = wall.duration_since(clock.1).unwrap_or_default();
-                    if let Some(slept) = slept(mono - clock.0, wall_d) {
-                        info!(
-                            "resumed from sleep (about {} asleep): probing now",
-                            humantime::format_duration(Duration::from_secs(slept.as_secs()))
-                        );
+                    if let Some(t) = self.check_clock(&mut clock) {
                         probe_now = true;
-                        resumed = Some(mono);
+                        resumed = Some(t);
                     }
-                    clock = (mono, wall);
-                    next_clock = mono + CLOCK_CHECK;
+                    next_clock = clock.0 + CLOCK_CHECK;
                     if let Err(e) = self.dir.still_ours() {
                         return Exit::Lost(e);
                     }
                 }
             }
-            if !probe_now {
-                continue;
-            }
-            next_probe = Instant::now() + interval;
-            // Every wait races the engine's exit and a stop request.
-            let first = tokio::select! {
-                p = probe::ping(&self.p.socket, timeout) => p,
-                why = r.exited() => return Exit::Restart(format!("engine {why}")),
-                _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
-            };
-            if first.is_ok() {
-                continue;
-            }
-            // One failure may be a blip; a second one in a row is not,
-            // unless the machine just woke up: then retry for a while.
-            self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
-            let grace_end = resumed.map(|t| t + RESUME_GRACE);
-            let second = loop {
-                let p = tokio::select! {
-                    p = probe::ping(&self.p.socket, timeout) => p,
-                    why = r.exited() => return Exit::Restart(format!("engine {why}")),
-                    _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
-                };
-                match grace_end {
-                    Some(end) if !p.is_ok() && Instant::now() + RESUME_RETRY < end => {
-                        info!(
-                            "probe failed again ({p}) shortly after a resume: retrying in {}s",
-                            RESUME_RETRY.as_secs()
-                        );
-                        tokio::select! {
-                            _ = sleep(RESUME_RETRY) => {}
-                            why = r.exited() => return Exit::Restart(format!("engine {why}")),
-                            _ = shutdown.wait_for(|v| *v) => return Exit::Shutdown,
-                        }
-                    }
-                    _ => break p,
-                }
-            };
-            if second.is_ok() {
-                self.set(Phase::Ready, r.pid, "probe answers again");
+            if probe_now {
                 next_probe = Instant::now() + interval;
-                continue;
+                match self.probe(r, &mut shutdown, resumed).await {
+                    Ok(true) => {}
+                    Ok(false) => next_probe = Instant::now() + interval,
+                    Err(exit) => return exit,
+                }
             }
-            return Exit::Restart(format!("engine does not answer: {second}"));
         }
+    }
+
+    /// Every `CLOCK_CHECK`: the instant the machine resumed from sleep, if
+    /// it slept since the last check.
+    fn check_clock(&self, clock: &mut (Instant, SystemTime)) -> Option<Instant> {
+        let (mono, wall) = (Instant::now(), SystemTime::now());
+        let wall_d = wall.duration_since(clock.1).unwrap_or_default();
+        let last = std::mem::replace(clock, (mono, wall));
+        let slept = slept(mono - last.0, wall_d)?;
+        info!(
+            "resumed from sleep (about {} asleep): probing now",
+            humantime::format_duration(Duration::from_secs(slept.as_secs()))
+        );
+        Some(mono)
+    }
+
+    /// Probe the engine: `Ok(true)` when it answers, `Ok(false)` when it
+    /// answers again after a failure, the reason to leave `ready` otherwise. One failure may be
+    /// a blip; a second one in a row is not, unless the machine just woke
+    /// up: then retry for a while.
+    async fn probe(
+        &mut self,
+        r: &mut Running,
+        shutdown: &mut watch::Receiver<bool>,
+        resumed: Option<Instant>,
+    ) -> Result<bool, Exit> {
+        let timeout = self.p.probe_timeout;
+        // Every wait races the engine's exit and a stop request.
+        let first = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
+        if first.is_ok() {
+            return Ok(true);
+        }
+        self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
+        let grace_end = resumed.map(|t| t + RESUME_GRACE);
+        loop {
+            let p = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
+            if p.is_ok() {
+                self.set(Phase::Ready, r.pid, "probe answers again");
+                return Ok(false);
+            }
+            if grace_end.is_none_or(|end| Instant::now() + RESUME_RETRY >= end) {
+                return Err(Exit::Restart(format!("engine does not answer: {p}")));
+            }
+            info!(
+                "probe failed again ({p}) shortly after a resume: retrying in {}s",
+                RESUME_RETRY.as_secs()
+            );
+            racing(r, shutdown, sleep(RESUME_RETRY)).await?;
+        }
+    }
+}
+
+/// `fut`, unless the engine exits or a shutdown comes first.
+async fn racing<T>(
+    r: &mut Running,
+    shutdown: &mut watch::Receiver<bool>,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Exit> {
+    tokio::select! {
+        v = fut => Ok(v),
+        why = r.exited() => Err(Exit::Restart(format!("engine {why}"))),
+        _ = shutdown.wait_for(|v| *v) => Err(Exit::Shutdown),
     }
 }
 

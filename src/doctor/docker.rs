@@ -137,39 +137,28 @@ pub fn context(p: &Profile) -> Vec<Check> {
     let sock = client_socket(p);
     let want = host_of(sock);
     if let Some(h) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
-        let ok = h
-            .strip_prefix("unix://")
-            .is_some_and(|x| same_path(Path::new(x), sock));
-        return vec![if ok {
-            Check::pass("context", format!("DOCKER_HOST={h}: this profile's socket"))
-        } else {
-            Check::fail(
-                "context",
-                format!("DOCKER_HOST={h} points elsewhere, and it overrides every context"),
-                format!(
-                    "export DOCKER_HOST={want} (or unset it and use a context) in your shell profile"
-                ),
-            )
-        }];
+        return vec![docker_host(&h, sock, &want)];
     }
     if docker().is_none() {
         return vec![];
     }
-    let name = docker_out(&["context", "show"])
-        .filter(|o| o.ok)
-        .map(|o| o.stdout.trim().to_string());
-    let host = docker_out(&[
+    // `context inspect` without a name is the current context; `context
+    // show` only exists since docker 23.
+    let current = docker_out(&[
         "context",
         "inspect",
         "--format",
-        "{{.Endpoints.docker.Host}}",
+        "{{.Name}}|{{.Endpoints.docker.Host}}",
     ])
     .filter(|o| o.ok)
-    .map(|o| o.stdout.trim().to_string());
-    let (Some(name), Some(host)) = (name, host) else {
+    .and_then(|o| {
+        let (n, h) = o.stdout.trim().split_once('|')?;
+        Some((n.to_string(), h.to_string()))
+    });
+    let Some((name, host)) = current else {
         return vec![Check::warn(
             "context",
-            "`docker context show` / `inspect` failed",
+            "`docker context inspect` failed",
             "check your docker CLI config (DOCKER_CONFIG, ~/.docker/config.json)",
         )];
     };
@@ -184,16 +173,7 @@ pub fn context(p: &Profile) -> Vec<Check> {
     }
     // A context that already points at our socket (Colima makes one named
     // after the instance), else one of our own.
-    let existing = docker_out(&["context", "ls", "--format", "{{.Name}}|{{.DockerEndpoint}}"])
-        .filter(|o| o.ok)
-        .and_then(|o| {
-            o.stdout.lines().find_map(|l| {
-                let (n, h) = l.split_once('|')?;
-                let path = h.strip_prefix("unix://")?;
-                same_path(Path::new(path), sock).then(|| n.trim().to_string())
-            })
-        });
-    let (target, create) = match existing {
+    let (target, create) = match context_for(sock) {
         Some(n) => (n, false),
         None => (crate::context::name(&p.name), true),
     };
@@ -219,6 +199,31 @@ pub fn context(p: &Profile) -> Vec<Check> {
             create,
         }),
     ]
+}
+
+/// `DOCKER_HOST` overrides every context: it must name `sock`.
+fn docker_host(h: &str, sock: &Path, want: &str) -> Check {
+    if h.strip_prefix("unix://")
+        .is_some_and(|x| same_path(Path::new(x), sock))
+    {
+        return Check::pass("context", format!("DOCKER_HOST={h}: this profile's socket"));
+    }
+    Check::fail(
+        "context",
+        format!("DOCKER_HOST={h} points elsewhere, and it overrides every context"),
+        format!("export DOCKER_HOST={want} (or unset it and use a context) in your shell profile"),
+    )
+}
+
+/// The name of a docker context that points at `sock`, if one does.
+fn context_for(sock: &Path) -> Option<String> {
+    let o = docker_out(&["context", "ls", "--format", "{{.Name}}|{{.DockerEndpoint}}"])
+        .filter(|o| o.ok)?;
+    o.stdout.lines().find_map(|l| {
+        let (n, h) = l.split_once('|')?;
+        let path = h.strip_prefix("unix://")?;
+        same_path(Path::new(path), sock).then(|| n.trim().to_string())
+    })
 }
 
 pub fn use_context(name: &str, host: &str, create: bool) -> Result<(), String> {

@@ -51,41 +51,11 @@ pub fn definition(ctx: &Context, p: &Profile) -> Result<(PathBuf, Definition)> {
     Ok((path, d))
 }
 
-/// What the service manager says: it knows the job (launchd: `print`
-/// finds it; systemd: the unit is loaded and enabled), and the job runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct View {
-    pub known: bool,
-    pub running: bool,
-}
+pub use crate::service::View;
 
 pub fn view(p: &Profile) -> Result<View> {
     match platform()? {
-        Platform::Launchd => {
-            let uid = rustix::process::getuid().as_raw();
-            let t = service::Tool::locate("launchctl", &[], "needed to ask launchd")?;
-            let out = t.output(&["print", &format!("gui/{uid}/{}", p.label)])?;
-            let info = launchd::parse_print(&String::from_utf8_lossy(&out.stdout));
-            Ok(View {
-                known: out.status.success(),
-                running: out.status.success() && info.state.as_deref() == Some("running"),
-            })
-        }
-        Platform::Systemd => {
-            let t = service::Tool::locate("systemctl", &["--user"], "needed to ask systemd")?;
-            let unit = systemd::unit_name(&p.name);
-            let out = t.output(&["show", &unit, "-p", "LoadState,UnitFileState,ActiveState"])?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let kv = systemd::parse_show(&text);
-            let get = |k: &str| kv.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-            Ok(View {
-                known: get("LoadState") == Some("loaded")
-                    && get("UnitFileState") == Some("enabled"),
-                running: matches!(
-                    get("ActiveState"),
-                    Some("active" | "activating" | "reloading")
-                ),
-            })
-        }
+        Platform::Launchd => launchd::view(&p.label),
+        Platform::Systemd => systemd::view(&p.name),
     }
 }

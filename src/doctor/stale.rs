@@ -72,8 +72,7 @@ pub fn check(p: &Profile) -> Vec<Check> {
 /// of its own (one whose command line mentions the file's directory, as
 /// dockerd's `--pidfile`, Lima's host agent and qemu's do).
 fn stale_pid_file(f: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(f).ok()?;
-    let Ok(pid) = text.trim().parse::<i32>() else {
+    let Some(pid) = crate::sys::file::read_pid(f).ok()? else {
         return Some("not a pid".into());
     };
     let dir = f.parent()?;

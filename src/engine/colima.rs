@@ -113,7 +113,7 @@ impl ColimaEngine {
     /// `limactl hostagent --pidfile <dir>/ha.pid ... <instance>`.
     fn host_agent(&self) -> Option<sys::Proc> {
         let ha = self.pidfile("ha.pid");
-        let pid = read_pid(&ha)?;
+        let pid = sys::file::read_pid(&ha).ok()??;
         sys::Proc::open(pid, |i| Owner::HostAgent.recognises(i, &ha, self))
     }
 
@@ -208,7 +208,9 @@ impl ColimaEngine {
         let mut notes = Vec::new();
         let mut stale = false;
         for (path, owner) in self.pid_files() {
-            let Some(pid) = read_pid(&path) else { continue };
+            let Ok(Some(pid)) = sys::file::read_pid(&path) else {
+                continue;
+            };
             match sys::proc_info(pid) {
                 Some(i) if !i.zombie && owner.recognises(&i, &path, self) => {}
                 Some(i) if !i.zombie => {
@@ -501,23 +503,14 @@ fn mentions(arg: &str, dir: &Path) -> bool {
     })
 }
 
-/// The pid in a pid file (its first 32 bytes: a pid file is short).
-fn read_pid(path: &Path) -> Option<i32> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(32)
-        .read_to_string(&mut text)
-        .ok()?;
-    text.trim().parse().ok()
-}
-
+/// The last non-empty line of `path` (of its last 64 KiB), for messages.
 fn last_line(path: &Path) -> String {
-    std::fs::read_to_string(path)
+    std::fs::File::open(path)
+        .and_then(|mut f| sys::file::read_tail(&mut f, 64 << 10))
         .ok()
         .and_then(|t| {
-            t.lines()
+            String::from_utf8_lossy(&t)
+                .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())
                 .map(str::to_owned)

@@ -126,11 +126,7 @@ impl ProcessEngine {
             );
         }
         let files = self.dockerd.as_ref()?;
-        let pid: i32 = std::fs::read_to_string(&files.pidfile)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
+        let pid = sys::file::read_pid(&files.pidfile).ok()??;
         sys::Proc::open(pid, |i| is_our_dockerd(i, &files.pidfile)).map(|p| (p, false))
     }
 
@@ -303,8 +299,7 @@ fn is_our_dockerd(info: &sys::ProcInfo, pidfile: &Path) -> bool {
 /// Remove `path` if the pid in it is not a live process that `ours`
 /// recognises. Never signals anything.
 fn remove_stale_pidfile(path: &Path, ours: impl Fn(&sys::ProcInfo) -> bool) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let pid: Option<i32> = text.trim().parse().ok();
+    let pid = sys::file::read_pid(path).ok()?;
     let why = match pid.and_then(sys::proc_info) {
         Some(info) if !info.zombie && ours(&info) => return None,
         Some(info) if info.zombie => format!("pid {} has exited", info.pid),

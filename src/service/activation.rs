@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use plist::{Dictionary, Value};
 
-use super::{FileState, Inputs, Tool};
+use super::systemd::systemctl;
+use super::{FileState, Inputs};
 use crate::error::Result;
 pub use crate::proxy::activation::LAUNCHD_SOCKET_NAME;
 
@@ -69,14 +70,6 @@ WantedBy=sockets.target
         profile = i.profile,
         service = super::systemd::unit_name(&i.profile),
     ))
-}
-
-fn systemctl() -> Result<Tool> {
-    Tool::locate(
-        "systemctl",
-        &["--user"],
-        "dockhand service needs systemd's systemctl to manage the user units",
-    )
 }
 
 /// Write and start the socket unit before the service is (re)started, so

@@ -497,6 +497,16 @@ pub fn parse_print(text: &str) -> PrintInfo {
     info
 }
 
+/// What launchd says of the agent: `print` finds it, and it runs.
+pub(crate) fn view(label: &str) -> Result<super::View> {
+    let out = launchctl()?.output(&["print", &format!("gui/{}/{label}", uid())])?;
+    let info = parse_print(&String::from_utf8_lossy(&out.stdout));
+    Ok(super::View {
+        known: out.status.success(),
+        running: out.status.success() && info.state.as_deref() == Some("running"),
+    })
+}
+
 pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
     let tool = launchctl()?;
     let target = format!("gui/{}/{}", uid(), i.label);

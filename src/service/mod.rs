@@ -279,6 +279,15 @@ pub fn find_tool_dirs(path_var: &OsStr, tools: &[&str]) -> Vec<PathBuf> {
 
 // ------------------------------------------------------ external commands
 
+/// What the service manager says of the job (for `doctor` and `up`): it
+/// knows it (launchd: `print` finds it; systemd: the unit is loaded and
+/// enabled), and it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    pub known: bool,
+    pub running: bool,
+}
+
 /// A service manager's command-line tool (`launchctl`, `systemctl`),
 /// located on PATH once and run without a shell.
 pub(crate) struct Tool {
@@ -559,74 +568,69 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
     let profile = ctx
         .config
         .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
-    let inputs = Inputs::gather(ctx, &profile)?;
-    if let ServiceCmd::Install { force } = cmd {
-        competitors::refuse_unless(&profile, &ctx.config.env.home, force)?;
-        // Installing still helps (fix the cause, the service then works),
-        // but say now what `dockhand run` would refuse at login.
-        if let Err(e) = crate::engine::Engine::new(&profile).check() {
-            eprintln!("dockhand: warning: the service will not start until this is fixed: {e}");
-        }
-    }
-    if let ServiceCmd::PrepareRestart { engine } = cmd {
-        return prepare_restart(&profile, engine);
-    }
-    if let ServiceCmd::Print { .. } = cmd {
-        match platform {
-            Platform::Launchd => print!("{}", launchd::render(&inputs)),
-            Platform::Systemd => {
-                print!("{}", systemd::render(&inputs));
-                if let Some(socket) = activation::systemd_socket_unit(&inputs) {
-                    let name = activation::socket_unit_name(&inputs.profile);
-                    print!("\n# ---- {name} ----\n{socket}");
-                }
-            }
-        }
-        return Ok(0);
-    }
+    let i = &Inputs::gather(ctx, &profile)?;
     let env = &ctx.config.env;
-    match platform {
-        Platform::Launchd => {
-            let path = launchd::plist_path(&env.home, &inputs.label);
-            match cmd {
-                ServiceCmd::Print { .. } | ServiceCmd::PrepareRestart { .. } => {
-                    unreachable!("handled above")
-                }
-                ServiceCmd::Install { .. } => {
-                    activation::prepare_launchd(&inputs)?;
-                    launchd::install(&inputs, &path, &profile)?
-                }
-                ServiceCmd::Uninstall => launchd::uninstall(&inputs, &path)?,
-                ServiceCmd::Status => return launchd::status(&inputs, &path, &profile),
-                ServiceCmd::Restart { engine } => {
-                    launchd::restart(&inputs, &path, &profile, engine)?
-                }
-            }
+    let plist = || launchd::plist_path(&env.home, &i.label);
+    let unit = || systemd::unit_path(&env.config_home(), &i.profile);
+    match (platform, cmd) {
+        (_, ServiceCmd::Print { .. }) => {
+            print_definitions(platform, i);
+            return Ok(0);
         }
-        Platform::Systemd => {
-            let path = systemd::unit_path(&env.config_home(), &inputs.profile);
-            match cmd {
-                ServiceCmd::Print { .. } | ServiceCmd::PrepareRestart { .. } => {
-                    unreachable!("handled above")
-                }
-                ServiceCmd::Install { .. } => {
-                    activation::install_systemd(&inputs, &env.config_home())?;
-                    systemd::install(&inputs, &path, &profile)?
-                }
-                ServiceCmd::Uninstall => {
-                    // The socket first: no client can start the service
-                    // again while it is being removed.
-                    activation::uninstall_systemd(&inputs, &env.config_home())?;
-                    systemd::uninstall(&inputs, &path)?
-                }
-                ServiceCmd::Status => return systemd::status(&inputs, &path, &profile),
-                ServiceCmd::Restart { engine } => {
-                    systemd::restart(&inputs, &path, &profile, engine)?
-                }
-            }
+        (_, ServiceCmd::PrepareRestart { engine }) => return prepare_restart(&profile, engine),
+        (Platform::Launchd, ServiceCmd::Install { force }) => {
+            check_install(&profile, ctx, force)?;
+            activation::prepare_launchd(i)?;
+            launchd::install(i, &plist(), &profile)?
+        }
+        (Platform::Systemd, ServiceCmd::Install { force }) => {
+            check_install(&profile, ctx, force)?;
+            activation::install_systemd(i, &env.config_home())?;
+            systemd::install(i, &unit(), &profile)?
+        }
+        (Platform::Launchd, ServiceCmd::Uninstall) => launchd::uninstall(i, &plist())?,
+        (Platform::Systemd, ServiceCmd::Uninstall) => {
+            // The socket first: no client can start the service again
+            // while it is being removed.
+            activation::uninstall_systemd(i, &env.config_home())?;
+            systemd::uninstall(i, &unit())?
+        }
+        (Platform::Launchd, ServiceCmd::Status) => return launchd::status(i, &plist(), &profile),
+        (Platform::Systemd, ServiceCmd::Status) => return systemd::status(i, &unit(), &profile),
+        (Platform::Launchd, ServiceCmd::Restart { engine }) => {
+            launchd::restart(i, &plist(), &profile, engine)?
+        }
+        (Platform::Systemd, ServiceCmd::Restart { engine }) => {
+            systemd::restart(i, &unit(), &profile, engine)?
         }
     }
     Ok(0)
+}
+
+/// Before `install`: no other agent manages the same Colima instance
+/// (unless `--force`); and a warning now for what `dockhand run` would
+/// refuse at login (installing still helps: fix the cause, and the
+/// service then works).
+fn check_install(profile: &Profile, ctx: &Context, force: bool) -> Result<()> {
+    competitors::refuse_unless(profile, &ctx.config.env.home, force)?;
+    if let Err(e) = crate::engine::Engine::new(profile).check() {
+        eprintln!("dockhand: warning: the service will not start until this is fixed: {e}");
+    }
+    Ok(())
+}
+
+/// `service print`: the definitions `install` writes.
+fn print_definitions(platform: Platform, i: &Inputs) {
+    match platform {
+        Platform::Launchd => print!("{}", launchd::render(i)),
+        Platform::Systemd => {
+            print!("{}", systemd::render(i));
+            if let Some(socket) = activation::systemd_socket_unit(i) {
+                let name = activation::socket_unit_name(&i.profile);
+                print!("\n# ---- {name} ----\n{socket}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ WantedBy=default.target
     )
 }
 
-fn systemctl() -> Result<Tool> {
+pub(crate) fn systemctl() -> Result<Tool> {
     Tool::locate(
         "systemctl",
         &["--user"],
@@ -248,6 +248,25 @@ fn wait_outcome(tool: &Tool, unit: &str, old_pid: Option<&str>, secs: u64) -> Re
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// What systemd says of the unit: loaded and enabled, and running.
+pub(crate) fn view(profile: &str) -> Result<super::View> {
+    let out = systemctl()?.output(&[
+        "show",
+        &unit_name(profile),
+        "-p",
+        "LoadState,UnitFileState,ActiveState",
+    ])?;
+    let props = parse_show(&String::from_utf8_lossy(&out.stdout));
+    Ok(super::View {
+        known: prop(&props, "LoadState") == Some("loaded")
+            && prop(&props, "UnitFileState") == Some("enabled"),
+        running: matches!(
+            prop(&props, "ActiveState"),
+            Some("active" | "activating" | "reloading")
+        ),
+    })
 }
 
 fn show(tool: &Tool, unit: &str, props: &str) -> Result<Vec<(String, String)>> {

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::{FileState, Inputs, Platform, Tool, activation, launchd, systemd};
+use super::{FileState, Inputs, Platform, activation, launchd, systemd};
 use crate::cli::Context;
 use crate::error::Result;
 
@@ -26,11 +26,7 @@ pub fn unload(ctx: &Context) -> Result<()> {
 }
 
 fn stop_units(i: &Inputs, config_home: &Path) -> Result<()> {
-    let tool = Tool::locate(
-        "systemctl",
-        &["--user"],
-        "dockhand down --service needs systemd's systemctl to stop the user unit",
-    )?;
+    let tool = systemd::systemctl()?;
     systemd::user_manager(&tool)?;
     // The socket first: no client starts the service again meanwhile.
     let socket = activation::socket_unit_path(config_home, &i.profile);
@@ -72,7 +68,7 @@ pub fn start_socket(ctx: &Context) -> Result<()> {
     if super::file_state(&socket, "")? == FileState::Missing {
         return Ok(());
     }
-    let tool = Tool::locate("systemctl", &["--user"], "needed to start the socket unit")?;
+    let tool = systemd::systemctl()?;
     tool.run(&["start", &activation::socket_unit_name(&ctx.profile_name)])?;
     Ok(())
 }

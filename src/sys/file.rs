@@ -97,6 +97,13 @@ pub fn read_regular(path: &Path, cap: u64, follow: bool) -> io::Result<Vec<u8>> 
     read_capped(&mut open_regular(path, follow)?, cap)
 }
 
+/// The pid in a pid file (a regular file of at most 64 bytes, links
+/// followed): `Err` when it can't be read, `Ok(None)` when it holds no pid.
+pub fn read_pid(path: &Path) -> io::Result<Option<i32>> {
+    let text = read_regular(path, 64, true)?;
+    Ok(String::from_utf8_lossy(&text).trim().parse().ok())
+}
+
 /// The last `max` bytes of `f` (all of it when shorter).
 pub fn read_tail(f: &mut File, max: u64) -> io::Result<Vec<u8>> {
     let len = f.metadata()?.len();

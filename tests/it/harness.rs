@@ -312,6 +312,28 @@ impl Env {
     }
 }
 
+/// A tar of an image made of busybox-static (no registry here), under
+/// `dir`, for `docker import <tar> bb`: `/bin/busybox` and a few applets.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for l in ["sh", "cat", "sleep", "echo"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(l)).unwrap();
+    }
+    let tar = dir.join("bb.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    tar
+}
+
 /// `docker version` (the real CLI) gets the server's answer on `socket`.
 pub fn docker_answers(socket: &Path) -> bool {
     Command::new("docker")

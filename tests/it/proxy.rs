@@ -85,22 +85,7 @@ fn dockerd_running(env: &Env) -> bool {
 
 /// A busybox image `bb` (no network here: imported from a local tar).
 fn import_busybox(env: &Env) {
-    let root = env.root.join("bb");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for l in ["sh", "cat", "sleep", "echo"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(l)).unwrap();
-    }
-    let tar = env.root.join("bb.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let tar = harness::busybox_tar(&env.root);
     docker_ok(env, &["import", tar.to_str().unwrap(), "bb"]);
 }
 

@@ -486,20 +486,7 @@ fn docker_run_works_through_the_supervised_engine() {
     env.dockerd_config("");
     let sup = env.run();
     env.wait_ready();
-    // No registry here: an image made of busybox-static, imported.
-    let rootfs = env.root.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    let tar = env.root.join("bb.tar");
-    let ok = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let tar = harness::busybox_tar(&env.root);
     let host = format!("unix://{}", env.socket().display());
     let docker = |args: &[&str]| {
         std::process::Command::new("docker")

@@ -390,17 +390,7 @@ fn docker(rig: &Rig, args: &[&str]) -> Output {
 
 /// `docker run -d` of an image made of busybox-static (no registry here).
 fn run_container(rig: &Rig) -> String {
-    let rootfs = rig.dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    let tar = rig.dir.join("bb.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["-cf", tar.to_str().unwrap(), "."])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let tar = crate::harness::busybox_tar(&rig.dir);
     let o = docker(rig, &["import", tar.to_str().unwrap(), "bb"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = docker(
