@@ -170,7 +170,10 @@ pub enum Command {
     /// Stop the engine gracefully and keep it stopped (the supervisor stays)
     /// until `dockhand up`.
     Down {
-        /// Also stop and remove the login service (`dockhand up` reinstalls it).
+        /// Also unload the login service: it stops now (launchd `bootout`,
+        /// systemd `stop` of the unit and its socket) but stays installed
+        /// and enabled, so it comes back at the next login; `dockhand up`
+        /// loads it again now. `dockhand service uninstall` removes it.
         #[arg(long)]
         service: bool,
         /// Print one JSON document: {ok, elapsed_ms, state}.

@@ -15,26 +15,113 @@ pub const KEEP: u32 = 3;
 
 pub struct Rotating {
     path: PathBuf,
+    /// The claimed state dir and the log's name in it, when the log is
+    /// there (the default): opened and rotated through its descriptor.
+    dir: Option<(&'static crate::state::Dir, String)>,
     file: File,
     size: u64,
     max: u64,
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
+/// Open `path` to append by path (a log outside the state dir): created
+/// 0600, never through a link, never waiting on a FIFO, only a regular
+/// file (exit 6 otherwise, with what to do).
+fn open(path: &Path) -> Result<File> {
+    let unsafe_log = |what: &str| {
+        crate::error::Error::UnsafePath(format!(
+            "log {} is {what}, not a regular file: remove it, or choose another log_file",
+            path.display()
+        ))
+    };
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => unsafe_log("a symbolic link"),
+            // O_NONBLOCK|O_WRONLY on a FIFO without a reader.
+            Some(libc::ENXIO) => unsafe_log("a FIFO"),
+            _ => crate::error::Error::io(format!("cannot open log {}", path.display()), e),
+        })?;
+    let md = file
+        .metadata()
+        .ctx(|| format!("cannot inspect log {}", path.display()))?;
+    if !md.is_file() {
+        return Err(unsafe_log(crate::sys::file::kind(md.file_type())));
+    }
+    Ok(file)
+}
+
+/// Open `name` in `dir` (the claimed state dir: ours, 0700) to append,
+/// created 0600, never through a link, never waiting on a FIFO. Something
+/// other than a regular file in its place (a link, a FIFO, a socket, a
+/// device: only the user can put one in that directory) is removed (the
+/// entry only, nothing it points to) and replaced by a new file, said in
+/// the returned note; a directory is refused (exit 6).
+pub fn open_in_state_dir(dir: &crate::state::Dir, name: &str) -> Result<(File, Option<String>)> {
+    use rustix::fs::{AtFlags, FileType};
+    let path = dir.path().join(name);
+    let mut note = None;
+    if let Ok(st) = rustix::fs::statat(dir.fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if ft == FileType::Directory {
+            return Err(crate::error::Error::UnsafePath(format!(
+                "{} is a directory, where dockhand keeps a log: remove it",
+                path.display()
+            )));
+        }
+        if ft != FileType::RegularFile {
+            let _ = rustix::fs::unlinkat(dir.fd(), name, AtFlags::empty());
+            note = Some(format!(
+                "{} was {}, not a regular file: replaced by a new log",
+                path.display(),
+                describe(ft)
+            ));
+        }
+    }
+    let file = dir
+        .open_append(name)
+        .ctx(|| format!("cannot open {}", path.display()))?;
+    Ok((file, note))
+}
+
+fn describe(ft: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType;
+    match ft {
+        FileType::Symlink => "a symbolic link",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        _ => "not a regular file",
+    }
 }
 
 impl Rotating {
     pub fn open(path: &Path, max: u64) -> Result<Rotating> {
-        if let Some(dir) = path.parent() {
-            crate::state::private_dir(dir, "log directory")?;
-        }
-        let file = open(path).ctx(|| format!("cannot open log {}", path.display()))?;
+        Ok(Self::open_noting(path, max)?.0)
+    }
+
+    /// Open the log; in the claimed state dir through its descriptor (the
+    /// note says what was replaced), elsewhere by path.
+    fn open_noting(path: &Path, max: u64) -> Result<(Rotating, Option<String>)> {
+        let in_dir = crate::state::claimed()
+            .filter(|d| path.parent() == Some(d.path()))
+            .zip(path.file_name().and_then(|n| n.to_str()));
+        let (file, note, dir) = match in_dir {
+            Some((d, name)) => {
+                let (f, note) = open_in_state_dir(d, name)?;
+                (f, note, Some((d, name.to_string())))
+            }
+            None => {
+                if let Some(dir) = path.parent() {
+                    crate::state::private_dir(dir, "log directory")?;
+                }
+                (open(path)?, None, None)
+            }
+        };
         // Never append to a file someone else made for us to fill.
         let md = file
             .metadata()
@@ -47,18 +134,32 @@ impl Rotating {
                 std::os::unix::fs::MetadataExt::uid(&md)
             )));
         }
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Rotating {
+        let size = md.len();
+        let r = Rotating {
             path: path.to_path_buf(),
+            dir,
             file,
             size,
             max,
-        })
+        };
+        Ok((r, note))
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
-        rotate_files(&self.path);
-        self.file = open(&self.path)?;
+        let err = |e: crate::error::Error| std::io::Error::other(e.to_string());
+        self.file = match &self.dir {
+            Some((d, name)) => {
+                for n in (1..KEEP).rev() {
+                    d.rename(&format!("{name}.{n}"), &format!("{name}.{}", n + 1));
+                }
+                d.rename(name, &format!("{name}.1"));
+                open_in_state_dir(d, name).map_err(err)?.0
+            }
+            None => {
+                rotate_files(&self.path);
+                open(&self.path).map_err(err)?
+            }
+        };
         self.size = 0;
         Ok(())
     }
@@ -112,7 +213,7 @@ impl Write for &Tee {
 /// neither: stderr is the `.launchd.log` file, which keeps only what comes
 /// before the log opens.
 pub fn init(log_file: &Path) -> Result<()> {
-    let file = Rotating::open(log_file, MAX_BYTES)?;
+    let (file, note) = Rotating::open_noting(log_file, MAX_BYTES)?;
     let stderr = std::io::stderr().is_terminal()
         || std::env::var_os("JOURNAL_STREAM").is_some()
         || std::env::var_os("DOCKHAND_LOG_STDERR").is_some_and(|v| v == "1");
@@ -130,6 +231,9 @@ pub fn init(log_file: &Path) -> Result<()> {
         .with_target(false)
         .with_writer(move || tee)
         .try_init();
+    if let Some(n) = note {
+        tracing::warn!("{n}");
+    }
     Ok(())
 }
 

@@ -107,6 +107,10 @@ pub struct Awake {
     /// When the engine stops as idle if nothing changes, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_stop_at: Option<String>,
+    /// Why this engine is never stopped as idle (an adopted engine
+    /// dockhand can't stop), when it isn't.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_idle_stopped: Option<String>,
 }
 
 /// The most of a message (an engine's last words) that is quoted in

@@ -25,6 +25,34 @@ struct Report {
     /// Other agents managing the same Colima instance, and how to disable them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     other_agents: Vec<String>,
+    /// No supervisor runs and the launchd agent's log says why after
+    /// state.json was last written (a fatal error it could not record):
+    /// `{log, message}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    launchd_log: Option<LaunchdNote>,
+}
+
+#[derive(Serialize)]
+struct LaunchdNote {
+    log: std::path::PathBuf,
+    message: String,
+}
+
+/// Without a supervisor: the fatal error in the launchd agent's log, when
+/// it is newer than state.json and not the error recorded there.
+fn launchd_note(p: &Profile, state: &State) -> Option<LaunchdNote> {
+    let mtime = std::fs::symlink_metadata(p.state_path())
+        .and_then(|m| m.modified())
+        .ok();
+    let (log, message) = crate::service::launchd::fatal_note(&p.log_file, mtime)?;
+    if state
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.starts_with(&message))
+    {
+        return None;
+    }
+    Some(LaunchdNote { log, message })
 }
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
@@ -88,6 +116,7 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         .iter()
         .map(ToString::to_string)
         .collect();
+    let launchd_log = holder.is_none().then(|| launchd_note(p, &state)).flatten();
     let report = Report {
         state,
         supervisor_running: holder.is_some(),
@@ -95,6 +124,7 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         source,
         state_error,
         other_agents,
+        launchd_log,
     };
     let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
     (report, ping, holder)
@@ -123,10 +153,7 @@ fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
                 println!("engine pid: {e}");
             }
         }
-        None => println!(
-            "profile {}: no supervisor running (start one with `dockhand run --profile {}` or `dockhand service install`)",
-            p.name, p.name
-        ),
+        None => print_no_supervisor(p, r),
     }
     if let Some(e) = &r.state_error {
         println!("state: unreadable ({e})");
@@ -143,5 +170,33 @@ fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
     }
     for a in &r.other_agents {
         println!("warning: {a}");
+    }
+}
+
+/// The first lines without a supervisor: `failed` when the last one ended
+/// on a fatal error (recorded in state.json, or only in the launchd log).
+fn print_no_supervisor(p: &Profile, r: &Report) {
+    let state = &r.state;
+    let name = &p.name;
+    if state.phase == Phase::Failed {
+        let since = if state.since.is_empty() {
+            String::new()
+        } else {
+            format!(" since {}", state.since)
+        };
+        println!(
+            "profile {name}: failed{since} (no supervisor running: fix the cause below, then `dockhand service restart --profile {name}` or `dockhand run --profile {name}`)"
+        );
+    } else {
+        println!(
+            "profile {name}: no supervisor running (start one with `dockhand run --profile {name}` or `dockhand service install`)"
+        );
+    }
+    if let Some(n) = &r.launchd_log {
+        println!(
+            "service log {}: dockhand exited: {}",
+            n.log.display(),
+            n.message
+        );
     }
 }

@@ -70,20 +70,62 @@ pub fn run(profile: Profile) -> Result<u8> {
         let signals = Signals::install()?;
         drop(blocked);
         let dir = state::claim(&profile)?;
-        let engine = Engine::new(&profile);
-        engine.check()?;
-        crate::service::launchd::bound_log(&profile.log_file);
-        crate::logging::init(&profile.log_file)?;
-        sys::become_subreaper();
-        sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
-        crate::engine::guard_engine_log(dir);
-        let (sup, control) = Supervisor::new(profile, engine, signals.watch(), dir);
-        serve(&sup.p, &control).await?;
-        let p = sup.p.clone();
-        let res = sup.run().await;
-        crate::control_socket::remove(&p);
+        let p = profile.clone();
+        let res = supervise(profile, signals, dir).await;
+        if let Err(e) = &res {
+            record_fatal(&p, dir, e);
+        }
         res
     })
+}
+
+/// `run` once the state dir is ours.
+async fn supervise(profile: Profile, signals: Signals, dir: &'static state::Dir) -> Result<u8> {
+    let engine = Engine::new(&profile);
+    engine.check()?;
+    crate::service::launchd::bound_log(&profile.log_file);
+    crate::logging::init(&profile.log_file)?;
+    sys::become_subreaper();
+    sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
+    crate::engine::guard_engine_log(dir);
+    let (sup, control) = Supervisor::new(profile, engine, signals.watch(), dir);
+    serve(&sup.p, &control).await?;
+    let p = sup.p.clone();
+    let res = sup.run().await;
+    crate::control_socket::remove(&p);
+    res
+}
+
+/// A fatal error after the state dir was claimed (so writing in it is
+/// safe): `state.json` says `failed` with the reason, unless the loop
+/// already wrote it, so that `status` shows it after the process is gone
+/// (under launchd the exit code can't: a fatal error exits 0, see
+/// `service::run_failed`). Nothing is written once the dir isn't ours.
+fn record_fatal(p: &Profile, dir: &state::Dir, e: &Error) {
+    if dir.still_ours().is_err() {
+        return;
+    }
+    let me = std::process::id();
+    if let Ok(Some(s)) = state::read(p)
+        && s.phase == Phase::Failed
+        && s.supervisor_pid == me
+    {
+        return;
+    }
+    let st = State {
+        adopted: false,
+        profile: p.name.clone(),
+        phase: Phase::Failed,
+        engine_pid: None,
+        socket: p.socket.clone(),
+        restarts: 0,
+        last_error: Some(format!("{e} (exit {}; dockhand exited)", e.exit_code())),
+        since: state::now_rfc3339(),
+        supervisor_pid: me,
+        held: None,
+        awake: None,
+    };
+    let _ = state::write(p, &st);
 }
 
 /// The stop signals' streams, created before anything starts.

@@ -111,9 +111,7 @@ pub fn down(ctx: &Context, p: &Profile, service: bool, json: bool) -> Result<u8>
         }
     }
     if service {
-        with_stdout_on_stderr(json, || {
-            crate::service::run(crate::service::ServiceCmd::Uninstall, ctx)
-        })?;
+        with_stdout_on_stderr(json, || crate::service::unload::unload(ctx))?;
     }
     if json {
         crate::ui::print_json(&Outcome {
@@ -145,6 +143,7 @@ fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
         (Definition::Current | Definition::Foreign, Ok(v)) if v.running => return Ok(()),
         (Definition::Current | Definition::Foreign, Ok(v)) if v.known => {
             eprintln!("{who}: starting the login service {path}");
+            with_stdout_on_stderr(true, || crate::service::unload::start_socket(ctx))?;
             ServiceCmd::Restart { engine: false }
         }
         (Definition::Foreign, _) => {
@@ -154,6 +153,11 @@ fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
         }
         (Definition::Missing, _) => {
             eprintln!("{who}: installing the login service {path}");
+            ServiceCmd::Install { force: false }
+        }
+        // Unloaded (`down --service`, launchd): bootstrap it again.
+        (Definition::Current, _) => {
+            eprintln!("{who}: loading the login service {path}");
             ServiceCmd::Install { force: false }
         }
         _ => {

@@ -218,11 +218,14 @@ pub fn log_output_to(cmd: &mut std::process::Command, state_dir: &Path) -> Resul
     {
         rotate_in(dir, ENGINE_LOG);
     }
-    let (out, errf) = dir
-        .open_append(ENGINE_LOG)
-        .and_then(|f| Ok((f.try_clone()?, f)))
-        .map_err(err)?;
-    cmd.stdout(out).stderr(errf);
+    // A link or FIFO in its place is replaced (ours: our 0700 dir); a
+    // directory there ends `run` (exit 6).
+    let (file, note) = crate::logging::open_in_state_dir(dir, ENGINE_LOG)?;
+    if let Some(n) = note {
+        tracing::warn!("{n}");
+    }
+    let errf = file.try_clone().map_err(err)?;
+    cmd.stdout(file).stderr(errf);
     Ok(())
 }
 

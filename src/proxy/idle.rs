@@ -91,6 +91,10 @@ async fn running_containers(shared: &Shared) -> Result<u32, String> {
     Ok(list.len() as u32)
 }
 
+/// Why an adopted engine without a process dockhand can verify is never
+/// stopped as idle.
+const NOT_OURS: &str = "never stopped as idle: the engine was running before dockhand and has no process dockhand can verify, so it isn't dockhand's to stop";
+
 /// Watch for idleness while the engine runs; stop it when idle.
 pub async fn run(shared: Arc<Shared>, after: Duration) {
     let step = tick(after);
@@ -118,6 +122,17 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
         // An engine dockhand found running and can't vouch for (no process
         // to stop) is never stopped as idle: it isn't ours to stop.
         if st.adopted && st.engine_pid.is_none() {
+            let awake = Awake {
+                running_containers: None,
+                active_requests: shared.idle.active() as u32,
+                idle_stop_at: None,
+                never_idle_stopped: Some(NOT_OURS.into()),
+            };
+            if reported.as_ref() != Some(&awake) {
+                info!("idle_stop: {NOT_OURS}");
+                shared.control.report_awake(Some(awake.clone()));
+                reported = Some(awake);
+            }
             continue;
         }
         let running = match running_containers(&shared).await {
@@ -136,6 +151,7 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
         let awake = Awake {
             running_containers: running,
             active_requests: active as u32,
+            never_idle_stopped: None,
             idle_stop_at: (running == Some(0) && active == 0).then(|| {
                 let left = due.saturating_duration_since(Instant::now());
                 humantime::format_rfc3339_seconds(SystemTime::now() + left).to_string()

@@ -136,6 +136,10 @@ pub fn status_lines(p: &Profile, st: &crate::state::State, supervised: bool) -> 
     if let Some(a) = &st.awake
         && st.phase == Phase::Ready
     {
+        if let Some(why) = &a.never_idle_stopped {
+            out.push(format!("awake: {why}"));
+            return out;
+        }
         let containers = match a.running_containers {
             Some(n) => format!("{n} running container(s)"),
             None => "running containers unknown".into(),

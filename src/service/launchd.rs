@@ -167,6 +167,22 @@ fn cut_to_tail(path: &Path, limit: u64, keep: u64) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// A fatal error of a launchd-run supervisor that exited before it could
+/// record it in state.json (bad config, unsafe state dir), for `status`:
+/// the launchd log and its last message, when the log was written after
+/// `state.json` (`state_mtime`, None when there is none).
+pub fn fatal_note(
+    log_file: &Path,
+    state_mtime: Option<std::time::SystemTime>,
+) -> Option<(PathBuf, String)> {
+    let log = launchd_log(log_file);
+    let written = std::fs::symlink_metadata(&log).ok()?.modified().ok()?;
+    if state_mtime.is_some_and(|t| t >= written) {
+        return None;
+    }
+    last_message(&log).map(|m| (log, m))
+}
+
 /// The last `dockhand: ...` line of `<log>.launchd.log` (its last 64 KiB).
 fn last_message(log: &Path) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
@@ -361,6 +377,28 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
     }
     if state != FileState::Missing && super::remove_file(path)? {
         println!("removed {}", path.display());
+    } else {
+        println!("not installed: {} does not exist", path.display());
+    }
+    Ok(())
+}
+
+/// `dockhand down --service`: `bootout` (SIGTERM: the supervisor stops the
+/// engine), the plist kept: launchd loads it again at the next login, and
+/// `dockhand up` (`bootstrap`) now.
+pub fn unload(i: &Inputs, path: &Path) -> Result<()> {
+    let tool = launchctl()?;
+    let target = format!("gui/{}/{}", uid(), i.label);
+    if bootout(&tool, &target, i)? {
+        println!("unloaded {target}");
+    } else {
+        println!("{target} was not loaded");
+    }
+    if path.exists() {
+        println!(
+            "{} kept: launchd loads it again at the next login; `dockhand up` loads it now",
+            path.display()
+        );
     } else {
         println!("not installed: {} does not exist", path.display());
     }

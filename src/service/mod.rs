@@ -18,6 +18,7 @@ pub mod competitors;
 pub mod handoff;
 pub mod launchd;
 pub mod systemd;
+pub mod unload;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;

@@ -341,6 +341,47 @@ fn a_dangling_disk_lock_is_cleared_by_one_forced_stop() {
     assert!(c.docker_works());
 }
 
+/// Item 3, Broken variant: after a power cut, `ha.pid` names a reused pid
+/// (a live process that isn't the host agent: Lima calls the instance
+/// Broken, lima pkg/store/instance.go), `ha.sock` is left behind, and the
+/// disk lock dangles. One forced stop clears all of it (the stale pid file
+/// neutralised first: colima's forced stop SIGKILLs whatever `ha.pid`
+/// names), and the start succeeds.
+#[test]
+fn a_broken_instance_with_a_dangling_disk_lock_starts_after_one_forced_stop() {
+    require_engine!();
+    let mut c = Colima::new();
+    let first = c.env.run();
+    c.wait_ready();
+    c.power_cut(first);
+    let mut victim = harness::bystander();
+    name_in(&c.instance().join("ha.pid"), victim.id() as i32);
+    std::fs::write(c.instance().join("ha.sock"), "").unwrap();
+    let lock = c.home.join("_lima/_disks/colima/in_use_by");
+    let _ = std::fs::remove_file(&lock);
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(c.home.join("_lima/colima.gone"), &lock).unwrap();
+    let forced_before = c.count("stop --force");
+    let starts_before = c.count("start");
+    let second = c.env.run();
+    c.wait_ready();
+    assert_eq!(
+        c.count("stop --force") - forced_before,
+        1,
+        "{:?}",
+        c.calls()
+    );
+    assert!(c.count("start") > starts_before, "{:?}", c.calls());
+    assert!(c.docker_works());
+    assert!(
+        alive(victim.id() as i32),
+        "the bystander in ha.pid was killed"
+    );
+    assert_eq!(c.env.stop(second, Duration::from_secs(40)).code(), Some(0));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
 /// Item 4: after a forced stop, Lima's ssh ControlMaster may hold
 /// docker.sock a moment longer; that is ours, not "another program".
 #[test]

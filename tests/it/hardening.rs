@@ -887,3 +887,108 @@ fn an_unrunnable_engine_path_says_what_is_wrong() {
         assert!(err.contains(why), "{err}");
     }
 }
+
+/// Issue 9: the logs in the state dir (ours, 0700) are opened through its
+/// descriptor: a symbolic link or a FIFO at `engine.log` or `dockhand.log`
+/// is replaced by a new file (the link's target untouched, nothing waits
+/// on the FIFO) and the engine starts at the first try; a directory there
+/// ends `run` with exit 6 and what to do.
+#[test]
+fn a_link_or_fifo_at_a_log_in_the_state_dir_is_replaced() {
+    for (engine_log, dockhand_log) in [("link", "fifo"), ("fifo", "link")] {
+        let mut env = Env::new();
+        env.command_config(&[&ping_server(), env.socket().to_str().unwrap()], "");
+        std::fs::create_dir_all(&env.state).unwrap();
+        std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let victim = env.root.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        for (name, what) in [("engine.log", engine_log), ("dockhand.log", dockhand_log)] {
+            let p = env.state.join(name);
+            match what {
+                "link" => std::os::unix::fs::symlink(&victim, &p).unwrap(),
+                _ => mkfifo(&p),
+            }
+        }
+        let sup = env.run();
+        let v = env.wait_ready();
+        assert_eq!(v["restarts"], 0, "{}", env.log());
+        assert_eq!(v["last_error"], serde_json::Value::Null, "{}", env.log());
+        for name in ["engine.log", "dockhand.log"] {
+            let md = std::fs::symlink_metadata(env.state.join(name)).unwrap();
+            assert!(md.is_file(), "{name} is still {:?}", md.file_type());
+            assert_eq!(md.permissions().mode() & 0o777, 0o600, "{name}");
+        }
+        let log = env.log();
+        let kind = |w: &str| {
+            if w == "fifo" {
+                "a FIFO"
+            } else {
+                "a symbolic link"
+            }
+        };
+        for (name, w) in [("engine.log", engine_log), ("dockhand.log", dockhand_log)] {
+            assert!(
+                log.contains(&format!(
+                    "{name} was {}, not a regular file: replaced",
+                    kind(w)
+                )),
+                "{name}: {log}"
+            );
+        }
+        assert_eq!(read(&victim), "keep");
+        assert_eq!(env.stop(sup, Duration::from_secs(15)).code(), Some(0));
+    }
+
+    // A directory at engine.log: refused, exit 6, said what to do.
+    let env = Env::new();
+    env.command_config(&[&ping_server(), env.socket().to_str().unwrap()], "");
+    std::fs::create_dir_all(env.state.join("engine.log/x")).unwrap();
+    std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut c = env.cmd(&["run"]);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let (code, err) = run_bounded(c, Duration::from_secs(20));
+    assert_eq!(code, Some(6), "{err}");
+    assert!(
+        err.contains("engine.log is a directory") && err.contains("remove it"),
+        "{err}"
+    );
+}
+
+/// A `log_file` outside the state dir that is a FIFO or a link: exit 6 at
+/// once with what to do (never a wait on the FIFO, never a write through
+/// the link).
+#[test]
+fn a_log_file_elsewhere_that_is_not_a_regular_file_is_refused() {
+    for what in ["fifo", "link"] {
+        let env = Env::new();
+        let logs = env.root.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let log = logs.join("d.log");
+        let victim = env.root.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        match what {
+            "link" => std::os::unix::fs::symlink(&victim, &log).unwrap(),
+            _ => mkfifo(&log),
+        }
+        env.command_config(
+            &[&ping_server(), env.socket().to_str().unwrap()],
+            &format!("log_file = {:?}", log.display().to_string()),
+        );
+        let mut c = env.cmd(&["run"]);
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        let (code, err) = run_bounded(c, Duration::from_secs(20));
+        assert_eq!(code, Some(6), "{what}: {err}");
+        let kind = if what == "fifo" {
+            "a FIFO"
+        } else {
+            "a symbolic link"
+        };
+        assert!(
+            err.contains(&format!("{} is {kind}, not a regular file", log.display()))
+                && err.contains("choose another log_file"),
+            "{err}"
+        );
+        assert_eq!(read(&victim), "keep");
+    }
+}

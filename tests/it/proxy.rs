@@ -659,3 +659,55 @@ fn systemd_sees_a_held_engine_as_ready_and_an_idle_stop_as_no_stop() {
         "{seen:?}"
     );
 }
+
+/// Issue 10: an engine found running that dockhand can't stop (started by
+/// hand: no process dockhand can verify) is never stopped as idle, and
+/// `status` says why.
+#[test]
+fn an_adopted_engine_dockhand_cant_stop_is_never_idle_stopped() {
+    require_engine!();
+    let mut env = proxy_env("idle_stop = \"1s\"");
+    std::fs::create_dir_all(&env.state).unwrap();
+    std::fs::set_permissions(
+        &env.state,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let sock = env.socket();
+    // It answers that no container runs: only its being adopted keeps it.
+    let mut server = Command::new(harness::fixture("engine/ping-server"))
+        .arg(&sock)
+        .arg("--no-containers")
+        .spawn()
+        .unwrap();
+    eventually("the hand-started engine", Duration::from_secs(10), || {
+        sock.exists()
+    });
+    env.run();
+    let v = env.wait_ready();
+    assert_eq!(v["adopted"], true);
+    assert_eq!(v["engine_pid"], serde_json::Value::Null);
+    env.wait_until("the reason reported", Duration::from_secs(20), |v| {
+        v["awake"]["never_idle_stopped"]
+            .as_str()
+            .is_some_and(|s| s.contains("isn't dockhand's to stop"))
+    });
+    let (_, text, _) = env.output(&["status"]);
+    assert!(text.contains("awake: never stopped as idle"), "{text}");
+    // Four idle_stops later (the idle check runs every 250 ms) it is still
+    // ready, not held, and the server was never signalled.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let (_, v) = env.status();
+        assert_eq!(v["phase"], "ready", "idle-stopped: {}", env.log());
+        assert_eq!(v["held"], serde_json::Value::Null);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!env.log().contains("stopping the engine"), "{}", env.log());
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the engine was stopped"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -1216,3 +1216,182 @@ fn systemd_real_systemctl_without_a_user_manager() {
     assert_eq!(out.status.code(), Some(5));
     assert!(!unit.exists());
 }
+
+/// `down --service` under launchd: `bootout` only, the plist kept (it
+/// comes back at the next login); `up` bootstraps it again.
+#[test]
+fn launchd_down_service_unloads_and_keeps_the_plist() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("launchctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    sb.set("STANDIN_DRAIN", "0");
+    let cfg = sb.config("c.toml", "[profiles.default]\nstart_timeout = \"1s\"\n");
+    let c = cfg.to_str().unwrap();
+    sb.ok(&["service", "install", "--config", c]);
+    let plist = sb.home.join("Library/LaunchAgents/local.docker.plist");
+    let before = std::fs::read(&plist).unwrap();
+    sb.take_calls();
+    let target = format!("gui/{}/local.docker", uid());
+    let out = sb.ok(&["down", "--service", "--config", c]);
+    assert!(out.contains("kept") && out.contains("next login"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            format!("launchctl bootout {target}"),
+            format!("launchctl print {target}"),
+        ]
+    );
+    assert_eq!(std::fs::read(&plist).unwrap(), before, "the plist changed");
+    // `up` loads it again (the stand-in starts no supervisor: up times out).
+    let out = sb.run(&["up", "--timeout", "1s", "--config", c]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loading the login service"), "{err}");
+    let calls = sb.take_calls();
+    assert!(
+        calls.contains(&format!(
+            "launchctl bootstrap gui/{} {}",
+            uid(),
+            plist.display()
+        )),
+        "{calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c.contains("bootout")), "{calls:?}");
+    assert_eq!(std::fs::read(&plist).unwrap(), before);
+}
+
+/// `down --service` under systemd: `stop` of the socket unit, then of the
+/// service; both files kept and enabled; `up` starts them again.
+#[test]
+fn systemd_down_service_stops_and_keeps_the_units() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("systemctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    let listen = sb.root.join("l/docker.sock");
+    let cfg = sb.config(
+        "c.toml",
+        &format!(
+            "[profiles.default]\nstart_timeout = \"1s\"\nlisten = \"{}\"\n",
+            listen.display()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    sb.set("STANDIN_STATUS_TEXT", "ready: test");
+    sb.ok(&["service", "install", "--config", c]);
+    let units = sb.root.join("xdg-config/systemd/user");
+    let service = units.join("dockhand-default.service");
+    let socket = units.join("dockhand-default.socket");
+    let (s0, k0) = (
+        std::fs::read(&service).unwrap(),
+        std::fs::read(&socket).unwrap(),
+    );
+    sb.take_calls();
+    let out = sb.ok(&["down", "--service", "--config", c]);
+    assert!(out.contains("next login"), "{out}");
+    assert_eq!(
+        sb.take_calls(),
+        [
+            "systemctl --user is-system-running",
+            "systemctl --user stop dockhand-default.socket",
+            "systemctl --user stop dockhand-default.service",
+        ]
+    );
+    assert_eq!(std::fs::read(&service).unwrap(), s0);
+    assert_eq!(std::fs::read(&socket).unwrap(), k0);
+    let state = sb.root.join("standin-state");
+    assert!(state.join("dockhand-default.service.enabled").exists());
+    assert!(!state.join("dockhand-default.service.active").exists());
+    // `up` starts the socket, then the service.
+    let out = sb.run(&["up", "--timeout", "1s", "--config", c]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("starting the login service"), "{err}");
+    let calls = sb.take_calls();
+    let at = |needle: &str| {
+        calls
+            .iter()
+            .position(|c| c == needle)
+            .unwrap_or_else(|| panic!("{needle} not in {calls:?}"))
+    };
+    assert!(
+        at("systemctl --user start dockhand-default.socket")
+            < at("systemctl --user restart --no-block dockhand-default.service")
+    );
+}
+
+/// Under launchd every non-retryable exit (here 4 from the engine check,
+/// after the state dir is claimed; then 6 from an unsafe state dir, before
+/// it) exits 0 and `status` / `service status` still show why: from
+/// state.json when it could be written, else from the launchd log.
+#[test]
+fn launchd_fatal_errors_show_in_status() {
+    let mut sb = Sandbox::new();
+    sb.set("DOCKHAND_SUPERVISED_BY", "launchd");
+    let state_dir = sb.root.join("state");
+    let log = sb.home.join("Library/Logs/dockhand/default.log");
+    let cfg = sb.config(
+        "c.toml",
+        &format!(
+            "[profiles.default]\nengine = \"command\"\nstate_dir = {:?}\nsocket = {:?}\nlog_file = {:?}\n[profiles.default.command]\nargv = [\"/nonexistent/engined\"]\n",
+            state_dir.display().to_string(),
+            sb.root.join("s.sock").display().to_string(),
+            log.display().to_string(),
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    let out = sb.run(&["run", "--config", c]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("exiting 0, not 4"), "{err}");
+    // As launchd would, dockhand's stderr goes to the launchd log.
+    let launchd_log = sb.home.join("Library/Logs/dockhand/default.launchd.log");
+    std::fs::create_dir_all(launchd_log.parent().unwrap()).unwrap();
+    std::fs::write(&launchd_log, &err).unwrap();
+    let text = sb.expect(&["status", "--config", c], 1);
+    assert!(
+        text.contains("profile default: failed since")
+            && text.contains("last error: ")
+            && text.contains("/nonexistent/engined")
+            && text.contains("exit 4"),
+        "{text}"
+    );
+    assert!(!text.contains("service log"), "said twice:\n{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&sb.expect(&["status", "--json", "--config", c], 1)).unwrap();
+    assert_eq!(json["phase"], "failed");
+    assert!(
+        json["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/engined"),
+        "{json}"
+    );
+    // `service status` (stand-in launchctl) shows it too.
+    sb.stand_in("launchctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    let text = sb.expect(&["service", "status", "--config", c], 1);
+    assert!(
+        text.contains("phase:") && text.contains("failed") && text.contains("/nonexistent/engined"),
+        "{text}"
+    );
+
+    // Exit 6 before the state dir is claimed (it is group-writable):
+    // nothing may be written there; status points at the launchd log.
+    std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let out = sb.run(&["run", "--config", c]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("exiting 0, not 6"), "{err}");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&launchd_log)
+        .unwrap();
+    std::io::Write::write_all(&mut f, err.as_bytes()).unwrap();
+    drop(f);
+    let text = sb.expect(&["status", "--config", c], 1);
+    assert!(
+        text.contains(&format!(
+            "service log {}: dockhand exited:",
+            launchd_log.display()
+        )) && text.contains("state_dir"),
+        "{text}"
+    );
+}

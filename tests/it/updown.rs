@@ -237,14 +237,16 @@ fn up_without_a_supervisor_installs_the_service() {
     assert!(status.success(), "{text}");
     assert!(env.docker_works());
 
-    // down --service: the engine stopped, the unit disabled and removed.
+    // down --service: the engine stopped, the unit stopped but kept (and
+    // enabled: it comes back at the next login).
     let (code, out, err) = env.output(&["down", "--service"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!env.docker_works());
-    assert!(!unit.exists(), "unit file left behind");
+    assert!(unit.exists(), "down --service removed the unit");
     let calls = std::fs::read_to_string(&calls).unwrap();
     assert!(
-        calls.contains("systemctl --user disable --now dockhand-default.service"),
+        calls.contains("systemctl --user stop dockhand-default.service")
+            && !calls.contains("disable"),
         "{calls}"
     );
 }
