@@ -469,40 +469,33 @@ pub async fn stop_proc(p: &sys::Proc, timeout: Duration, group: bool) {
 /// `timeout` to go, then SIGKILL to each and its group. Returns how many
 /// there were.
 pub async fn stop_orphans(timeout: Duration) -> usize {
-    let first = sys::orphans();
-    if first.is_empty() {
-        return 0;
-    }
-    tracing::info!(
-        "stopping {} process(es) the engine left running in the background: {}",
-        first.len(),
-        first
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    // Each is our unreaped child: its pid can't name another process.
-    for pid in &first {
-        sys::signal(*pid, sys::Signal::TERM);
-        sys::signal(*pid, sys::Signal::CONT);
-    }
-    let gone = sys::poll_until(Instant::now() + timeout, || {
-        sys::reaper::reap();
-        forced() || sys::orphans().is_empty()
-    });
-    gone.await;
-    let deadline = Instant::now() + KILL_GRACE;
+    let mut seen = std::collections::BTreeSet::new();
+    let term = Instant::now() + timeout;
+    let deadline = term + KILL_GRACE;
+    // A process that is forking as we look (a daemon's double fork) hands
+    // its child to us only when it exits: the set is done when it has
+    // stayed empty over a few scans, not at the first empty one.
+    let mut empty_scans = 0;
     sys::poll_until(deadline, || {
         sys::reaper::reap();
         let left = sys::orphans();
+        empty_scans = if left.is_empty() { empty_scans + 1 } else { 0 };
         for pid in &left {
-            sys::kill_child_tree(*pid);
+            if seen.insert(*pid) {
+                tracing::info!(
+                    "stopping pid {pid}, which the engine left running in the background"
+                );
+                sys::signal(*pid, sys::Signal::TERM);
+                sys::signal(*pid, sys::Signal::CONT);
+            } else if forced() || Instant::now() >= term {
+                // Our unreaped child: its pid can't name another process.
+                sys::kill_child_tree(*pid);
+            }
         }
-        left.is_empty()
+        empty_scans >= 3
     })
     .await;
-    first.len()
+    seen.len()
 }
 
 /// Like [`remove_dead_socket`], but a socket still served by a process
