@@ -82,6 +82,20 @@ impl Env {
         })
     }
 
+    /// Only HOME set, on Linux: for unit tests.
+    #[cfg(test)]
+    pub fn bare(home: PathBuf) -> Env {
+        Env {
+            home,
+            xdg_config_home: None,
+            xdg_state_home: None,
+            colima_home: None,
+            lima_home: None,
+            dockhand_config: None,
+            macos: false,
+        }
+    }
+
     pub fn config_home(&self) -> PathBuf {
         self.xdg_config_home
             .clone()
@@ -1142,15 +1156,7 @@ mod tests {
     use super::*;
 
     fn env() -> Env {
-        Env {
-            home: "/home/u".into(),
-            xdg_config_home: None,
-            xdg_state_home: None,
-            colima_home: None,
-            lima_home: None,
-            dockhand_config: None,
-            macos: false,
-        }
+        Env::bare("/home/u".into())
     }
 
     fn parse(text: &str) -> Result<Config> {

@@ -924,15 +924,7 @@ mod tests {
             so = d.join("e.sock").display().to_string(),
             li = d.join("l.sock").display().to_string(),
         );
-        let env = crate::config::Env {
-            home: d.to_path_buf(),
-            xdg_config_home: None,
-            xdg_state_home: None,
-            colima_home: None,
-            lima_home: None,
-            dockhand_config: None,
-            macos: false,
-        };
+        let env = crate::config::Env::bare(d.to_path_buf());
         let cfg = crate::config::Config::parse(
             crate::config::Source::Explicit(d.join("c.toml")),
             env,
