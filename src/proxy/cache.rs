@@ -33,6 +33,16 @@ pub struct Cache {
 /// The largest body recorded.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Headers not kept with a recorded answer (connection-level, or made
+/// again when it is served).
+pub const HOP: &[&str] = &[
+    "date",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+];
+
 /// Which recorded answer a request path names.
 pub fn key(path: &str) -> Option<&'static str> {
     match path {
@@ -66,6 +76,13 @@ impl Cache {
         a.ping.is_some() || a.version.is_some()
     }
 
+    /// The engine's API version (`ApiVersion` of its `/version` answer).
+    pub fn api_version(&self) -> Option<String> {
+        let a = self.lock();
+        let v: serde_json::Value = serde_json::from_str(&a.version.as_ref()?.body).ok()?;
+        Some(v.get("ApiVersion")?.as_str()?.to_string())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Answers> {
         self.answers.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -77,17 +94,10 @@ impl Cache {
         if head.status != 200 {
             return;
         }
-        let skip = [
-            "date",
-            "connection",
-            "content-length",
-            "transfer-encoding",
-            "keep-alive",
-        ];
         let headers = head
             .headers
             .iter()
-            .filter(|(n, _)| !skip.iter().any(|s| n.eq_ignore_ascii_case(s)))
+            .filter(|(n, _)| !HOP.iter().any(|s| n.eq_ignore_ascii_case(s)))
             .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
             .collect();
         let mut a = self.lock();

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::Shared;
 use super::http::{self, Framing, Head, HeadError, Reader};
-use super::idle::Activity;
+use super::idle::{Active, Activity};
 use super::sock::{self, ReadHalf, WriteHalf};
 use super::zerocopy;
 use crate::control::Held;
@@ -105,7 +105,8 @@ impl Conn {
                 return Next::Close;
             }
         };
-        let _active = match passive {
+        self.shared.record.seen(&head.method, &head.target, &path);
+        let mut active = match passive {
             true => None,
             false => Some(Activity::begin(&self.shared).await),
         };
@@ -121,6 +122,23 @@ impl Conn {
                 return Next::Close;
             }
             return Next::More;
+        }
+        if head.method == "GET"
+            && path == "/events"
+            && head.version == 1
+            && framing == Framing::None
+        {
+            // Its own engine connection, kept across an idle stop.
+            self.engine = None;
+            bound.store(NO_ENGINE, Ordering::SeqCst);
+            let req = self.cr.buffered()[..head.len].to_vec();
+            self.cr.consume(head.len);
+            let more =
+                super::events::stream(&self.shared, &req, &head.target, &mut self.cr, &mut self.cw);
+            return match more.await && !head.closes() {
+                true => Next::More,
+                false => Next::Close,
+            };
         }
         if self.engine.is_none() {
             let epoch = *self.shared.epoch.borrow();
@@ -145,11 +163,12 @@ impl Conn {
                 }
             }
         }
-        self.forward(head, framing).await
+        self.forward(head, framing, &mut active).await
     }
 
-    /// Forward the request to the engine and its response back.
-    async fn forward(&mut self, head: Head, framing: Framing) -> Next {
+    /// Forward the request to the engine and its response back; `active`
+    /// is released when the engine ends its side of an upgraded stream.
+    async fn forward(&mut self, head: Head, framing: Framing, active: &mut Option<Active>) -> Next {
         let Conn { cr, cw, engine, .. } = self;
         let (er, ew) = engine.as_mut().expect("connected");
         // A small body already read goes out with the head, in one write.
@@ -191,14 +210,23 @@ impl Conn {
             Resp::Raw => {
                 // Upgraded or hijacked: bytes both ways, each direction's
                 // end passed on as a half-close.
-                let _ = tokio::join!(raw(cr, ew), raw(er, cw));
+                // Once the engine has ended its side (the exec or attach
+                // is over) it is no longer work, even while the client
+                // keeps its socket open (docker-py does).
+                let down = async {
+                    let r = raw(er, cw).await;
+                    *active = None;
+                    r
+                };
+                let _ = tokio::join!(raw(cr, ew), down);
                 Next::Close
             }
         }
     }
 
-    /// When the engine isn't running: start it and wait (Ok: forward), or
-    /// answer for it (Some).
+    /// When the engine isn't running: start it and wait (None: forward),
+    /// or answer for it (Some): a held engine's recorded answers for
+    /// passive requests (not the docker CLI's), `down`'s refusal.
     async fn engine_or_answer(&mut self, head: &Head, path: &str, passive: bool) -> Option<Local> {
         if self.shared.control.engine_up() {
             return None;
@@ -207,27 +235,27 @@ impl Conn {
         let cli = head
             .header("user-agent")
             .is_some_and(|v| v.starts_with(b"Docker-Client/"));
-        let cached = self.shared.cache.answered_once();
         let answer_here = match st.held {
             Some(Held::Down) => true,
-            Some(Held::Idle | Held::OnDemand) => passive && !cli && cached,
+            Some(Held::Idle | Held::OnDemand) => passive && !cli,
             None => false,
         };
         if answer_here {
-            let key = super::cache::key(path);
-            if let Some(b) = key.and_then(|k| self.shared.cache.answer(k, head.method == "HEAD")) {
+            let head_only = head.method == "HEAD";
+            let recorded = passive
+                .then(|| self.shared.record.answer(&head.method, &head.target))
+                .flatten();
+            let cached =
+                || super::cache::key(path).and_then(|k| self.shared.cache.answer(k, head_only));
+            if let Some(b) = recorded.or_else(cached) {
                 return Some(Local::Bytes(b));
             }
-            let held = st.held.unwrap_or(Held::Down);
-            let how = match held {
-                Held::Down => "run `dockhand up` to start it",
-                _ => {
-                    "any docker command (such as `docker ps`) or a request that does work starts it"
-                }
-            };
+        }
+        if st.held == Some(Held::Down) {
             return Some(Local::Error(format!(
-                "the Docker engine of dockhand profile `{}` is {held}: {how}",
-                self.shared.profile
+                "the Docker engine of dockhand profile `{}` is {}: run `dockhand up` to start it",
+                self.shared.profile,
+                Held::Down
             )));
         }
         let limit = self.shared.start_timeout;

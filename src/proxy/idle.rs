@@ -77,9 +77,14 @@ fn tick(after: Duration) -> Duration {
     (after / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
 }
 
-/// Containers running, asked of the engine.
+/// Containers that an engine stop would stop: running, paused or
+/// restarting (whoever started them), asked of the engine. `status=running`
+/// alone misses paused ones: a paused container's status is `paused`.
+pub const BUSY: &str = "/containers/json?all=1&filters=%7B%22status%22%3A%5B%22running%22%2C%22paused%22%2C%22restarting%22%5D%7D";
+
+/// Containers running, paused or restarting, asked of the engine.
 async fn running_containers(shared: &Shared) -> Result<u32, String> {
-    let target = "/containers/json?filters=%7B%22status%22%3A%5B%22running%22%5D%7D";
+    let target = BUSY;
     let (head, body) = super::http::get(&shared.socket, target, Duration::from_secs(10))
         .await
         .map_err(|e| e.to_string())?;
@@ -171,6 +176,19 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
         if shared.idle.active() > 0 {
             continue;
         }
+        // Asked again with the gate held: a container started meanwhile
+        // (also directly on the engine's socket) keeps it awake.
+        if running_containers(&shared).await != Ok(0) {
+            shared.idle.touch();
+            continue;
+        }
+        // The engine can't change while held stopped: what pollers read
+        // now is what they are answered until it runs again.
+        let api = shared.cache.api_version();
+        shared
+            .record
+            .record_all(&shared.socket, api.as_deref())
+            .await;
         info!(
             "idle for {} (no running container, no active request): stopping the engine",
             humantime::format_duration(after)

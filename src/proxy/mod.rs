@@ -8,16 +8,20 @@
 //! - `http`: framing; heads parsed, bodies copied in 256 KiB chunks
 //! - `conn`: one client connection: classify, wait for the engine, forward
 //! - `classify`: passive (polling) or active (work) requests
+//! - `events`: `GET /events` kept open across an idle stop
 //! - `idle`: what keeps the engine awake; the idle stop
 //! - `cache`: the engine's last `/_ping` and `/version` answers
+//! - `record`: read-only answers recorded on the way down, served while held
 
 pub mod activation;
 pub mod cache;
 pub mod classify;
 mod conn;
+mod events;
 pub mod http;
 mod idle;
 pub mod listen;
+mod record;
 mod sock;
 mod zerocopy;
 
@@ -41,6 +45,7 @@ pub(crate) struct Shared {
     pub profile: String,
     pub classifier: classify::Classifier,
     pub cache: cache::Cache,
+    pub record: record::Record,
     pub idle: idle::Activity,
     /// Bumped whenever the engine stops answering (restarting, stopping,
     /// held): connections to the old engine are closed.
@@ -58,6 +63,7 @@ pub fn spawn(p: &Profile, control: Control, bound: listen::Bound) {
         profile: p.name.clone(),
         classifier: classify::Classifier::new(p.passive.as_deref()),
         cache: cache::Cache::load(&p.state_dir),
+        record: record::Record::default(),
         idle: idle::Activity::new(),
         epoch: watch::channel(0).0,
     });
@@ -98,6 +104,7 @@ async fn follow_engine(shared: Arc<Shared>) {
             shared.epoch.send_modify(|e| *e += 1);
         }
         if now_up && !up {
+            shared.record.forget();
             info!(
                 "engine ready: serving {} on the proxy socket",
                 shared.profile
