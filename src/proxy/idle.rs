@@ -190,7 +190,7 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
             .record_all(&shared.socket, api.as_deref())
             .await;
         info!(
-            "idle for {} (no running container, no active request): stopping the engine",
+            "idle for {} (no container running, paused or restarting; no active request): stopping the engine",
             humantime::format_duration(after)
         );
         shared.control.stop(Held::Idle).await;
