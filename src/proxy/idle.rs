@@ -169,34 +169,44 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
         if running != Some(0) || active > 0 || Instant::now() < due {
             continue;
         }
-        // Idle. Hold the gate so no active request starts meanwhile.
-        let Ok(gate) = shared.idle.gate.clone().try_write_owned() else {
-            continue;
-        };
-        if shared.idle.active() > 0 {
-            continue;
+        if stop_if_still_idle(&shared, after).await {
+            reported = None;
         }
-        // Asked again with the gate held: a container started meanwhile
-        // (also directly on the engine's socket) keeps it awake.
-        if running_containers(&shared).await != Ok(0) {
-            shared.idle.touch();
-            continue;
-        }
-        // The engine can't change while held stopped: what pollers read
-        // now is what they are answered until it runs again.
-        let api = shared.cache.api_version();
-        shared
-            .record
-            .record_all(&shared.socket, api.as_deref())
-            .await;
-        info!(
-            "idle for {} (no container running, paused or restarting; no active request): stopping the engine",
-            humantime::format_duration(after)
-        );
-        shared.control.stop(Held::Idle).await;
-        reported = None;
-        drop(gate);
     }
+}
+
+/// Idle: record what pollers read, then stop the engine unless work came
+/// meanwhile. The engine can't change while held stopped, so what pollers
+/// read now is what they are answered until it runs again. Recording
+/// takes a while (`system/df`): it runs before the gate is taken, so no
+/// active request waits for it; one that came meanwhile calls the stop off.
+async fn stop_if_still_idle(shared: &Arc<Shared>, after: Duration) -> bool {
+    let since = Instant::now();
+    let api = shared.cache.api_version();
+    shared
+        .record
+        .record_all(&shared.socket, api.as_deref())
+        .await;
+    // Hold the gate so no active request starts meanwhile.
+    let Ok(gate) = shared.idle.gate.clone().try_write_owned() else {
+        return false;
+    };
+    if shared.idle.active() > 0 || shared.idle.last() > since {
+        return false;
+    }
+    // Asked again with the gate held: a container started meanwhile
+    // (also directly on the engine's socket) keeps it awake.
+    if running_containers(shared).await != Ok(0) {
+        shared.idle.touch();
+        return false;
+    }
+    info!(
+        "idle for {} (no container running, paused or restarting; no active request): stopping the engine",
+        humantime::format_duration(after)
+    );
+    shared.control.stop(Held::Idle).await;
+    drop(gate);
+    true
 }
 
 #[cfg(test)]
