@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{FromArgMatches, Parser, Subcommand};
 
-use crate::config::{Config, Env, Profile};
+use crate::config::{Config, Context, Env};
 use crate::error::Result;
 
 #[derive(Debug, Parser)]
@@ -230,18 +230,6 @@ pub enum ConfigCmd {
     Check,
     /// Print the effective config of a profile, defaults filled in.
     Show,
-}
-
-/// What every command needs: the loaded config and the chosen profile name.
-pub struct Context {
-    pub config: Config,
-    pub profile_name: String,
-}
-
-impl Context {
-    pub fn profile(&self) -> Result<Profile> {
-        self.config.profile(&self.profile_name)
-    }
 }
 
 /// Parse arguments, run the command, return the process exit code.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::cli::Context;
+use crate::config::Context;
 use crate::config::Profile;
 use crate::control::State;
 use crate::control_socket::{Client, Line, Req};

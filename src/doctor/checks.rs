@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Check;
 use super::cmd;
-use crate::cli::Context;
+use crate::config::Context;
 use crate::config::{EngineKind, Profile, Source};
 
 pub fn config(ctx: &Context, p: &Profile) -> Check {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cli::Context;
+use crate::config::Context;
 use crate::config::{Config, Env, Profile};
 use crate::error::Result;
 

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::Context;
+use crate::config::Context;
 use crate::config::Profile;
 use crate::error::Result;
 use crate::service::{self, Inputs, Platform, launchd, systemd};

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use crate::cli::Context;
+use crate::config::Context;
 use crate::config::Profile;
 use crate::error::{Error, IoContext, Result};
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::{FileState, Inputs, Platform, activation, launchd, systemd};
-use crate::cli::Context;
+use crate::config::Context;
 use crate::error::Result;
 
 /// Unload the profile's service (launchd: `bootout`; systemd: `stop` of

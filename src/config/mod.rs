@@ -14,6 +14,10 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
+mod context;
+
+pub use context::Context;
+
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// Where the config came from, for messages and for `--config` in services.
