@@ -70,6 +70,27 @@ fn claimed_dir(state_dir: &Path) -> Option<&'static crate::state::Dir> {
     crate::state::claimed().filter(|d| d.path() == state_dir)
 }
 
+/// After a resume from sleep, failed probes are retried every `retry`
+/// for up to `grace` before the engine is restarted (a restart kills
+/// every container).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePolicy {
+    pub grace: Duration,
+    pub retry: Duration,
+}
+
+impl ResumePolicy {
+    /// A forward that reconnects after a resume: a VM's often needs a few
+    /// seconds (Lima's ssh reconnects: lima #5420, colima #1033).
+    pub const RECONNECTS: ResumePolicy = ResumePolicy {
+        grace: Duration::from_secs(60),
+        retry: Duration::from_secs(3),
+    };
+}
+
+/// The engine kinds. A new kind is a file here, a variant, and its arms in
+/// the methods below (plus its settings in `config`): the supervisor only
+/// calls these methods.
 pub enum Engine {
     Process(process::ProcessEngine),
     Colima(colima::ColimaEngine),
@@ -151,6 +172,14 @@ impl Engine {
         match self {
             Engine::Process(e) => e.remove_runtime_files().await,
             Engine::Colima(_) => {}
+        }
+    }
+
+    /// How failed probes shortly after a resume from sleep are treated.
+    pub fn resume_policy(&self) -> ResumePolicy {
+        match self {
+            Engine::Process(e) => e.resume_policy(),
+            Engine::Colima(e) => e.resume_policy(),
         }
     }
 }

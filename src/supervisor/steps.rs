@@ -22,11 +22,6 @@ use crate::state::Phase;
 const CLOCK_CHECK: Duration = Duration::from_secs(5);
 /// A wall-clock lead over the monotonic clock beyond this is a resume.
 const RESUME_JUMP: Duration = Duration::from_secs(3);
-/// After a resume the VM's forward often needs a few seconds (Lima's ssh
-/// reconnects: lima #5420, colima #1033): failed probes are retried every
-/// RESUME_RETRY for this long before a restart kills every container.
-const RESUME_GRACE: Duration = Duration::from_secs(60);
-const RESUME_RETRY: Duration = Duration::from_secs(3);
 
 impl Supervisor {
     pub(super) async fn obtain(&mut self, first: bool) -> Result<Option<Running>, Obtain> {
@@ -203,7 +198,7 @@ impl Supervisor {
     /// Probe the engine: `Ok(true)` when it answers, `Ok(false)` when it
     /// answers again after a failure, the reason to leave `ready` otherwise. One failure may be
     /// a blip; a second one in a row is not, unless the machine just woke
-    /// up: then retry for a while.
+    /// up: then retry as the engine's `ResumePolicy` says.
     pub(super) async fn probe(
         &mut self,
         r: &mut Running,
@@ -217,21 +212,22 @@ impl Supervisor {
             return Ok(true);
         }
         self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
-        let grace_end = resumed.map(|t| t + RESUME_GRACE);
+        let resume = self.engine.resume_policy();
+        let grace_end = resumed.map(|t| t + resume.grace);
         loop {
             let p = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
             if p.is_ok() {
                 self.set(Phase::Ready, r.pid, "probe answers again");
                 return Ok(false);
             }
-            if grace_end.is_none_or(|end| Instant::now() + RESUME_RETRY >= end) {
+            if grace_end.is_none_or(|end| Instant::now() + resume.retry >= end) {
                 return Err(Exit::Restart(format!("engine does not answer: {p}")));
             }
             info!(
                 "probe failed again ({p}) shortly after a resume: retrying in {}s",
-                RESUME_RETRY.as_secs()
+                resume.retry.as_secs()
             );
-            racing(r, shutdown, sleep(RESUME_RETRY)).await?;
+            racing(r, shutdown, sleep(resume.retry)).await?;
         }
     }
 }
