@@ -519,6 +519,28 @@ fn last_line(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// "colima (vz, 4 CPU, 8 GiB)": the VM's settings that were given.
+pub fn summary(p: &Profile) -> String {
+    let Some(c) = &p.colima else {
+        return "colima".into();
+    };
+    let mut parts = Vec::new();
+    if let Some(v) = &c.vm_type {
+        parts.push(v.clone());
+    }
+    if let Some(n) = c.cpu {
+        parts.push(format!("{n} CPU"));
+    }
+    if let Some(m) = c.memory {
+        parts.push(format!("{m} GiB"));
+    }
+    if parts.is_empty() {
+        "colima".into()
+    } else {
+        format!("colima ({})", parts.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,15 @@ fn claimed_dir(state_dir: &Path) -> Option<&'static crate::state::Dir> {
     crate::state::claimed().filter(|d| d.path() == state_dir)
 }
 
+/// The engine in a few words, for progress lines: "colima (vz, 4 CPU,
+/// 8 GiB)", "dockerd", or the command's program.
+pub fn summary(p: &Profile) -> String {
+    match p.engine {
+        EngineKind::Colima => colima::summary(p),
+        EngineKind::Dockerd | EngineKind::Command => process::summary(p),
+    }
+}
+
 /// After a resume from sleep, failed probes are retried every `retry`
 /// for up to `grace` before the engine is restarted (a restart kills
 /// every container).

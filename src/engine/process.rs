@@ -298,6 +298,19 @@ impl ProcessEngine {
     }
 }
 
+/// "dockerd", or the command's program.
+pub fn summary(p: &Profile) -> String {
+    match p.engine {
+        EngineKind::Dockerd => "dockerd".into(),
+        _ => p
+            .command
+            .as_ref()
+            .and_then(|c| c.argv.first())
+            .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+            .unwrap_or_else(|| "the engine".into()),
+    }
+}
+
 fn is_our_dockerd(info: &sys::ProcInfo, pidfile: &Path) -> bool {
     info.program().starts_with("dockerd") && info.has_arg("--pidfile", pidfile)
 }
