@@ -519,6 +519,18 @@ fn last_line(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Colima's own output goes to Lima's host agent logs (lima
+/// pkg/limatype/filenames: ha.stdout.log, ha.stderr.log).
+pub fn other_logs(p: &Profile) -> Vec<PathBuf> {
+    let Some(c) = &p.colima else {
+        return Vec::new();
+    };
+    ["ha.stdout.log", "ha.stderr.log"]
+        .iter()
+        .map(|f| c.instance_dir().join(f))
+        .collect()
+}
+
 /// "colima (vz, 4 CPU, 8 GiB)": the VM's settings that were given.
 pub fn summary(p: &Profile) -> String {
     let Some(c) = &p.colima else {

@@ -1,8 +1,14 @@
 //! Engines: what the supervisor starts, adopts, watches and stops. One
-//! file per kind; `Engine` dispatches to them. Every kind answers the
-//! Docker API on `Profile::socket`.
+//! file per kind (`process`: dockerd or any command; `colima`); `Engine`
+//! dispatches to them, and says what the supervisor may count on (its
+//! resume policy, whether a stop leaves runtime files, whether an exit
+//! means it went to the background). Every kind answers the Docker API
+//! on `Profile::socket`. Shared by the kinds: `log` (`engine.log`),
+//! `socket` (waiting for it, removing a dead one), `stop` (process
+//! groups, verified processes, orphans, a forced stop); `engine.json`'s
+//! record is `state::engine_record`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -79,6 +85,15 @@ pub fn summary(p: &Profile) -> String {
     }
 }
 
+/// Logs the engine writes besides `engine.log` (not rotated by dockhand),
+/// for `dockhand logs`.
+pub fn other_logs(p: &Profile) -> Vec<PathBuf> {
+    match p.engine {
+        EngineKind::Colima => colima::other_logs(p),
+        EngineKind::Dockerd | EngineKind::Command => Vec::new(),
+    }
+}
+
 /// After a resume from sleep, failed probes are retried every `retry`
 /// for up to `grace` before the engine is restarted (a restart kills
 /// every container).
@@ -98,8 +113,8 @@ impl ResumePolicy {
 }
 
 /// The engine kinds. A new kind is a file here, a variant, and its arms in
-/// the methods below (plus its settings in `config`): the supervisor only
-/// calls these methods.
+/// the methods below and in `summary` and `other_logs` (plus its settings
+/// in `config`): the supervisor only calls these methods.
 pub enum Engine {
     Process(process::ProcessEngine),
     Colima(colima::ColimaEngine),
