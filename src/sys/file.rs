@@ -177,6 +177,40 @@ pub fn human_bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
+    /// The one wording of a stale pid file, for each way it can be stale.
+    #[test]
+    fn a_stale_pid_file_says_why() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x.pid");
+        let why = |text: &str, ours: bool| {
+            std::fs::write(&f, text).unwrap();
+            stale_pid(&f, |_| ours).unwrap().map(|s| s.to_string())
+        };
+        assert_eq!(why("garbage\n", true).as_deref(), Some("no pid in it"));
+        let me = std::process::id() as i32;
+        assert_eq!(
+            why(&format!("{me}\n"), true),
+            None,
+            "a live process of ours"
+        );
+        let foreign = why(&me.to_string(), false).unwrap();
+        assert!(
+            foreign.starts_with(&format!("pid {me} is another program (")),
+            "{foreign}"
+        );
+        assert!(foreign.ends_with("), left alone"), "{foreign}");
+        // The largest pid is above every kernel's pid_max.
+        assert_eq!(
+            why(&i32::MAX.to_string(), true),
+            Some(format!("pid {} is not running", i32::MAX))
+        );
+        let note = StalePid::NoPid.removed(&f);
+        assert_eq!(
+            note,
+            format!("removed stale pid file {}: no pid in it", f.display())
+        );
+    }
+
     #[test]
     fn only_regular_files_are_read_and_only_so_much() {
         let d = tempfile::tempdir().unwrap();
