@@ -134,12 +134,11 @@ fn no_supervisor(p: &Profile) -> Error {
 /// No supervisor: install (or update and load) the login service, or
 /// start it when the manager has it but it doesn't run; saying so.
 fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
-    use crate::doctor::service_probe::{Definition, definition, view};
-    use crate::service::ServiceCmd;
-    let (path, def) = definition(ctx, p)?;
+    use crate::service::{Definition, ServiceCmd};
+    let view = crate::service::view(ctx, p)?;
     let who = format!("dockhand: no supervisor runs for profile `{}`", p.name);
-    let path = path.display();
-    let cmd = match (def, view(p)) {
+    let path = view.path.display();
+    let cmd = match (view.definition, view.job) {
         (Definition::Current | Definition::Foreign, Ok(v)) if v.running => return Ok(()),
         (Definition::Current | Definition::Foreign, Ok(v)) if v.known => {
             eprintln!("{who}: starting the login service {path}");

@@ -10,7 +10,6 @@ mod agents;
 mod checks;
 mod cmd;
 mod docker;
-pub(crate) mod service_probe;
 mod stale;
 
 use agents::competing_agents;
