@@ -234,7 +234,7 @@ fn retry(l: &Line) -> bool {
 /// How following the supervisor ended.
 enum End {
     /// Its reply to the request.
-    Reply(Line),
+    Reply(Box<Line>),
     /// It closed the control socket.
     Closed,
     TimedOut,
@@ -299,7 +299,7 @@ async fn follow(
                     sleep(Duration::from_millis(100)).await;
                     c.send(&Req::Start { follow }).await?;
                 }
-                Some(l) => break End::Reply(l),
+                Some(l) => break End::Reply(Box::new(l)),
                 None => break End::Closed,
             },
             _ = sleep(Duration::from_millis(100)) => progress.tick(),
@@ -315,7 +315,7 @@ async fn follow(
 fn outcome(end: End, last: Option<State>) -> (bool, Option<String>, Option<State>) {
     let timed_out = matches!(end, End::TimedOut);
     let reply = match end {
-        End::Reply(l) => Some(l),
+        End::Reply(l) => Some(*l),
         _ => None,
     };
     let state = reply.as_ref().and_then(|l| l.state.clone()).or(last);
