@@ -4,10 +4,11 @@
 //! The definitions are rendered by pure functions ([`launchd::render`],
 //! [`systemd::render`]) from an [`Inputs`] value, so that they can be tested
 //! and reviewed on any host. Everything that touches the machine lives in
-//! its own file: finding `launchctl` / `systemctl` ([`tool`]), the
-//! definition files ([`files`]), and the two managers' `install` /
-//! `uninstall` / `status` / `restart`. Commands ask what a manager has
-//! through [`view()`].
+//! its own file: finding and running `launchctl` / `systemctl` (`tool.rs`),
+//! the definition files (`files.rs`), and the two managers' `install` /
+//! `uninstall` / `status` / `restart`; `dispatch.rs` maps the `service`
+//! subcommands onto them. Commands ask what a manager has through
+//! [`view()`].
 //!
 //! The platform is the host's (macOS: launchd, otherwise systemd) unless
 //! the environment variable `DOCKHAND_SERVICE_PLATFORM=launchd|systemd`
@@ -18,13 +19,13 @@ pub mod activation;
 pub mod competitors;
 mod dispatch;
 mod exit;
-pub(crate) mod files;
+mod files;
 pub mod handoff;
 mod inputs;
 pub mod launchd;
 mod report;
 pub mod systemd;
-pub(crate) mod tool;
+mod tool;
 pub mod unload;
 mod view;
 
