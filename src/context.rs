@@ -245,4 +245,68 @@ mod tests {
         assert_eq!(shell_quote("unix:///a/b.sock"), "unix:///a/b.sock");
         assert_eq!(shell_quote("unix:///a b/it's"), "'unix:///a b/it'\\''s'");
     }
+
+    fn profile(listen: bool) -> Profile {
+        let mut text = "[profiles.default]\nsocket = \"/s/e.sock\"\n".to_string();
+        if listen {
+            text.push_str("listen = \"/s/l.sock\"\n");
+        }
+        text.push_str("[profiles.default.command]\nargv = [\"/bin/true\"]\n");
+        let env = crate::config::Env::bare("/home/u".into());
+        let source = crate::config::Source::Explicit("/home/u/c.toml".into());
+        let cfg = crate::config::Config::parse(source, env, text).unwrap();
+        cfg.profile("default").unwrap()
+    }
+
+    /// A stand-in docker CLI: answers `inspect` as told, records the calls.
+    fn write(
+        p: &Profile,
+        inspect: Option<&str>,
+        create_ok: bool,
+    ) -> (Result<Plan, String>, Vec<String>) {
+        let mut calls = Vec::new();
+        let r = write_with(
+            "dockhand",
+            "unix:///s/l.sock",
+            p,
+            |a: &[String]| {
+                calls.push(a.join(" "));
+                let ok = if a[1] == "inspect" {
+                    inspect.is_some()
+                } else {
+                    create_ok
+                };
+                Ok(Ran {
+                    ok,
+                    stdout: inspect.unwrap_or_default().to_string(),
+                    stderr: "refused\n".into(),
+                })
+            },
+            |a, e| format!("docker {}: {e}", a[1]),
+        );
+        (r, calls)
+    }
+
+    #[test]
+    fn written_once_created_updated_or_left() {
+        let p = profile(true);
+        let (r, calls) = write(&p, None, true);
+        assert_eq!(r, Ok(Plan::Create));
+        assert_eq!(
+            calls,
+            [
+                "context inspect dockhand --format {{.Endpoints.docker.Host}}",
+                "context create dockhand --description dockhand profile default (engine started on demand) --docker host=unix:///s/l.sock"
+            ]
+        );
+        let (r, calls) = write(&p, Some("unix:///s/l.sock\n"), true);
+        assert_eq!((r, calls.len()), (Ok(Plan::Nothing), 1));
+        let (r, calls) = write(&profile(false), Some("unix:///elsewhere"), true);
+        assert_eq!(r, Ok(Plan::Update));
+        assert!(calls[1].starts_with(
+            "context update dockhand --description dockhand profile default --docker"
+        ));
+        let (r, _) = write(&p, None, false);
+        assert_eq!(r, Err("docker create: refused".into()));
+    }
 }
