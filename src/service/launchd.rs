@@ -48,7 +48,10 @@ use plist::{Dictionary, Value};
 
 use std::time::{Duration, Instant};
 
-use super::{FileState, Inputs, Tool, ceil_secs};
+use super::files::{self, FileState};
+use super::report;
+use super::tool::Tool;
+use super::{Inputs, ceil_secs};
 use crate::config::Profile;
 use crate::error::{Error, Result};
 
@@ -207,14 +210,6 @@ fn uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
-fn launchctl() -> Result<Tool> {
-    Tool::locate(
-        "launchctl",
-        &[],
-        "dockhand service needs launchd's launchctl (macOS) to manage the agent",
-    )
-}
-
 /// How long `bootstrap` is retried while launchd still drains the job
 /// that `bootout` unloaded.
 pub const BOOTSTRAP_RETRY: Duration = Duration::from_secs(30);
@@ -324,12 +319,12 @@ fn load(tool: &Tool, i: &Inputs, path: &Path) -> Result<()> {
 }
 
 pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     let content = render(i);
     let target = format!("gui/{}/{}", uid(), i.label);
-    match super::file_state(path, &content)? {
+    match files::file_state(path, &content)? {
         FileState::Same => {
-            super::fix_mode(path)?;
+            files::fix_mode(path)?;
             // Nothing to change; load it only if it isn't (for example
             // after a failed bootstrap), without restarting a running job.
             if tool.output(&["print", &target])?.status.success() {
@@ -340,7 +335,7 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
             }
         }
         state => {
-            super::write_atomic(path, &content)?;
+            files::write_atomic(path, &content)?;
             println!(
                 "{} {}",
                 if state == FileState::Missing {
@@ -366,16 +361,16 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
 }
 
 pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     // Refuse a symlink before anything is stopped.
-    let state = super::file_state(path, "")?;
+    let state = files::file_state(path, "")?;
     let target = format!("gui/{}/{}", uid(), i.label);
     // bootout sends SIGTERM and waits up to ExitTimeOut: dockhand stops the
     // engine gracefully; we wait until launchd has let go of the label.
     if bootout(&tool, &target, i)? {
         println!("unloaded {target}");
     }
-    if state != FileState::Missing && super::remove_file(path)? {
+    if state != FileState::Missing && files::remove_file(path)? {
         println!("removed {}", path.display());
     } else {
         println!("not installed: {} does not exist", path.display());
@@ -387,7 +382,7 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
 /// engine), the plist kept: launchd loads it again at the next login, and
 /// `dockhand up` (`bootstrap`) now.
 pub fn unload(i: &Inputs, path: &Path) -> Result<()> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     let target = format!("gui/{}/{}", uid(), i.label);
     if bootout(&tool, &target, i)? {
         println!("unloaded {target}");
@@ -411,9 +406,9 @@ pub fn unload(i: &Inputs, path: &Path) -> Result<()> {
 /// `KeepAlive = { SuccessfulExit = false; }` doesn't respawn it), then
 /// `kickstart`. The engine is handed over unless `engine`.
 pub fn restart(i: &Inputs, path: &Path, profile: &Profile, engine: bool) -> Result<()> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     if !path.exists() {
-        return Err(super::not_installed(path, &i.profile));
+        return Err(files::not_installed(path, &i.profile));
     }
     let target = format!("gui/{}/{}", uid(), i.label);
     let out = tool.output(&["print", &target])?;
@@ -498,20 +493,20 @@ pub fn parse_print(text: &str) -> PrintInfo {
 }
 
 /// What launchd says of the agent: `print` finds it, and it runs.
-pub(crate) fn view(label: &str) -> Result<super::View> {
-    let out = launchctl()?.output(&["print", &format!("gui/{}/{label}", uid())])?;
+pub(crate) fn job(label: &str) -> Result<super::Job> {
+    let out = Tool::launchctl()?.output(&["print", &format!("gui/{}/{label}", uid())])?;
     let info = parse_print(&String::from_utf8_lossy(&out.stdout));
-    Ok(super::View {
+    Ok(super::Job {
         known: out.status.success(),
         running: out.status.success() && info.state.as_deref() == Some("running"),
     })
 }
 
 pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     let target = format!("gui/{}/{}", uid(), i.label);
     let mut lines = vec![("service".to_string(), format!("launchd agent {target}"))];
-    let installed = super::describe_file(path, &render(i), &mut lines)?;
+    let installed = report::describe_file(path, &render(i), &mut lines)?;
     let out = tool.output(&["print", &target])?;
     let mut running = false;
     if out.status.success() {
@@ -537,15 +532,15 @@ pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
         // loop): its reason is only here.
         lines.push(("last message".into(), m));
     }
-    lines.extend(super::supervisor_lines(profile));
-    super::print_lines(&lines);
+    lines.extend(report::supervisor_lines(profile));
+    report::print_lines(&lines);
     Ok(if installed && running { 0 } else { 1 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::tests::inputs;
+    use crate::service::inputs::tests::inputs;
     use std::time::Duration;
 
     fn get<'a>(d: &'a Dictionary, k: &str) -> &'a Value {
