@@ -109,17 +109,6 @@ fn inspect_args(name: &str) -> Vec<String> {
     ]
 }
 
-/// A Colima table for `colima start`: with `--activate=false` appended
-/// while dockhand manages the context, or every start makes Colima's own
-/// context current again (colima cmd/start.go: `--activate`, default true).
-pub fn colima_config(p: &Profile) -> crate::config::Colima {
-    let mut c = p.colima.clone().expect("colima engine has a colima table");
-    if p.docker_context && p.listen.is_some() {
-        c.args.push("--activate=false".into());
-    }
-    c
-}
-
 /// Create or update the context from inside the supervisor (children are
 /// run through the reaper). Returns a note for the log.
 pub async fn ensure(p: &Profile) -> Result<String, String> {

@@ -16,6 +16,7 @@ mod context;
 mod engines;
 mod env;
 mod file;
+mod pattern;
 mod profile;
 mod proxy;
 mod resolve;
@@ -31,6 +32,7 @@ pub use engines::command::Command;
 pub use engines::dockerd::Dockerd;
 pub use env::Env;
 pub use file::CONFIG_MAX;
+pub use pattern::Pattern;
 pub use profile::{Profile, show};
 
 pub const DEFAULT_PROFILE: &str = "default";

@@ -131,7 +131,7 @@ impl Config {
         if let Some(list) = &raw.passive {
             let mut out = Vec::new();
             for entry in list.get_ref() {
-                if let Err(why) = crate::proxy::classify::Pattern::parse(entry.get_ref()) {
+                if let Err(why) = crate::config::Pattern::parse(entry.get_ref()) {
                     return Err(self.err_at(
                         entry.span(),
                         format!("passive entry {:?}: {why}", entry.get_ref()),

@@ -38,7 +38,7 @@ pub struct ColimaEngine {
 impl ColimaEngine {
     pub fn new(p: &Profile) -> ColimaEngine {
         ColimaEngine {
-            c: crate::context::colima_config(p),
+            c: colima_config(p),
             socket: p.socket.clone(),
             state_dir: p.state_dir.clone(),
             stop_timeout: p.stop_timeout,
@@ -551,6 +551,17 @@ pub fn summary(p: &Profile) -> String {
     } else {
         format!("colima ({})", parts.join(", "))
     }
+}
+
+/// A Colima table for `colima start`: with `--activate=false` appended
+/// while dockhand manages the context, or every start makes Colima's own
+/// context current again (colima cmd/start.go: `--activate`, default true).
+pub fn colima_config(p: &Profile) -> crate::config::Colima {
+    let mut c = p.colima.clone().expect("colima engine has a colima table");
+    if p.docker_context && p.listen.is_some() {
+        c.args.push("--activate=false".into());
+    }
+    c
 }
 
 #[cfg(test)]

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use super::inputs::definition_path;
-use super::{Inputs, Platform, activation, competitors, handoff, launchd, systemd};
+use super::{Inputs, Platform, activation, competitors, launchd, systemd};
 use crate::config::Context;
 use crate::config::Profile;
 use crate::error::Result;
+use crate::supervisor::handoff;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceCmd {

@@ -6,7 +6,7 @@ use crate::error::Error;
 
 /// Set in the launchd agent's environment: the supervisor runs as a job
 /// whose `KeepAlive` can't exclude exit codes.
-pub const SUPERVISED_BY_ENV: &str = "DOCKHAND_SUPERVISED_BY";
+pub use crate::logging::SUPERVISED_BY_ENV;
 
 /// `dockhand run` ended with `e`: tell the service manager, and choose the
 /// exit code. Under systemd the reason goes into `STATUS=` and the code

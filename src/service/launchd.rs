@@ -40,7 +40,7 @@
 //! - `StandardOutPath` / `StandardErrorPath`: `<log>.launchd.log` next to
 //!   the profile's log; dockhand writes its own rotated log, this file only
 //!   catches what happens before it opens it (and panics). launchd only
-//!   appends to it, so dockhand bounds it at each start ([`bound_log`]).
+//!   appends to it, so dockhand bounds it at each start ([`crate::logging::bound_launchd_log`]).
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +54,7 @@ use super::tool::Tool;
 use super::{Inputs, ceil_secs};
 use crate::config::Profile;
 use crate::error::{Error, Result};
+pub use crate::logging::{LOG_KEEP, LOG_LIMIT, launchd_log};
 
 /// Seconds added to stop_timeout for `ExitTimeOut`.
 pub const EXIT_TIMEOUT_MARGIN: u64 = 15;
@@ -63,13 +64,6 @@ pub const THROTTLE_INTERVAL: u64 = 30;
 pub fn plist_path(home: &Path, label: &str) -> PathBuf {
     home.join("Library/LaunchAgents")
         .join(format!("{label}.plist"))
-}
-
-/// `<log>.launchd.log`: a `.log` suffix is replaced, otherwise appended.
-pub fn launchd_log(log_file: &Path) -> PathBuf {
-    let s = log_file.to_string_lossy();
-    let base = s.strip_suffix(".log").unwrap_or(&s);
-    PathBuf::from(format!("{base}.launchd.log"))
 }
 
 /// The agent's plist (XML), ending with a newline.
@@ -103,7 +97,7 @@ pub fn render(i: &Inputs) -> String {
     d.insert("ProcessType".into(), s("Standard"));
     let mut env = Dictionary::new();
     env.insert("PATH".into(), s(&i.path_var()));
-    env.insert(super::SUPERVISED_BY_ENV.into(), s("launchd"));
+    env.insert(crate::logging::SUPERVISED_BY_ENV.into(), s("launchd"));
     env.insert("HOME".into(), p(&i.home));
     for (k, v) in [
         ("COLIMA_HOME", &i.colima_home),
@@ -131,43 +125,6 @@ pub fn render(i: &Inputs) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Largest size of `<log>.launchd.log` before [`bound_log`] cuts it.
-pub const LOG_LIMIT: u64 = 1 << 20;
-/// What [`bound_log`] keeps of it: the end.
-pub const LOG_KEEP: u64 = 64 << 10;
-
-/// Under launchd, dockhand's stderr is `<log>.launchd.log`, which launchd
-/// opens for appending at every spawn and never rotates. At start, when
-/// it has grown beyond [`LOG_LIMIT`], keep only its last [`LOG_KEEP`]
-/// bytes (in place: launchd holds the descriptor).
-pub fn bound_log(log_file: &Path) {
-    if std::env::var(super::SUPERVISED_BY_ENV).is_ok_and(|v| v == "launchd") {
-        let _ = cut_to_tail(&launchd_log(log_file), LOG_LIMIT, LOG_KEEP);
-    }
-}
-
-fn cut_to_tail(path: &Path, limit: u64, keep: u64) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    let len = f.metadata()?.len();
-    if len <= limit {
-        return Ok(false);
-    }
-    f.seek(SeekFrom::Start(len - keep))?;
-    let mut tail = Vec::with_capacity(keep as usize);
-    (&mut f).take(keep).read_to_end(&mut tail)?;
-    f.set_len(0)?;
-    f.seek(SeekFrom::Start(0))?;
-    writeln!(f, "[dockhand: cut {} bytes; the log goes on]", len - keep)?;
-    f.write_all(&tail)?;
-    Ok(true)
 }
 
 /// A fatal error of a launchd-run supervisor that exited before it could
@@ -349,7 +306,7 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
             // same label, such as the recipe dockhand replaces); our own
             // supervisor hands a healthy engine over to the new one.
             if state == FileState::Different {
-                super::handoff::request(profile, true)?;
+                crate::supervisor::handoff::request(profile, true)?;
             }
             if bootout(&tool, &target, i)? {
                 println!("unloaded the previous {target}");
@@ -420,7 +377,7 @@ pub fn restart(i: &Inputs, path: &Path, profile: &Profile, engine: bool) -> Resu
     }
     let info = parse_print(&String::from_utf8_lossy(&out.stdout));
     if info.state.as_deref() == Some("running") {
-        super::handoff::request(profile, !engine)?;
+        crate::supervisor::handoff::request(profile, !engine)?;
         tool.run(&["kill", "SIGTERM", &target])?;
         println!("sent SIGTERM to {target}; waiting for it to exit");
         wait_stopped(&tool, &target, info.pid.as_deref(), i)?;
@@ -583,37 +540,6 @@ mod tests {
         assert_eq!(
             get(d, "StandardOutPath").as_string(),
             Some("/Users/u/Library/Logs/dockhand/default.launchd.log")
-        );
-    }
-
-    #[test]
-    fn the_launchd_log_is_cut_to_its_tail() {
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("x.launchd.log");
-        std::fs::write(&p, "a".repeat(100) + &"b".repeat(10)).unwrap();
-        assert!(!cut_to_tail(&p, 200, 10).unwrap());
-        assert!(cut_to_tail(&p, 50, 10).unwrap());
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with("[dockhand: cut 100 bytes"), "{text}");
-        assert!(
-            text.ends_with(&"b".repeat(10)) && !text.contains("aa"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn launchd_log_names() {
-        assert_eq!(
-            launchd_log(Path::new("/a/b.log")),
-            Path::new("/a/b.launchd.log")
-        );
-        assert_eq!(
-            launchd_log(Path::new("/a/b")),
-            Path::new("/a/b.launchd.log")
-        );
-        assert_eq!(
-            launchd_log(Path::new("/a/b.txt")),
-            Path::new("/a/b.txt.launchd.log")
         );
     }
 

@@ -20,7 +20,6 @@ pub mod competitors;
 mod dispatch;
 mod exit;
 mod files;
-pub mod handoff;
 mod inputs;
 pub mod launchd;
 mod report;

@@ -352,7 +352,7 @@ fn restart_unit(tool: &Tool, i: &Inputs, profile: &Profile, keep_engine: bool) -
     let unit = unit_name(&i.profile);
     let old = show(tool, &unit, "MainPID")?;
     let old_pid = prop(&old, "MainPID").unwrap_or("0").to_string();
-    super::handoff::request(profile, keep_engine)?;
+    crate::supervisor::handoff::request(profile, keep_engine)?;
     tool.run(&["restart", "--no-block", &unit])?;
     println!(
         "restarting {unit} ({})",

@@ -235,7 +235,7 @@ impl Supervisor {
                     warn!("the engine may still run (see above); holding it as stopped");
                 }
                 self.engine.remove_runtime_files().await;
-                crate::service::handoff::forget_spec(&self.p);
+                super::handoff::forget_spec(&self.p);
                 true
             }
         };
@@ -252,7 +252,7 @@ impl Supervisor {
     pub(super) async fn finish(&mut self, mut running: Option<Running>) -> Result<u8> {
         self.waiters.resolve(Err("dockhand is stopping".into()));
         if running.is_some()
-            && let Some(why) = crate::service::handoff::keep_engine(&self.p).await
+            && let Some(why) = super::handoff::keep_engine(&self.p).await
         {
             let how = format!(
                 "supervisor stopped for a restart ({why}); the engine keeps running for the next supervisor to adopt"
@@ -266,7 +266,7 @@ impl Supervisor {
             stopped = self.engine.stop(r, self.p.stop_timeout).await;
         }
         self.engine.remove_runtime_files().await;
-        crate::service::handoff::forget_spec(&self.p);
+        super::handoff::forget_spec(&self.p);
         self.set(
             Phase::Stopped,
             None,

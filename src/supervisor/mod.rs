@@ -11,6 +11,7 @@
 //! probe, notice a resume), `held` (an engine held stopped: on_demand,
 //! idle_stop, down), `signals` (stop signals and systemd's notify).
 
+pub mod handoff;
 mod held;
 mod machine;
 mod signals;
@@ -56,7 +57,7 @@ pub fn run(profile: Profile) -> Result<u8> {
 async fn supervise(profile: Profile, signals: Signals, dir: &'static state::Dir) -> Result<u8> {
     let engine = Engine::new(&profile);
     engine.check()?;
-    crate::service::launchd::bound_log(&profile.log_file);
+    crate::logging::bound_launchd_log(&profile.log_file);
     crate::logging::init(&profile.log_file)?;
     sys::become_subreaper();
     sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;

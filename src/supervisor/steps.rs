@@ -49,7 +49,7 @@ impl Supervisor {
             Some(r) => r,
         };
         if let Some(r) = adopted {
-            match crate::service::handoff::settings_changed(&self.p) {
+            match super::handoff::settings_changed(&self.p) {
                 None => return Ok(Some(r)),
                 Some(why) => {
                     self.set(Phase::Restarting, r.pid, &why);
@@ -101,7 +101,7 @@ impl Supervisor {
             }
             Err(e) => return Err(Obtain::Failed(e.to_string(), None)),
         };
-        if let Err(e) = crate::service::handoff::record_spec(&self.p) {
+        if let Err(e) = super::handoff::record_spec(&self.p) {
             warn!("{e}");
         }
         self.set(
