@@ -127,8 +127,18 @@ async fn one(
     cw: &mut WriteHalf,
     seen: &mut Seen,
 ) -> Ended {
-    let Ok(s) = UnixStream::connect(&shared.socket).await else {
-        return Ended::Gone;
+    let s = match UnixStream::connect(&shared.socket).await {
+        Ok(s) => s,
+        Err(e) if first => {
+            let m = format!(
+                "dockhand cannot reach the Docker engine on {}: {e}; see `dockhand status --profile {}`",
+                shared.socket.display(),
+                shared.profile
+            );
+            let _ = cw.write_all(&super::http::json_error(503, &m, true)).await;
+            return Ended::Failed;
+        }
+        Err(_) => return Ended::Gone,
     };
     let (r, mut w) = s.into_split();
     if w.write_all(req).await.is_err() {
