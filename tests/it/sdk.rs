@@ -123,6 +123,22 @@ fn sdk_lists_are_answered_while_held_stopped_and_unrecorded_ones_wake_it() {
 }
 
 #[test]
+fn sdk_lists_without_a_record_start_a_held_engine() {
+    require_docker_py!();
+    let mut env = proxy_env("on_demand = true");
+    env.run();
+    env.wait_until("held on demand", Duration::from_secs(20), |v| {
+        v["held"] == "on_demand" && v["supervisor_running"] == true
+    });
+    assert!(!dockerd_running(&env));
+    let mut py = Py::spawn(&env);
+    let got = py.ask("lists_unrecorded", Duration::from_secs(120));
+    assert_eq!(got, "[0, 0, 0, \"NotFound\"]");
+    let v = env.wait_ready();
+    assert!(v.get("held").is_none(), "{v}");
+}
+
+#[test]
 fn sdk_exec_and_attach_sockets_kept_open_dont_keep_the_engine_awake() {
     require_docker_py!();
     let mut env = proxy_env("idle_stop = \"2s\"");
