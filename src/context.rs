@@ -30,21 +30,65 @@ pub enum Plan {
     Nothing,
     Create,
     Update,
+    /// A context of that name exists and dockhand did not make it (its
+    /// host): left alone.
+    Foreign(String),
 }
 
-/// From `docker context inspect <name> --format {{.Endpoints.docker.Host}}`.
-pub fn plan(inspect_ok: bool, endpoint: &str, want: &str) -> Plan {
-    match (inspect_ok, endpoint.trim() == want) {
-        (false, _) => Plan::Create,
-        (true, true) => Plan::Nothing,
-        (true, false) => Plan::Update,
+/// The description dockhand gives the contexts it makes: its mark (the
+/// docker CLI keeps no other metadata a user can set).
+pub fn description(profile: &str) -> String {
+    format!("dockhand profile {profile} (made by dockhand, which keeps it up to date)")
+}
+
+/// A context whose description dockhand wrote (older releases wrote
+/// "dockhand profile <p> (engine started on demand)").
+pub fn is_ours(description: &str) -> bool {
+    description.starts_with("dockhand profile ")
+}
+
+/// An existing context, from `docker context inspect <name>` (JSON).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Existing {
+    pub host: String,
+    pub description: String,
+}
+
+pub fn parse_inspect(json: &str) -> Option<Existing> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let c = v.as_array()?.first()?;
+    Some(Existing {
+        host: c["Endpoints"]["docker"]["Host"].as_str()?.to_string(),
+        description: c["Metadata"]["Description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// What to do, given the context of that name (if any) and the host
+/// it should point at.
+pub fn plan(existing: Option<&Existing>, want: &str) -> Plan {
+    match existing {
+        None => Plan::Create,
+        Some(e) if !is_ours(&e.description) => Plan::Foreign(e.host.clone()),
+        Some(e) if e.host.trim() == want => Plan::Nothing,
+        Some(_) => Plan::Update,
     }
 }
 
+/// Why a context is left alone, and what the user can do by hand.
+pub fn foreign_message(name: &str, host: &str, want: &str, profile: &str) -> String {
+    format!(
+        "a docker context `{name}` exists (→ {host}) and dockhand did not make it, so it is left alone. To use it for dockhand, by hand: `docker context update {name} --description \"{}\" --docker host={want}`; or remove or rename yours",
+        description(profile)
+    )
+}
+
 /// The docker CLI arguments that carry out `plan`.
-pub fn args(plan: &Plan, name: &str, p: &Profile, listen: &Path) -> Option<Vec<String>> {
+pub fn args(plan: &Plan, name: &str, profile: &str, host: &str) -> Option<Vec<String>> {
     let verb = match plan {
-        Plan::Nothing => return None,
+        Plan::Nothing | Plan::Foreign(_) => return None,
         Plan::Create => "create",
         Plan::Update => "update",
     };
@@ -53,20 +97,14 @@ pub fn args(plan: &Plan, name: &str, p: &Profile, listen: &Path) -> Option<Vec<S
         verb.into(),
         name.into(),
         "--description".into(),
-        format!("dockhand profile {} (engine started on demand)", p.name),
+        description(profile),
         "--docker".into(),
-        format!("host={}", host(listen)),
+        format!("host={host}"),
     ])
 }
 
-fn inspect_args(name: &str) -> Vec<String> {
-    vec![
-        "context".into(),
-        "inspect".into(),
-        name.into(),
-        "--format".into(),
-        "{{.Endpoints.docker.Host}}".into(),
-    ]
+pub fn inspect_args(name: &str) -> Vec<String> {
+    vec!["context".into(), "inspect".into(), name.into()]
 }
 
 /// A Colima table for `colima start`: with `--activate=false` appended
@@ -93,8 +131,17 @@ pub async fn ensure(p: &Profile) -> Result<String, String> {
     let o = reaper::output(Command::new(&docker).args(inspect_args(&name)), limit)
         .await
         .map_err(|e| format!("docker context inspect: {e}"))?;
-    let plan = plan(o.status.success(), &o.stdout, &host(listen));
-    let Some(a) = args(&plan, &name, p, listen) else {
+    let want = host(listen);
+    let existing = o
+        .status
+        .success()
+        .then(|| parse_inspect(&o.stdout))
+        .flatten();
+    let plan = plan(existing.as_ref(), &want);
+    if let Plan::Foreign(h) = &plan {
+        return Err(foreign_message(&name, h, &want, &p.name));
+    }
+    let Some(a) = args(&plan, &name, &p.name, &want) else {
         return Ok(format!(
             "docker context {name} points at {}",
             listen.display()
@@ -145,11 +192,16 @@ pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
             })
     };
     let o = run(&inspect_args(&name))?;
-    let plan = plan(
-        o.status.success(),
-        &String::from_utf8_lossy(&o.stdout),
-        &host(listen),
-    );
+    let want = host(listen);
+    let existing = o
+        .status
+        .success()
+        .then(|| parse_inspect(&String::from_utf8_lossy(&o.stdout)))
+        .flatten();
+    let plan = plan(existing.as_ref(), &want);
+    if let Plan::Foreign(h) = &plan {
+        return Err(Error::Config(foreign_message(&name, h, &want, &p.name)));
+    }
     let run_ok = |a: &[String]| -> Result<()> {
         let o = run(a)?;
         if o.status.success() {
@@ -160,7 +212,7 @@ pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
             detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
         })
     };
-    if let Some(a) = args(&plan, &name, p, listen) {
+    if let Some(a) = args(&plan, &name, &p.name, &want) {
         run_ok(&a)?;
     }
     if use_it {
@@ -195,9 +247,39 @@ mod tests {
         assert_eq!(name("default"), "dockhand");
         assert_eq!(name("work"), "dockhand-work");
         let want = "unix:///s/l.sock";
-        assert_eq!(plan(false, "", want), Plan::Create);
-        assert_eq!(plan(true, "unix:///s/l.sock\n", want), Plan::Nothing);
-        assert_eq!(plan(true, "unix:///other", want), Plan::Update);
+        let ctx = |host: &str, description: &str| Existing {
+            host: host.into(),
+            description: description.into(),
+        };
+        let ours = description("default");
+        assert_eq!(plan(None, want), Plan::Create);
+        assert_eq!(plan(Some(&ctx(want, &ours)), want), Plan::Nothing);
+        assert_eq!(plan(Some(&ctx("unix:///other", &ours)), want), Plan::Update);
+        let old = "dockhand profile default (engine started on demand)";
+        assert_eq!(plan(Some(&ctx("unix:///other", old)), want), Plan::Update);
+        // Issue 17: a user's own context of that name is never rewritten.
+        for d in ["", "my remote engine"] {
+            assert_eq!(
+                plan(Some(&ctx("tcp://10.0.0.5:2375", d)), want),
+                Plan::Foreign("tcp://10.0.0.5:2375".into())
+            );
+        }
+    }
+
+    #[test]
+    fn inspect_output_of_the_docker_cli() {
+        // docker 28.2 `docker context inspect mine`.
+        let json = r#"[{"Name":"mine","Metadata":{"Description":"my remote"},"Endpoints":{"docker":{"Host":"tcp://10.9.9.9:2375","SkipTLSVerify":false}},"TLSMaterial":{},"Storage":{}}]"#;
+        assert_eq!(
+            parse_inspect(json),
+            Some(Existing {
+                host: "tcp://10.9.9.9:2375".into(),
+                description: "my remote".into()
+            })
+        );
+        let bare = r#"[{"Name":"x","Metadata":{},"Endpoints":{"docker":{"Host":"unix:///s"}}}]"#;
+        assert_eq!(parse_inspect(bare).unwrap().description, "");
+        assert_eq!(parse_inspect("[]"), None);
     }
 
     #[test]

@@ -112,9 +112,10 @@ pub fn binaries(p: &Profile) -> Vec<Check> {
             });
             continue;
         };
-        let out = cmd::run(&path, t.version_args, &[], Duration::from_secs(10));
+        let out = cmd::run_or_why(&path, t.version_args, &[], Duration::from_secs(10));
         let found = out
             .as_ref()
+            .ok()
             .and_then(|o| cmd::version(&format!("{}{}", o.stdout, o.stderr)));
         let oldest = dotted(t.oldest);
         v.push(match found {
@@ -138,9 +139,10 @@ pub fn binaries(p: &Profile) -> Vec<Check> {
             None => Check::warn(
                 &id,
                 format!(
-                    "{}: `{name} {}` printed no version",
+                    "{}: `{name} {}` {}",
                     path.display(),
-                    t.version_args.join(" ")
+                    t.version_args.join(" "),
+                    out.err().unwrap_or_else(|| "printed no version".into())
                 ),
                 format!("check that {} works", path.display()),
             ),

@@ -44,6 +44,8 @@ pub enum Fix {
         name: String,
         host: String,
         create: bool,
+        /// For the description that marks the context as dockhand's.
+        profile: String,
     },
 }
 
@@ -181,7 +183,12 @@ fn apply(c: &mut Check, ctx: &Context, p: &Profile) {
                 }
                 _ => Ok(()),
             }),
-        Fix::Context { name, host, create } => docker::use_context(name, host, *create),
+        Fix::Context {
+            name,
+            host,
+            create,
+            profile,
+        } => docker::use_context(name, host, *create, profile),
     };
     if let Err(e) = done {
         c.summary = format!("{} (fix failed: {e})", c.summary);
