@@ -143,6 +143,8 @@ async fn send(w: &mut (impl AsyncWriteExt + Unpin), line: &Line) -> bool {
 }
 
 async fn connection(s: UnixStream, control: Control, owner: u32) {
+    use std::os::fd::AsRawFd;
+    let fd = s.as_raw_fd();
     let peer = s.peer_cred().map(|c| c.uid());
     let (r, mut w) = s.into_split();
     if peer.as_ref().ok() != Some(&owner) {
@@ -183,10 +185,33 @@ async fn connection(s: UnixStream, control: Control, owner: u32) {
                 continue;
             }
         };
+        // A command read late (this supervisor was stopped, or busy) whose
+        // client gave up and went away is not carried out: nobody waits
+        // for it, and its user was told it did not happen.
+        if !matches!(req, Req::State | Req::Subscribe) && client_gone(fd) {
+            warn!(
+                "control socket: dropped a {req:?} request whose client went away before it was read"
+            );
+            return;
+        }
         if !handle(req, &control, &mut w, &mut r).await {
             return;
         }
     }
+}
+
+/// The client closed its end of the connection (POLLHUP: both
+/// directions shut, not a half-close after its request). `fd` is the
+/// connection's socket, open while its halves are.
+fn client_gone(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLHUP != 0
 }
 
 /// Serve one request; false when the connection is done.
@@ -272,9 +297,13 @@ impl Client {
     }
 
     pub async fn connect_path(path: &Path) -> Option<Client> {
-        let s = UnixStream::connect(path).await.ok()?;
+        Self::try_connect(path).await.ok()
+    }
+
+    pub async fn try_connect(path: &Path) -> std::io::Result<Client> {
+        let s = UnixStream::connect(path).await?;
         let (r, w) = s.into_split();
-        Some(Client {
+        Ok(Client {
             r: BufReader::new(r),
             w,
         })

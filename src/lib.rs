@@ -15,6 +15,7 @@ pub mod manual;
 pub mod probe;
 pub mod progress;
 pub mod proxy;
+pub mod reach;
 pub mod service;
 pub mod state;
 pub mod status;

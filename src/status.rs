@@ -19,6 +19,10 @@ struct Report {
     socket_answers: bool,
     /// Where the state came from: "control_socket" or "state.json".
     source: &'static str,
+    /// A supervisor holds the profile but does not answer: why, and what
+    /// to do (the state shown is then the last one it recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_answering: Option<String>,
     /// Why state.json could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     state_error: Option<String>,
@@ -57,6 +61,14 @@ fn launchd_note(p: &Profile, state: &State) -> Option<LaunchdNote> {
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
     let (report, ping, holder) = gather(p, json);
+    if report.not_answering.is_some() {
+        if json {
+            crate::ui::print_json(&report);
+        } else {
+            print_text(p, &report, &ping, holder.as_deref());
+        }
+        return Ok(crate::error::Error::NotAnswering(String::new()).exit_code());
+    }
     // When the state can't be read, the probe decides.
     let ready = holder.is_some()
         && ping == Ping::Ok
@@ -75,7 +87,11 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
     // Who holds the state dir, asked of the kernel (the pid when known).
     let holder = state::supervisor(p);
     // The running supervisor's own answer; its state.json otherwise.
-    let live = holder.and_then(|_| crate::control_socket::query_state(p, Duration::from_secs(2)));
+    let (live, silent) = match holder.map(|_| ask(p)) {
+        Some(crate::reach::Reach::Answers(_, s)) => (Some(*s), None),
+        Some(crate::reach::Reach::Silent(s)) => (None, Some(s.message(p))),
+        _ => (None, None),
+    };
     let source = if live.is_some() {
         "control_socket"
     } else {
@@ -122,6 +138,7 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         supervisor_running: holder.is_some(),
         socket_answers: ping == Ping::Ok,
         source,
+        not_answering: silent,
         state_error,
         other_agents,
         launchd_log,
@@ -130,9 +147,31 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
     (report, ping, holder)
 }
 
+/// The supervisor, asked over its control socket.
+fn ask(p: &Profile) -> crate::reach::Reach {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match rt {
+        Ok(rt) => rt.block_on(crate::reach::reach(p, crate::reach::PATIENCE)),
+        Err(e) => crate::reach::Reach::Silent(crate::reach::Silent {
+            pid: None,
+            why: format!("cannot start the async runtime to ask it ({e})"),
+        }),
+    }
+}
+
 fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
     let state = &r.state;
     match holder {
+        Some(_) if r.not_answering.is_some() => {
+            println!(
+                "profile {}: {}",
+                p.name,
+                r.not_answering.as_deref().unwrap_or_default()
+            );
+            println!("last recorded (state.json): {}", state.phase);
+        }
         Some(pid) => {
             let since = if state.since.is_empty() {
                 String::new()

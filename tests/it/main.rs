@@ -12,4 +12,5 @@ mod service;
 mod socket_activation;
 mod supervisor;
 mod systemd_user;
+mod truthful;
 mod updown;
