@@ -300,7 +300,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         profile_name: cli.profile,
     };
     match cli.command {
-        Command::Run => crate::supervisor::run(ctx.profile()?),
+        Command::Run => {
+            crate::service::handoff::remember_source(&ctx.config.source, &ctx.profile_name);
+            crate::supervisor::run(ctx.profile()?)
+        }
         Command::Status { json } => crate::status::run(&ctx.profile()?, json),
         Command::Config(ConfigCmd::Check) => {
             let names = ctx.config.profile_names();

@@ -23,3 +23,4 @@ pub mod supervisor;
 pub mod sys;
 pub mod ui;
 pub mod updown;
+pub mod watcher;

@@ -549,6 +549,8 @@ impl Supervisor {
         if running.is_some()
             && let Some(why) = crate::service::handoff::keep_engine(&self.p).await
         {
+            // Its watcher stops it if no supervisor claims it in time.
+            running.take().map(Running::hand_over);
             let how = format!(
                 "supervisor stopped for a restart ({why}); the engine keeps running for the next supervisor to adopt"
             );

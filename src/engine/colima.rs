@@ -132,6 +132,10 @@ impl ColimaEngine {
             watched: ha,
             adopted: true,
             own_group: false,
+            // Not yet: a Colima VM is stopped with `colima stop`, which a
+            // watcher would need the profile's config for (issue 17 covers
+            // the process engines).
+            watcher: None,
         })
     }
 
@@ -340,6 +344,7 @@ impl ColimaEngine {
             watched: None,
             adopted: false,
             own_group: false,
+            watcher: None,
         })
     }
 

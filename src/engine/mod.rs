@@ -32,6 +32,20 @@ pub struct Running {
     /// `watched` is an engine dockhand started (in a process group of its
     /// own), found again through our record: its group is ours to kill.
     pub own_group: bool,
+    /// Stops the engine if this supervisor ends without stopping it and
+    /// no other claims it in time (`crate::watcher`); released when
+    /// dropped, kept on a handoff (`hand_over`).
+    pub watcher: Option<crate::watcher::Watcher>,
+}
+
+impl Running {
+    /// The engine stays for the next supervisor: its watcher takes over
+    /// when this process ends.
+    pub fn hand_over(mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.hand_over();
+        }
+    }
 }
 
 impl Running {

@@ -141,12 +141,16 @@ impl ProcessEngine {
             Some((p, own)) => (Some(p), own),
             None => (None, false),
         };
+        let watcher = watched.as_ref().and_then(|p| {
+            crate::watcher::Watcher::start(p.pid(), own_group, &self.state_dir, self.stop_timeout)
+        });
         Some(Running {
             child: None,
             pid: watched.as_ref().map(sys::Proc::pid),
             watched,
             adopted: true,
             own_group,
+            watcher,
         })
     }
 
@@ -221,6 +225,7 @@ impl ProcessEngine {
             pid: Some(pid),
             adopted: false,
             own_group: false,
+            watcher: crate::watcher::Watcher::start(pid, true, &self.state_dir, self.stop_timeout),
         })
     }
 

@@ -54,10 +54,7 @@ fn all_say_not_answering(env: &Env, pid: i32) {
     assert_eq!(code, 8);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["not_answering"].as_str().is_some(), "{v:#}");
-    assert!(
-        pings(&env.socket()),
-        "the engine was stopped"
-    );
+    assert!(pings(&env.socket()), "the engine was stopped");
 }
 
 #[test]
