@@ -564,6 +564,7 @@ impl Supervisor {
         }
         self.engine.remove_runtime_files().await;
         crate::service::handoff::forget_spec(&self.p);
+        crate::watcher::wait_released();
         self.set(
             Phase::Stopped,
             None,

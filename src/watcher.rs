@@ -104,24 +104,36 @@ impl Watcher {
 
 impl Drop for Watcher {
     /// The supervisor is done with the engine (stopped it, or lets it go
-    /// knowingly): the watcher exits.
-    /// It is waited for (briefly, bounded), so that a stopped service
-    /// leaves nothing in its cgroup.
+    /// knowingly): the watcher exits. Not waited for here (a restart
+    /// goes on at once); [`wait_released`] before the supervisor exits.
     fn drop(&mut self) {
         let Some(fd) = self.release.take() else {
             return;
         };
-        if rustix::io::write(fd.as_fd(), b"x").is_err() {
+        if rustix::io::write(fd.as_fd(), b"x").is_ok() {
+            RELEASED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.pid);
+        }
+    }
+}
+
+/// Watchers told to exit, maybe not yet gone.
+static RELEASED: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Wait (at most a second) until the released watchers have exited, so
+/// that a stopped service leaves nothing in its cgroup. Each is our
+/// unreaped child until then: its pid can't name another process.
+pub fn wait_released() {
+    let mut pids = std::mem::take(&mut *RELEASED.lock().unwrap_or_else(|e| e.into_inner()));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        pids.retain(|p| crate::sys::proc_info(*p).is_some_and(|i| !i.zombie));
+        if pids.is_empty() || Instant::now() >= deadline {
             return;
         }
-        drop(fd);
-        // Our unreaped child: its pid can't name another process.
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while crate::sys::proc_info(self.pid).is_some_and(|i| !i.zombie)
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -231,7 +231,13 @@ pub fn spec(p: &Profile) -> String {
 
 /// Record the settings of a freshly spawned engine.
 pub fn record_spec(p: &Profile) -> Result<()> {
-    crate::state::write_atomic(&spec_path(&p.state_dir), spec(p).as_bytes(), 0o600)
+    let path = spec_path(&p.state_dir);
+    let spec = spec(p);
+    // The same engine again (a restart): nothing to write.
+    if read_bounded(&path, 64 * 1024).is_ok_and(|old| old == spec.as_bytes()) {
+        return Ok(());
+    }
+    crate::state::write_atomic(&path, spec.as_bytes(), 0o600)
 }
 
 /// Forget the recorded settings (the engine was stopped).
