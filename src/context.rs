@@ -35,14 +35,9 @@ pub enum Plan {
     Foreign(String),
 }
 
-/// The description dockhand gives the contexts it makes: its mark (the
+/// A context whose description dockhand wrote (see [`description`]): the
+/// mark of the contexts dockhand made, the only ones it changes (the
 /// docker CLI keeps no other metadata a user can set).
-pub fn description(profile: &str) -> String {
-    format!("dockhand profile {profile} (made by dockhand, which keeps it up to date)")
-}
-
-/// A context whose description dockhand wrote (older releases wrote
-/// "dockhand profile <p> (engine started on demand)").
 pub fn is_ours(description: &str) -> bool {
     description.starts_with("dockhand profile ")
 }
@@ -66,8 +61,8 @@ pub fn parse_inspect(json: &str) -> Option<Existing> {
     })
 }
 
-/// What to do, given the context of that name (if any) and the host
-/// it should point at.
+/// What to do, given the context of that name (if any) and the host it
+/// should point at.
 pub fn plan(existing: Option<&Existing>, want: &str) -> Plan {
     match existing {
         None => Plan::Create,
@@ -78,15 +73,25 @@ pub fn plan(existing: Option<&Existing>, want: &str) -> Plan {
 }
 
 /// Why a context is left alone, and what the user can do by hand.
-pub fn foreign_message(name: &str, host: &str, want: &str, profile: &str) -> String {
+pub fn foreign_message(name: &str, host: &str, want: &str, p: &Profile) -> String {
     format!(
         "a docker context `{name}` exists (→ {host}) and dockhand did not make it, so it is left alone. To use it for dockhand, by hand: `docker context update {name} --description \"{}\" --docker host={want}`; or remove or rename yours",
-        description(profile)
+        description(p)
     )
 }
 
-/// The docker CLI arguments that carry out `plan`.
-pub fn args(plan: &Plan, name: &str, profile: &str, host: &str) -> Option<Vec<String>> {
+/// The context's description: what `docker context ls` shows.
+fn description(p: &Profile) -> String {
+    if p.listen.is_some() {
+        format!("dockhand profile {} (engine started on demand)", p.name)
+    } else {
+        format!("dockhand profile {}", p.name)
+    }
+}
+
+/// The docker CLI arguments that carry out `plan`: context `name`
+/// pointing at `host`.
+pub fn args(plan: &Plan, name: &str, p: &Profile, host: &str) -> Option<Vec<String>> {
     let verb = match plan {
         Plan::Nothing | Plan::Foreign(_) => return None,
         Plan::Create => "create",
@@ -97,25 +102,46 @@ pub fn args(plan: &Plan, name: &str, profile: &str, host: &str) -> Option<Vec<St
         verb.into(),
         name.into(),
         "--description".into(),
-        description(profile),
+        description(p),
         "--docker".into(),
         format!("host={host}"),
     ])
 }
 
-pub fn inspect_args(name: &str) -> Vec<String> {
-    vec!["context".into(), "inspect".into(), name.into()]
+/// One docker CLI call as the caller ran it (its own way: a deadline, the
+/// reaper, ...).
+pub struct Ran {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-/// A Colima table for `colima start`: with `--activate=false` appended
-/// while dockhand manages the context, or every start makes Colima's own
-/// context current again (colima cmd/start.go: `--activate`, default true).
-pub fn colima_config(p: &Profile) -> crate::config::Colima {
-    let mut c = p.colima.clone().expect("colima engine has a colima table");
-    if p.docker_context && p.listen.is_some() {
-        c.args.push("--activate=false".into());
+/// Create the context `name` pointing at `host`, or update it if it
+/// points elsewhere and dockhand made it: `docker context inspect`, then
+/// `create` or `update` as [`plan`] says (`Plan::Foreign`: nothing done,
+/// the caller says so). `docker` runs the docker CLI with the arguments given
+/// (no shell); a failed `create`/`update` becomes `failed(args, stderr)`.
+pub fn write_with<E>(
+    name: &str,
+    host: &str,
+    p: &Profile,
+    mut docker: impl FnMut(&[String]) -> std::result::Result<Ran, E>,
+    failed: impl FnOnce(&[String], &str) -> E,
+) -> std::result::Result<Plan, E> {
+    let o = docker(&inspect_args(name))?;
+    let existing = o.ok.then(|| parse_inspect(&o.stdout)).flatten();
+    let plan = plan(existing.as_ref(), host);
+    if let Some(a) = args(&plan, name, p, host) {
+        let o = docker(&a)?;
+        if !o.ok {
+            return Err(failed(&a, o.stderr.trim()));
+        }
     }
-    c
+    Ok(plan)
+}
+
+pub fn inspect_args(name: &str) -> Vec<String> {
+    vec!["context".into(), "inspect".into(), name.into()]
 }
 
 /// Create or update the context from inside the supervisor (children are
@@ -139,9 +165,9 @@ pub async fn ensure(p: &Profile) -> Result<String, String> {
         .flatten();
     let plan = plan(existing.as_ref(), &want);
     if let Plan::Foreign(h) = &plan {
-        return Err(foreign_message(&name, h, &want, &p.name));
+        return Err(foreign_message(&name, h, &want, p));
     }
-    let Some(a) = args(&plan, &name, &p.name, &want) else {
+    let Some(a) = args(&plan, &name, p, &want) else {
         return Ok(format!(
             "docker context {name} points at {}",
             listen.display()
@@ -191,30 +217,28 @@ pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
                 detail: format!("{e} (is the docker CLI installed and on PATH?)"),
             })
     };
-    let o = run(&inspect_args(&name))?;
-    let want = host(listen);
-    let existing = o
-        .status
-        .success()
-        .then(|| parse_inspect(&String::from_utf8_lossy(&o.stdout)))
-        .flatten();
-    let plan = plan(existing.as_ref(), &want);
-    if let Plan::Foreign(h) = &plan {
-        return Err(Error::Config(foreign_message(&name, h, &want, &p.name)));
+    let ran = |a: &[String]| {
+        run(a).map(|o| Ran {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        })
+    };
+    let failed = |a: &[String], stderr: &str| Error::Command {
+        command: format!("docker {}", a.join(" ")),
+        detail: stderr.to_string(),
+    };
+    if let Plan::Foreign(h) = write_with(&name, &host(listen), p, ran, failed)? {
+        let msg = foreign_message(&name, &h, &host(listen), p);
+        return Err(Error::Config(msg));
     }
     let run_ok = |a: &[String]| -> Result<()> {
         let o = run(a)?;
         if o.status.success() {
             return Ok(());
         }
-        Err(Error::Command {
-            command: format!("docker {}", a.join(" ")),
-            detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        })
+        Err(failed(a, String::from_utf8_lossy(&o.stderr).trim()))
     };
-    if let Some(a) = args(&plan, &name, &p.name, &want) {
-        run_ok(&a)?;
-    }
     if use_it {
         run_ok(&["context".to_string(), "use".into(), name.clone()])?;
         println!("docker context {name} is now current: docker commands go through dockhand");
@@ -251,10 +275,10 @@ mod tests {
             host: host.into(),
             description: description.into(),
         };
-        let ours = description("default");
+        let ours = "dockhand profile default";
         assert_eq!(plan(None, want), Plan::Create);
-        assert_eq!(plan(Some(&ctx(want, &ours)), want), Plan::Nothing);
-        assert_eq!(plan(Some(&ctx("unix:///other", &ours)), want), Plan::Update);
+        assert_eq!(plan(Some(&ctx(want, ours)), want), Plan::Nothing);
+        assert_eq!(plan(Some(&ctx("unix:///other", ours)), want), Plan::Update);
         let old = "dockhand profile default (engine started on demand)";
         assert_eq!(plan(Some(&ctx("unix:///other", old)), want), Plan::Update);
         // Issue 17: a user's own context of that name is never rewritten.
@@ -286,5 +310,81 @@ mod tests {
     fn quoting_for_the_shell() {
         assert_eq!(shell_quote("unix:///a/b.sock"), "unix:///a/b.sock");
         assert_eq!(shell_quote("unix:///a b/it's"), "'unix:///a b/it'\\''s'");
+    }
+
+    fn profile(listen: bool) -> Profile {
+        let mut text = "[profiles.default]\nsocket = \"/s/e.sock\"\n".to_string();
+        if listen {
+            text.push_str("listen = \"/s/l.sock\"\n");
+        }
+        text.push_str("[profiles.default.command]\nargv = [\"/bin/true\"]\n");
+        let env = crate::config::Env::bare("/home/u".into());
+        let source = crate::config::Source::Explicit("/home/u/c.toml".into());
+        let cfg = crate::config::Config::parse(source, env, text).unwrap();
+        cfg.profile("default").unwrap()
+    }
+
+    /// A stand-in docker CLI: answers `inspect` as told, records the calls.
+    fn write(
+        p: &Profile,
+        inspect: Option<&str>,
+        create_ok: bool,
+    ) -> (Result<Plan, String>, Vec<String>) {
+        let mut calls = Vec::new();
+        let r = write_with(
+            "dockhand",
+            "unix:///s/l.sock",
+            p,
+            |a: &[String]| {
+                calls.push(a.join(" "));
+                let ok = if a[1] == "inspect" {
+                    inspect.is_some()
+                } else {
+                    create_ok
+                };
+                Ok(Ran {
+                    ok,
+                    stdout: inspect.unwrap_or_default().to_string(),
+                    stderr: "refused\n".into(),
+                })
+            },
+            |a, e| format!("docker {}: {e}", a[1]),
+        );
+        (r, calls)
+    }
+
+    #[test]
+    fn written_once_created_updated_or_left() {
+        let p = profile(true);
+        let (r, calls) = write(&p, None, true);
+        assert_eq!(r, Ok(Plan::Create));
+        assert_eq!(
+            calls,
+            [
+                "context inspect dockhand",
+                "context create dockhand --description dockhand profile default (engine started on demand) --docker host=unix:///s/l.sock"
+            ]
+        );
+        let ours = |host: &str| {
+            format!(
+                r#"[{{"Metadata":{{"Description":"dockhand profile default"}},"Endpoints":{{"docker":{{"Host":"{host}"}}}}}}]"#
+            )
+        };
+        let (r, calls) = write(&p, Some(&ours("unix:///s/l.sock")), true);
+        assert_eq!((r, calls.len()), (Ok(Plan::Nothing), 1));
+        let (r, calls) = write(&profile(false), Some(&ours("unix:///elsewhere")), true);
+        assert_eq!(r, Ok(Plan::Update));
+        assert!(calls[1].starts_with(
+            "context update dockhand --description dockhand profile default --docker"
+        ));
+        let (r, _) = write(&p, None, false);
+        assert_eq!(r, Err("docker create: refused".into()));
+        // A user's own: inspected, never written.
+        let theirs = r#"[{"Metadata":{"Description":"mine"},"Endpoints":{"docker":{"Host":"tcp://h:2375"}}}]"#;
+        let (r, calls) = write(&p, Some(theirs), true);
+        assert_eq!(
+            (r, calls.len()),
+            (Ok(Plan::Foreign("tcp://h:2375".into())), 1)
+        );
     }
 }

@@ -193,7 +193,7 @@ pub fn context(p: &Profile) -> Vec<Check> {
     if create && let Some(e) = existing_context(&target) {
         use crate::context::Plan;
         if let Plan::Foreign(h) = crate::context::plan(Some(&e), &want) {
-            let why = crate::context::foreign_message(&target, &h, &want, &p.name);
+            let why = crate::context::foreign_message(&target, &h, &want, p);
             return vec![Check::fail(
                 "context",
                 format!("{now}; {why}"),
@@ -214,7 +214,6 @@ pub fn context(p: &Profile) -> Vec<Check> {
         name: target,
         host: want,
         create,
-        profile: p.name.clone(),
     })]
 }
 
@@ -251,26 +250,34 @@ fn context_for(sock: &Path) -> Option<String> {
     })
 }
 
-/// Make `name` current; with `create`, first create it or update it, if
-/// dockhand made it (a user's context of that name is refused).
-pub fn use_context(name: &str, host: &str, create: bool, profile: &str) -> Result<(), String> {
-    let run = |args: &[&str]| match docker_out(args) {
-        Some(o) if o.ok => Ok(()),
-        Some(o) => Err(format!("docker {}: {}", args.join(" "), o.stderr.trim())),
-        None => Err(format!("docker {}: did not run", args.join(" "))),
+/// `--fix`: make context `name` current, first creating it (or updating
+/// it, if dockhand made it) to point at `host` when `create`; a user's
+/// context of that name is refused.
+pub fn use_context(p: &Profile, name: &str, host: &str, create: bool) -> Result<(), String> {
+    let ran = |args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match docker_out(&args) {
+            Some(o) => Ok(crate::context::Ran {
+                ok: o.ok,
+                stdout: o.stdout,
+                stderr: o.stderr,
+            }),
+            None => Err(format!("docker {}: did not run", args.join(" "))),
+        }
     };
     if create {
-        use crate::context::Plan;
-        let plan = crate::context::plan(existing_context(name).as_ref(), host);
-        if let Plan::Foreign(h) = &plan {
-            return Err(crate::context::foreign_message(name, h, host, profile));
-        }
-        if let Some(a) = crate::context::args(&plan, name, profile, host) {
-            let a: Vec<&str> = a.iter().map(String::as_str).collect();
-            run(&a)?;
+        let failed = |args: &[String], e: &str| format!("docker {}: {e}", args.join(" "));
+        if let crate::context::Plan::Foreign(h) =
+            crate::context::write_with(name, host, p, ran, failed)?
+        {
+            return Err(crate::context::foreign_message(name, &h, host, p));
         }
     }
-    run(&["context", "use", name])
+    let args = ["context".to_string(), "use".into(), name.into()];
+    match ran(&args)? {
+        o if o.ok => Ok(()),
+        o => Err(format!("docker {}: {}", args.join(" "), o.stderr.trim())),
+    }
 }
 
 /// Tools that ignore docker contexts (and DOCKER_HOST-less scripts) use

@@ -11,7 +11,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{EngineKind, Profile};
+use crate::config::Profile;
 use crate::error::{IoContext, Result};
 
 mod follow;
@@ -54,18 +54,12 @@ pub fn sources(p: &Profile, engine: bool) -> Vec<Log> {
         path: p.state_dir.join("engine.log"),
         rotated: keep,
     }];
-    // Colima's own output goes to Lima's host agent logs (lima
-    // pkg/limatype/filenames: ha.stdout.log, ha.stderr.log).
-    if p.engine == EngineKind::Colima
-        && let Some(c) = &p.colima
-    {
-        for f in ["ha.stdout.log", "ha.stderr.log"] {
-            v.push(Log {
-                path: c.instance_dir().join(f),
-                rotated: 0,
-            });
-        }
-    }
+    // What the engine writes elsewhere (Colima: Lima's host agent logs).
+    v.extend(
+        crate::engine::other_logs(p)
+            .into_iter()
+            .map(|path| Log { path, rotated: 0 }),
+    );
     v
 }
 
@@ -242,17 +236,7 @@ fn copy_tail(f: &mut File, t: &Tail, out: &mut impl Write) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    fn append(p: &Path, s: &str) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(p)
-            .unwrap();
-        f.write_all(s.as_bytes()).unwrap();
-    }
 
     fn lines(n: std::ops::Range<u32>) -> String {
         n.map(|i| format!("line {i}\n")).collect()
