@@ -237,7 +237,6 @@ fn copy_tail(f: &mut File, t: &Tail, out: &mut impl Write) -> std::io::Result<()
 mod tests {
     use super::*;
 
-
     fn lines(n: std::ops::Range<u32>) -> String {
         n.map(|i| format!("line {i}\n")).collect()
     }

@@ -255,7 +255,9 @@ impl Supervisor {
             && let Some(why) = super::handoff::keep_engine(&self.p).await
         {
             // Its watcher stops it if no supervisor claims it in time.
-            running.take().map(Running::hand_over);
+            if let Some(r) = running.take() {
+                r.hand_over();
+            }
             let how = format!(
                 "supervisor stopped for a restart ({why}); the engine keeps running for the next supervisor to adopt"
             );

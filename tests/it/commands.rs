@@ -124,7 +124,7 @@ fn follow_bursts_through(turn: impl Fn(&std::path::Path)) {
 
 #[test]
 fn logs_follow_keeps_every_line_of_bursts_through_rotation() {
-    follow_bursts_through(|log| dockhand::logging::rotate_files(log));
+    follow_bursts_through(dockhand::logging::rotate_files);
 }
 
 #[test]
