@@ -15,6 +15,7 @@ use crate::probe::{self, Ping};
 use crate::sys::{self, reaper::Child};
 
 pub mod colima;
+pub mod colima_version;
 pub mod process;
 
 /// A running (or starting) engine the supervisor holds.

@@ -81,6 +81,36 @@ impl Colima {
         harness::docker_answers(&self.socket())
     }
 
+    /// `dockhand run` that must end by itself (not retry forever): its
+    /// exit code and output, or a failure after a bound.
+    fn run_to_exit(&mut self) -> (Option<i32>, String) {
+        let i = self.env.run();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let out = self.env.root.join(format!("run-{}.out", i + 1));
+        loop {
+            if let Some(s) = self.env.supervisors_try_wait(i) {
+                return (s.code(), std::fs::read_to_string(&out).unwrap_or_default());
+            }
+            if std::time::Instant::now() > deadline {
+                self.env.stop(i, Duration::from_secs(40));
+                panic!(
+                    "dockhand run kept going instead of exiting 4\n{}",
+                    std::fs::read_to_string(&out).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Model Colima `version`; where it keeps its files follows.
+    fn release(&mut self, version: &str) {
+        self.set_env("STANDIN_VERSION", version);
+        let v: Vec<u32> = version.split('.').map(|n| n.parse().unwrap()).collect();
+        if v < vec![0, 6, 10] {
+            self.home = self.env.root.join("xdg-config/colima");
+        }
+    }
+
     fn set_env(&mut self, k: &str, v: &str) {
         self.env.extra_env.retain(|(key, _)| key != k);
         self.env.extra_env.push((k.into(), v.into()));
@@ -128,10 +158,33 @@ fn name_in(path: &std::path::Path, pid: i32) {
     std::fs::write(path, format!("{pid}\n")).unwrap();
 }
 
-#[test]
-fn starts_adopts_and_stops_colima() {
+/// One supervisor life per Colima release in the supported range: the
+/// oldest, one per behaviour change and the newest (the stand-in's
+/// STANDIN_VERSION; tests/fixtures/colima/colima cites each change).
+/// 0.6.9: `COLIMA_HOME` not read, so `$XDG_CONFIG_HOME/colima` (set by the
+/// harness) on this Linux host; before 0.8.1 no `status --json`, so the
+/// adoption after a crash goes through plain `colima status`.
+macro_rules! per_release {
+    ($($name:ident: $v:expr,)*) => {$(
+        #[test]
+        fn $name() {
+            starts_adopts_and_stops_colima($v)
+        }
+    )*};
+}
+per_release! {
+    colima_0_6_9_first_start_with_xdg_config_home_then_adopted: "0.6.9",
+    colima_0_7_6_starts_adopts_and_stops: "0.7.6",
+    colima_0_8_0_adopted_after_a_dockhand_crash: "0.8.0",
+    colima_0_8_1_starts_adopts_and_stops: "0.8.1",
+    colima_0_9_1_starts_adopts_and_stops: "0.9.1",
+    colima_0_10_3_starts_adopts_and_stops: "0.10.3",
+}
+
+fn starts_adopts_and_stops_colima(version: &str) {
     require_engine!();
     let mut c = Colima::new();
+    c.release(version);
     let first = c.env.run();
     let v = c.wait_ready();
     let ha = c.read_pid("ha.pid");
@@ -549,7 +602,7 @@ fn a_brew_services_colima_agent_is_reported_by_install_and_status() {
 fn the_oldest_supported_colima_accepts_the_start_flags() {
     require_engine!();
     let mut c = Colima::new();
-    c.set_env("STANDIN_VERSION", "0.6.0");
+    c.release("0.6.0");
     let run = c.env.run();
     c.wait_ready();
     assert!(
@@ -560,4 +613,39 @@ fn the_oldest_supported_colima_accepts_the_start_flags() {
         c.calls()
     );
     assert_eq!(c.env.stop(run, Duration::from_secs(40)).code(), Some(0));
+}
+
+/// `vm_type = "krunkit"` on a Colima before 0.10.0 (5e32efa): exit 4 at
+/// once, naming both versions, no `colima start` retried forever.
+#[test]
+fn krunkit_on_an_old_colima_is_refused() {
+    let mut c = Colima::new();
+    c.set_env("STANDIN_VERSION", "0.9.1");
+    let text = std::fs::read_to_string(&c.env.config).unwrap();
+    c.env
+        .write_config(&text.replace("cpu = 2\n", "cpu = 2\nvm_type = \"krunkit\"\n"));
+    let (code, err) = c.run_to_exit();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("0.10.0") && err.contains("installed: 0.9.1"),
+        "{err}"
+    );
+    assert_eq!(c.count("start"), 0, "{:?}", c.calls());
+}
+
+/// Below the supported range: exit 4 naming the installed and the
+/// required release and how to upgrade.
+#[test]
+fn a_colima_below_the_minimum_is_refused() {
+    let mut c = Colima::new();
+    c.set_env("STANDIN_VERSION", "0.5.6");
+    let (code, err) = c.run_to_exit();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("Colima 0.5.6 is installed")
+            && err.contains("0.6.0 or later")
+            && err.contains("brew upgrade colima"),
+        "{err}"
+    );
+    assert_eq!(c.count("start"), 0, "{:?}", c.calls());
 }
