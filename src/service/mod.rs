@@ -17,6 +17,7 @@ pub mod activation;
 pub mod competitors;
 pub mod handoff;
 pub mod launchd;
+pub mod nix_owned;
 pub mod systemd;
 pub mod unload;
 
@@ -379,6 +380,9 @@ pub(crate) enum FileState {
 /// that nix-darwin or home-manager manages) is refused: dockhand never
 /// writes through or removes someone else's link.
 pub(crate) fn file_state(path: &Path, content: &str) -> Result<FileState> {
+    if let Some(n) = nix_owned::recognise(path).filter(|_| !is_symlink(path)) {
+        return Err(n.refusal(path));
+    }
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::Missing),
         Err(e) => return Err(Error::io(format!("cannot inspect {}", path.display()), e)),
@@ -402,6 +406,15 @@ pub(crate) fn file_state(path: &Path, content: &str) -> Result<FileState> {
     } else {
         FileState::Different
     })
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Something (ours or nix's) is at `path`.
+pub(crate) fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// Write `content` to `path` atomically: a temporary file in the same
@@ -455,7 +468,14 @@ pub(crate) fn describe_file(
             true,
             "installed, differs from what `dockhand service install` would write now",
         ),
-        Err(Error::UnsafePath(_)) => (true, "a symlink or special file, not managed by dockhand"),
+        Err(Error::UnsafePath(_)) => match nix_owned::recognise(path) {
+            Some(n) => {
+                let line = format!("{} ({})", path.display(), n.describe());
+                lines.push(("file".into(), line));
+                return Ok(true);
+            }
+            None => (true, "a symlink or special file, not managed by dockhand"),
+        },
         Err(e) => return Err(e),
     };
     lines.push(("file".into(), format!("{} ({how})", path.display())));
@@ -572,6 +592,17 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
     let env = &ctx.config.env;
     let plist = || launchd::plist_path(&env.home, &i.label);
     let unit = || systemd::unit_path(&env.config_home(), &i.profile);
+    // Nothing nix installed is rewritten or removed (exit 6), and nothing
+    // else is touched before saying so.
+    if matches!(cmd, ServiceCmd::Install { .. } | ServiceCmd::Uninstall) {
+        let def = match platform {
+            Platform::Launchd => plist(),
+            Platform::Systemd => unit(),
+        };
+        if let Some(n) = nix_owned::recognise(&def) {
+            return Err(n.refusal(&def));
+        }
+    }
     match (platform, cmd) {
         (_, ServiceCmd::Print { .. }) => {
             print_definitions(platform, i);
