@@ -35,75 +35,77 @@ pub fn competing_agents(p: &Profile, home: &Path) -> Vec<Agent> {
     v
 }
 
-/// Agents in `~/Library/LaunchAgents` whose program starts the instance.
+/// Agents (`~/Library/LaunchAgents`, `/Library/LaunchAgents`) and daemons
+/// running as this user (`/Library/LaunchDaemons` with `UserName`) whose
+/// program starts the instance.
 fn by_program(home: &Path, c: &Colima) -> Vec<Agent> {
-    let dir = home.join("Library/LaunchAgents");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return vec![];
-    };
+    let roots = crate::service::competitors::Roots::for_home(home);
+    let dirs = roots.agents.iter().map(|d| (d, false));
     let mut found = Vec::new();
-    for e in entries.flatten().take(MAX_AGENTS) {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "plist")
-            || std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_PLIST)
-        {
-            continue;
-        }
-        let Ok(v) = plist::Value::from_file(&path) else {
+    for (dir, daemon) in dirs.chain(roots.daemons.iter().map(|d| (d, true))) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
-        let Some(d) = v.as_dictionary() else { continue };
-        let label = d
-            .get("Label")
-            .and_then(|l| l.as_string())
-            .unwrap_or_default()
-            .to_string();
-        let mut words: Vec<String> = d
-            .get("ProgramArguments")
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_string())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(p) = d.get("Program").and_then(|p| p.as_string()) {
-            words.insert(0, p.to_string());
-        }
-        // `/bin/sh -c "wait4path /nix/store && exec colima start ..."`.
-        let words: Vec<String> = words
-            .iter()
-            .flat_map(|w| w.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-            .collect();
-        let env = |k: &str| {
-            d.get("EnvironmentVariables")
-                .and_then(|e| e.as_dictionary())
-                .and_then(|e| e.get(k))
-                .and_then(|v| v.as_string())
-                .map(str::to_owned)
-        };
-        // Another COLIMA_HOME is another instance.
-        if env("COLIMA_HOME").is_some_and(|h| Path::new(&h) != c.home) {
-            continue;
-        }
-        let autostart = label == format!("io.lima-vm.autostart.{}", c.instance());
-        if autostart
-            || starts_colima(&words, env("COLIMA_PROFILE"), &c.profile)
-            || starts_lima(&words, &c.instance())
-        {
-            found.push(Agent {
-                fix: format!(
-                    "`launchctl bootout gui/$UID/{label}` and remove {} (or its nix definition)",
-                    path.display()
-                ),
-                label,
-                path: Some(path),
-            });
+        for e in entries.flatten().take(MAX_AGENTS) {
+            if let Some(a) = agent_of(&e.path(), c, daemon.then_some(roots.user.as_deref())) {
+                found.push(a);
+            }
         }
     }
     found.sort_by(|a, b| a.label.cmp(&b.label));
     found
+}
+
+/// The agent at `path` if it starts the instance; `daemon`: Some(user)
+/// for a system daemon, which counts only when it runs as that user.
+fn agent_of(path: &Path, c: &Colima, daemon: Option<Option<&str>>) -> Option<Agent> {
+    if path.extension().is_none_or(|x| x != "plist")
+        || std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_PLIST)
+    {
+        return None;
+    }
+    let v = plist::Value::from_file(path).ok()?;
+    let d = v.as_dictionary()?;
+    if let Some(user) = daemon {
+        let runs_as = d.get("UserName").and_then(|u| u.as_string());
+        if user.is_none() || runs_as != user {
+            return None;
+        }
+    }
+    let label = d
+        .get("Label")
+        .and_then(|l| l.as_string())
+        .unwrap_or_default()
+        .to_string();
+    let words = crate::service::competitors::program_words(d);
+    let env = |k: &str| {
+        d.get("EnvironmentVariables")
+            .and_then(|e| e.as_dictionary())
+            .and_then(|e| e.get(k))
+            .and_then(|v| v.as_string())
+            .map(str::to_owned)
+    };
+    // Another COLIMA_HOME is another instance.
+    if env("COLIMA_HOME").is_some_and(|h| Path::new(&h) != c.home) {
+        return None;
+    }
+    let autostart = label == format!("io.lima-vm.autostart.{}", c.instance());
+    let ours = autostart
+        || starts_colima(&words, env("COLIMA_PROFILE"), &c.profile)
+        || starts_lima(&words, &c.instance());
+    let domain = if daemon.is_some() {
+        "sudo launchctl bootout system"
+    } else {
+        "launchctl bootout gui/$UID"
+    };
+    ours.then(|| Agent {
+        fix: format!(
+            "`{domain}/{label}` and remove {} (or its nix definition)",
+            path.display()
+        ),
+        label,
+        path: Some(path.to_path_buf()),
+    })
 }
 
 fn base(w: &str) -> &str {
@@ -111,7 +113,7 @@ fn base(w: &str) -> &str {
 }
 
 /// `colima start [profile | --profile P | -p P] ...` for our profile.
-fn starts_colima(words: &[String], env_profile: Option<String>, ours: &str) -> bool {
+pub fn starts_colima(words: &[String], env_profile: Option<String>, ours: &str) -> bool {
     let Some(i) = words.iter().position(|w| base(w) == "colima") else {
         return false;
     };
@@ -139,7 +141,7 @@ fn starts_colima(words: &[String], env_profile: Option<String>, ours: &str) -> b
 }
 
 /// `limactl start <instance>`.
-fn starts_lima(words: &[String], instance: &str) -> bool {
+pub fn starts_lima(words: &[String], instance: &str) -> bool {
     words
         .iter()
         .position(|w| base(w) == "limactl")

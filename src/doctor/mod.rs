@@ -6,7 +6,7 @@
 //!
 //! Exit 0 when no check fails (warnings don't fail), 1 otherwise.
 
-mod agents;
+pub(crate) mod agents;
 mod checks;
 mod cmd;
 mod docker;

@@ -649,3 +649,59 @@ fn a_colima_below_the_minimum_is_refused() {
     );
     assert_eq!(c.count("start"), 0, "{:?}", c.calls());
 }
+
+/// Lima 2.2's `limactl autostart enable --condition=boot` daemon in
+/// /Library/LaunchDaemons, running as this user (`UserName`): reported by
+/// `service install` (refused without --force) and by `status`, with its
+/// own disable command; one running as another user is not. The system
+/// directories are under DOCKHAND_TEST_SYSROOT.
+#[test]
+fn a_launch_daemon_running_as_this_user_is_reported_by_install_and_status() {
+    let mut c = Colima::new();
+    let sysroot = c.env.root.join("sysroot");
+    let daemons = sysroot.join("Library/LaunchDaemons");
+    std::fs::create_dir_all(&daemons).unwrap();
+    let daemon = |label: &str, user: &str| {
+        let p = daemons.join(format!("{label}.plist"));
+        std::fs::write(&p, format!("<?xml version=\"1.0\"?>\n<plist version=\"1.0\"><dict><key>Label</key><string>{label}</string><key>UserName</key><string>{user}</string><key>ProgramArguments</key><array><string>/opt/homebrew/bin/limactl</string><string>start</string><string>colima</string><string>--foreground</string></array></dict></plist>\n")).unwrap();
+        p
+    };
+    let lima = daemon("io.lima-vm.daemon.colima", "tester");
+    let brew = daemon("homebrew.mxcl.colima", "someone-else");
+    let bin = c.env.root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(harness::fixture("service/launchctl"), bin.join("launchctl")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        c.env.extra_env.iter().find(|(k, _)| k == "PATH").unwrap().1
+    );
+    c.set_env("PATH", &path);
+    c.set_env("USER", "tester");
+    c.set_env("DOCKHAND_TEST_SYSROOT", &sysroot.display().to_string());
+    c.set_env("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    c.set_env(
+        "DOCKHAND_TEST_LOG",
+        &c.env.root.join("launchctl.log").display().to_string(),
+    );
+    c.set_env(
+        "STANDIN_STATE",
+        &c.env.root.join("launchd").display().to_string(),
+    );
+
+    let (code, _, err) = c.env.output(&["service", "install"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains(&lima.display().to_string()), "{err}");
+    assert!(err.contains("limactl autostart disable colima"), "{err}");
+    assert!(!err.contains(&brew.display().to_string()), "{err}");
+    let ours = c.env.home.join("Library/LaunchAgents/local.docker.plist");
+    assert!(!ours.exists(), "nothing installed");
+
+    let (_, out, err) = c.env.output(&["status"]);
+    assert!(out.contains(&lima.display().to_string()), "{out}{err}");
+    assert!(
+        out.contains("limactl autostart disable colima"),
+        "{out}{err}"
+    );
+    assert!(!out.contains("someone-else") && !out.contains(&brew.display().to_string()));
+}
