@@ -4,8 +4,8 @@
 //! `install -Dm444` on macOS (modules/launchd/default.nix: "can't be
 //! symlinked from the Nix store") and as symlinks into the store for
 //! systemd units. Recognised: a symlink; a regular file nobody may write
-//! (dockhand writes 0644); a `--config` in `/nix/store`; or the
-//! `DOCKHAND_MANAGED_BY` marker dockhand's own modules add.
+//! (dockhand writes 0644); or a `--config` in `/nix/store` (dockhand's
+//! own modules pass the generated config from the store).
 //!
 //! "Matches its generation": the file is byte for byte the copy in the
 //! current nix-darwin system (`/run/current-system/user/Library/
@@ -69,20 +69,6 @@ fn config_arg(text: &str) -> Option<&str> {
     None
 }
 
-/// The marker's value (`DOCKHAND_MANAGED_BY`, in EnvironmentVariables or
-/// `Environment=`), if present.
-fn marker(text: &str) -> Option<&'static str> {
-    let at = text.find("DOCKHAND_MANAGED_BY")?;
-    let rest = &text[at..text.len().min(at + 200)];
-    if rest.contains("home-manager") {
-        Some("home-manager")
-    } else if rest.contains("nix-darwin") {
-        Some("nix-darwin")
-    } else {
-        Some("nix-darwin/home-manager")
-    }
-}
-
 /// Whether nix manages the definition at `path` (None: absent or ours).
 pub fn recognise(path: &Path) -> Option<NixOwned> {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
@@ -106,27 +92,22 @@ fn recognise_in(path: &Path, home: &Path) -> Option<NixOwned> {
     if !m.is_file() {
         return None;
     }
-    let text = String::from_utf8_lossy(&read_bounded(path)?).into_owned();
-    let why = if let Some(who) = marker(&text) {
-        (who, "it carries the DOCKHAND_MANAGED_BY marker".to_string())
-    } else if m.permissions().mode() & 0o222 == 0 {
-        ("", "a read-only copy, as nix installs agents (0444)".into())
+    let bytes = read_bounded(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let why = if m.permissions().mode() & 0o222 == 0 {
+        "a read-only copy, as nix installs agents (0444)".to_string()
     } else if let Some(c) = config_arg(&text).filter(|c| c.starts_with("/nix/store/")) {
-        ("", format!("its --config {c} is in the nix store"))
+        format!("its --config {c} is in the nix store")
     } else {
         return None;
     };
     let copies = generation_copies(home, &name);
     let found = copies.iter().find(|(_, p)| p.exists());
-    let matches = found.map(|(_, p)| read_bounded(p).is_some_and(|g| g == text.as_bytes()));
-    let manager = match (why.0, found) {
-        ("", Some((who, _))) => who,
-        ("", None) => by_label(&name),
-        (who, _) => who,
-    };
+    let matches = found.map(|(_, p)| read_bounded(p).is_some_and(|g| g == bytes));
+    let manager = found.map_or_else(|| by_label(&name), |(who, _)| *who);
     Some(NixOwned {
         manager,
-        why: why.1,
+        why,
         matches,
     })
 }
