@@ -291,8 +291,50 @@ fn starts_instance(d: &plist::Dictionary, instance: &str) -> bool {
         .and_then(|e| e.get("COLIMA_PROFILE"))
         .and_then(|v| v.as_string())
         .map(str::to_owned);
-    crate::doctor::agents::starts_colima(&words, env_profile, instance)
-        || crate::doctor::agents::starts_lima(&words, instance)
+    starts_colima(&words, env_profile, instance) || starts_lima(&words, instance)
+}
+
+fn base(w: &str) -> &str {
+    w.rsplit('/').next().unwrap_or(w)
+}
+
+/// `colima start [profile | --profile P | -p P] ...` for our profile.
+pub fn starts_colima(words: &[String], env_profile: Option<String>, ours: &str) -> bool {
+    let Some(i) = words.iter().position(|w| base(w) == "colima") else {
+        return false;
+    };
+    let rest = &words[i + 1..];
+    if rest.first().map(String::as_str) != Some("start") {
+        return false;
+    }
+    // `colima start <profile>`: the word right after `start` (values of
+    // flags like `--cpu 4` can't be told from positionals without
+    // Colima's flag table, so later words are not taken), else
+    // `--profile`/`-p`, else $COLIMA_PROFILE (colima cmd/root.go).
+    let mut profile = rest.get(1).filter(|w| !w.starts_with('-')).cloned();
+    let mut it = rest[1..].iter();
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "--profile" | "-p" => profile = profile.or_else(|| it.next().cloned()),
+            s if s.starts_with("--profile=") => {
+                profile = profile.or_else(|| Some(s["--profile=".len()..].into()))
+            }
+            _ => {}
+        }
+    }
+    let profile = profile.or(env_profile);
+    config::short_profile(profile.as_deref().unwrap_or("default")) == config::short_profile(ours)
+}
+
+/// `limactl start <instance>`.
+pub fn starts_lima(words: &[String], instance: &str) -> bool {
+    words
+        .iter()
+        .position(|w| base(w) == "limactl")
+        .is_some_and(|i| {
+            words[i + 1..].first().map(String::as_str) == Some("start")
+                && words[i + 2..].iter().any(|w| w == instance)
+        })
 }
 
 /// Competing agents of a Colima profile: plists in the [`Roots`] of
