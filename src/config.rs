@@ -14,6 +14,10 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
+#[path = "config_ssh.rs"]
+mod ssh;
+pub use ssh::{SSH_BACKOFF_MAX, Ssh};
+
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// Where the config came from, for messages and for `--config` in services.
@@ -169,6 +173,7 @@ pub enum EngineKind {
     Colima,
     Dockerd,
     Command,
+    Ssh,
 }
 
 impl EngineKind {
@@ -177,6 +182,7 @@ impl EngineKind {
             EngineKind::Colima => "colima",
             EngineKind::Dockerd => "dockerd",
             EngineKind::Command => "command",
+            EngineKind::Ssh => "ssh",
         }
     }
 }
@@ -212,6 +218,7 @@ struct RawProfile {
     dockerd: Option<Spanned<RawDockerd>>,
     command: Option<Spanned<RawCommand>>,
     colima: Option<Spanned<RawColima>>,
+    ssh: Option<Spanned<ssh::RawSsh>>,
     // On-demand proxy keys (issue 10): resolved by `Config::proxy_keys`.
     listen: Option<Spanned<String>>,
     on_demand: Option<Spanned<bool>>,
@@ -280,6 +287,8 @@ pub struct Profile {
     pub command: Option<Command>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colima: Option<Colima>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Ssh>,
     /// The socket dockhand serves clients on (the on-demand proxy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<PathBuf>,
@@ -561,10 +570,10 @@ impl Config {
         let engine = self.engine_kind(name, raw, env)?;
 
         let (state_dir, log_file) = self.dirs(name, raw, env)?;
-        let t = self.timings(raw)?;
+        let mut t = self.timings(raw)?;
         let label = self.label(name, raw)?;
 
-        let (mut dockerd, mut command, mut colima) = (None, None, None);
+        let (mut dockerd, mut command, mut colima, mut ssh) = (None, None, None, None);
         let socket = match engine {
             EngineKind::Dockerd => {
                 let (d, socket) = self.dockerd(raw, env, &state_dir)?;
@@ -581,10 +590,22 @@ impl Config {
                 colima = Some(c);
                 socket
             }
+            EngineKind::Ssh => {
+                let (s, socket) = self.ssh(name, raw, env, &state_dir)?;
+                ssh = Some(s);
+                // A lost connection is retried at least every 30 s.
+                if raw.restart_backoff_max.is_none() {
+                    t.restart_backoff_max = SSH_BACKOFF_MAX;
+                }
+                socket
+            }
         };
 
         self.socket_fits(&socket, "socket", raw.socket.as_ref().map(Spanned::span))?;
-        let proxy = self.proxy_keys(name, raw, env, &socket)?;
+        // The ssh engine is served through `listen` (its /_ping and
+        // /version answers, its reconnects): on by default.
+        let default_listen = ssh.as_ref().map(|_| state_dir.join("docker.sock"));
+        let proxy = self.proxy_keys(name, raw, env, &socket, default_listen)?;
 
         Ok(Profile {
             name: name.to_string(),
@@ -601,6 +622,7 @@ impl Config {
             dockerd,
             command,
             colima,
+            ssh,
             listen: proxy.listen,
             on_demand: proxy.on_demand,
             idle_stop: proxy.idle_stop,
@@ -638,10 +660,11 @@ impl Config {
     /// `engine`, else the kind of the one engine table given, else the
     /// host's default; an engine table must match it.
     fn engine_kind(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<EngineKind> {
-        let implied = match (&raw.dockerd, &raw.command, &raw.colima) {
-            (Some(_), None, None) => EngineKind::Dockerd,
-            (None, Some(_), None) => EngineKind::Command,
-            (None, None, Some(_)) => EngineKind::Colima,
+        let implied = match (&raw.dockerd, &raw.command, &raw.colima, &raw.ssh) {
+            (Some(_), None, None, None) => EngineKind::Dockerd,
+            (None, Some(_), None, None) => EngineKind::Command,
+            (None, None, Some(_), None) => EngineKind::Colima,
+            (None, None, None, Some(_)) => EngineKind::Ssh,
             _ if env.macos => EngineKind::Colima,
             _ => EngineKind::Dockerd,
         };
@@ -651,6 +674,7 @@ impl Config {
             (EngineKind::Dockerd, raw.dockerd.as_ref().map(Spanned::span)),
             (EngineKind::Command, raw.command.as_ref().map(Spanned::span)),
             (EngineKind::Colima, raw.colima.as_ref().map(Spanned::span)),
+            (EngineKind::Ssh, raw.ssh.as_ref().map(Spanned::span)),
         ];
         for (kind, span) in tables {
             if let Some(span) = span
@@ -931,8 +955,9 @@ impl Config {
         raw: &RawProfile,
         env: &Env,
         socket: &Path,
+        default_listen: Option<PathBuf>,
     ) -> Result<ProxyKeys> {
-        let listen = self.listen_key(name, raw, env, socket)?;
+        let listen = self.listen_key(name, raw, env, socket)?.or(default_listen);
         if listen.is_none() {
             self.needs_listen(name, raw)?;
         }

@@ -77,6 +77,11 @@ pub fn engine_desc(p: &Profile) -> String {
             }
         }
         EngineKind::Dockerd => "dockerd".into(),
+        EngineKind::Ssh => p
+            .ssh
+            .as_ref()
+            .map(|s| format!("ssh to {}", s.host))
+            .unwrap_or_else(|| "ssh".into()),
         EngineKind::Command => p
             .command
             .as_ref()

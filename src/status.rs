@@ -30,6 +30,9 @@ struct Report {
     /// `{log, message}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     launchd_log: Option<LaunchdNote>,
+    /// `engine = "ssh"`: host, connected since, last disconnect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh: Option<crate::engine::ssh::Record>,
 }
 
 #[derive(Serialize)]
@@ -125,6 +128,10 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         state_error,
         other_agents,
         launchd_log,
+        ssh: p
+            .ssh
+            .as_ref()
+            .map(|_| crate::engine::ssh::Record::load(&p.state_dir).unwrap_or_default()),
     };
     let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
     (report, ping, holder)
@@ -159,6 +166,9 @@ fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
         println!("state: unreadable ({e})");
     }
     println!("socket {}: {ping}", p.socket.display());
+    for line in crate::engine::ssh::status_lines(p) {
+        println!("{line}");
+    }
     for line in crate::proxy::status_lines(p, state, holder.is_some()) {
         println!("{line}");
     }

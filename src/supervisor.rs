@@ -229,6 +229,8 @@ struct Supervisor {
     woken: bool,
     /// The claimed state directory.
     dir: &'static state::Dir,
+    /// Why the engine is held `failed` (`Held::Failed`).
+    failed_why: Option<String>,
 }
 
 /// Why the ready phase ended.
@@ -291,6 +293,7 @@ impl Supervisor {
             stop_acks: Vec::new(),
             woken: false,
             dir,
+            failed_why: None,
         };
         (sup, control)
     }
@@ -357,8 +360,16 @@ impl Supervisor {
         }
         self.st.held = Some(why);
         self.st.awake = None;
-        self.set(Phase::Stopped, None, &format!("engine {why}"));
-        self.waiters.resolve(Err(format!("the engine was {why}")));
+        match (why, self.failed_why.clone()) {
+            (Held::Failed, Some(msg)) => {
+                self.set(Phase::Failed, None, &msg);
+                self.waiters.resolve(Err(msg));
+            }
+            _ => {
+                self.set(Phase::Stopped, None, &format!("engine {why}"));
+                self.waiters.resolve(Err(format!("the engine was {why}")));
+            }
+        }
         self.stop_acks.drain(..).for_each(|a| {
             let _ = a.send(());
         });
@@ -383,6 +394,7 @@ impl Supervisor {
         }
         info!("start requested");
         self.held = None;
+        self.failed_why = None;
         self.st.held = None;
         self.woken = true;
         true
@@ -442,6 +454,26 @@ impl Supervisor {
                 Ok(Some(r)) => r,
                 Ok(None) => continue, // shutdown or hold during start
                 Err(Obtain::Fatal(e)) => return Err(self.fail(e)),
+                Err(Obtain::Failed(why, r)) if self.engine.fatal().is_some() => {
+                    let msg = self.engine.fatal().unwrap_or(why);
+                    if let Some(r) = r {
+                        self.engine.stop(r, self.p.stop_timeout).await;
+                    }
+                    self.hold_failed(msg);
+                    first = false;
+                    continue;
+                }
+                Err(Obtain::Failed(why, Some(mut r))) if self.engine.started_degraded() => {
+                    first = false;
+                    match self.degraded(&mut r, why).await {
+                        Ok(()) => r,
+                        Err(exit) => match self.after(exit, r, Instant::now(), &mut backoff).await?
+                        {
+                            Next::Stop(r) => break r,
+                            Next::Again => continue,
+                        },
+                    }
+                }
                 Err(Obtain::Failed(why, r)) => {
                     self.waiters.resolve(Err(why.clone()));
                     // A failed start always waits: at least a second.
@@ -463,6 +495,62 @@ impl Supervisor {
             }
         };
         self.finish(running).await
+    }
+
+    /// A failure retrying can't fix: held `failed` with `msg` (its fix)
+    /// until `up` or `restart`; the waiters told.
+    fn hold_failed(&mut self, msg: String) {
+        error!("{msg}");
+        self.held = Some(Held::Failed);
+        self.failed_why = Some(msg.clone());
+        self.waiters.resolve(Err(msg));
+    }
+
+    /// The engine's process runs but what it serves is down (the ssh
+    /// engine's remote engine): `unhealthy` with `why`, the process kept,
+    /// probed at the backoff's pace (at once on a start request) until it
+    /// answers (Ok) or something else ends it.
+    async fn degraded(&mut self, r: &mut Running, mut why: String) -> Result<(), Exit> {
+        self.set(Phase::Unhealthy, r.pid, &why);
+        self.waiters.resolve(Err(why.clone()));
+        let mut backoff = Backoff::new(self.p.restart_backoff_max);
+        backoff.next_delay();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let end = Instant::now() + backoff.next_delay();
+            loop {
+                tokio::select! {
+                    exit = r.exited() => return Err(Exit::Restart(format!("engine {exit}"))),
+                    _ = shutdown.wait_for(|v| *v) => return Err(Exit::Shutdown),
+                    _ = sleep_until(end) => break,
+                    req = Self::request(&mut self.cmds) => match self.take(req) {
+                        Act::Start => break,
+                        Act::Hold => return Err(Exit::Hold),
+                        Act::Restart => return Err(Exit::Requested),
+                        Act::Nothing => {}
+                    },
+                }
+            }
+            let p = racing(
+                r,
+                &mut shutdown,
+                probe::ping(&self.p.socket, self.p.probe_timeout),
+            )
+            .await?;
+            if p.is_ok() {
+                return Ok(());
+            }
+            match self.engine.serving_down() {
+                Some(w) => {
+                    if w != why {
+                        self.set(Phase::Unhealthy, r.pid, &w);
+                        why = w;
+                    }
+                    self.waiters.resolve(Err(why.clone()));
+                }
+                None => return Err(Exit::Restart(format!("engine does not answer: {p}"))),
+            }
+        }
     }
 
     /// `ready`: how the engine came to answer, and the waiters told.
@@ -615,10 +703,12 @@ impl Supervisor {
                 _ = shutdown.wait_for(|v| *v) => return false,
                 req = Self::request(&mut self.cmds) => req,
             };
-            // A start waits for the next attempt; a stop or restart ends
-            // the wait (the loop then holds, or starts at once).
+            // A start waits for the next attempt (or makes it now, where
+            // attempts are cheap); a stop or restart ends the wait (the
+            // loop then holds, or starts at once).
             match self.take(req) {
                 Act::Hold | Act::Restart => return true,
+                Act::Start if self.engine.retry_on_request() => return true,
                 Act::Start | Act::Nothing => {}
             }
         }
@@ -811,8 +901,16 @@ impl Supervisor {
         if first.is_ok() {
             return Ok(true);
         }
+        if let Some(why) = self.engine.serving_down() {
+            self.degraded(r, why).await?;
+            self.set(Phase::Ready, r.pid, "the engine answers again");
+            self.waiters.resolve(Ok(()));
+            return Ok(false);
+        }
         self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
-        let grace_end = resumed.map(|t| t + RESUME_GRACE);
+        let grace_end = resumed
+            .filter(|_| self.engine.grace_after_resume())
+            .map(|t| t + RESUME_GRACE);
         loop {
             let p = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
             if p.is_ok() {

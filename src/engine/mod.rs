@@ -16,6 +16,7 @@ use crate::sys::{self, reaper::Child};
 
 pub mod colima;
 pub mod process;
+pub mod ssh;
 
 /// A running (or starting) engine the supervisor holds.
 #[derive(Debug, Default)]
@@ -115,6 +116,7 @@ fn claimed_dir(state_dir: &Path) -> Option<&'static crate::state::Dir> {
 pub enum Engine {
     Process(process::ProcessEngine),
     Colima(colima::ColimaEngine),
+    Ssh(ssh::SshEngine),
 }
 
 impl Engine {
@@ -124,6 +126,7 @@ impl Engine {
             EngineKind::Dockerd | EngineKind::Command => {
                 Engine::Process(process::ProcessEngine::new(p))
             }
+            EngineKind::Ssh => Engine::Ssh(ssh::SshEngine::new(p)),
         }
     }
 
@@ -133,6 +136,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.check(),
             Engine::Colima(e) => e.check(),
+            Engine::Ssh(e) => e.check(),
         }
     }
 
@@ -141,6 +145,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.adopt().await,
             Engine::Colima(e) => e.adopt().await,
+            Engine::Ssh(e) => e.adopt().await,
         }
     }
 
@@ -150,6 +155,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.clean_stale().await,
             Engine::Colima(e) => e.clean_stale().await,
+            Engine::Ssh(e) => e.clean_stale().await,
         }
     }
 
@@ -158,6 +164,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.spawn(),
             Engine::Colima(e) => e.spawn(),
+            Engine::Ssh(e) => e.spawn(),
         }
     }
 
@@ -166,6 +173,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.wait_ready(r, deadline).await,
             Engine::Colima(e) => e.wait_ready(r, deadline).await,
+            Engine::Ssh(e) => e.wait_ready(r, deadline).await,
         }
     }
 
@@ -176,6 +184,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.stop(r, timeout).await,
             Engine::Colima(e) => e.stop(r, timeout).await,
+            Engine::Ssh(e) => e.stop(r, timeout).await,
         }
     }
 
@@ -184,7 +193,7 @@ impl Engine {
     pub fn daemonized(&self, r: &mut Running) -> Option<crate::error::Error> {
         match self {
             Engine::Process(e) => e.daemonized(r),
-            Engine::Colima(_) => None,
+            Engine::Colima(_) | Engine::Ssh(_) => None,
         }
     }
 
@@ -192,8 +201,52 @@ impl Engine {
     pub async fn remove_runtime_files(&mut self) {
         match self {
             Engine::Process(e) => e.remove_runtime_files().await,
+            Engine::Ssh(e) => e.remove_runtime_files().await,
             Engine::Colima(_) => {}
         }
+    }
+
+    /// After a failed start or an exit: a failure that retrying can't fix
+    /// (the ssh engine's host key, login or configuration), with its fix.
+    /// The supervisor then holds the profile `failed` until `up`/`restart`.
+    pub fn fatal(&self) -> Option<String> {
+        match self {
+            Engine::Ssh(e) => e.fatal(),
+            _ => None,
+        }
+    }
+
+    /// After a failed probe or start: the engine's process is fine but
+    /// what it serves is down (the ssh engine's forward is up, the remote
+    /// engine isn't). The supervisor keeps the process and probes at the
+    /// backoff's pace instead of restarting it.
+    pub fn serving_down(&mut self) -> Option<String> {
+        match self {
+            Engine::Ssh(e) => e.remote_down(),
+            _ => None,
+        }
+    }
+
+    /// After a failed start: it failed because what the engine serves is
+    /// down, not the engine's process (see `serving_down`).
+    pub fn started_degraded(&self) -> bool {
+        match self {
+            Engine::Ssh(e) => e.started_degraded(),
+            _ => false,
+        }
+    }
+
+    /// A client request cuts a wait short (between attempts, after a
+    /// failure): true where an attempt is cheap (an ssh connection).
+    pub fn retry_on_request(&self) -> bool {
+        matches!(self, Engine::Ssh(_))
+    }
+
+    /// After a resume from sleep, failed probes are retried for a while
+    /// before a restart (a VM's forward reconnects by itself); an ssh
+    /// forward never does: probe and act at once.
+    pub fn grace_after_resume(&self) -> bool {
+        !matches!(self, Engine::Ssh(_))
     }
 }
 

@@ -15,6 +15,7 @@ use super::idle::Activity;
 use super::sock::{self, ReadHalf, WriteHalf};
 use super::zerocopy;
 use crate::control::Held;
+use crate::state::Phase;
 
 const NO_ENGINE: u64 = u64::MAX;
 
@@ -200,16 +201,26 @@ impl Conn {
     /// When the engine isn't running: start it and wait (Ok: forward), or
     /// answer for it (Some).
     async fn engine_or_answer(&mut self, head: &Head, path: &str, passive: bool) -> Option<Local> {
-        if self.shared.control.engine_up() {
+        let st = self.shared.control.state();
+        let remote = self.shared.remote;
+        if self.shared.control.engine_up() && (!remote || st.phase == Phase::Ready) {
             return None;
         }
-        let st = self.shared.control.state();
+        // A remote engine's forward reconnecting: the CLI's first
+        // questions get the remote engine's last answers (so it negotiates
+        // that engine's API version), the rest wait for the forward.
+        if remote && st.held.is_none() {
+            let key = super::cache::key(path);
+            if let Some(b) = key.and_then(|k| self.shared.cache.answer(k, head.method == "HEAD")) {
+                return Some(Local::Bytes(b));
+            }
+        }
         let cli = head
             .header("user-agent")
             .is_some_and(|v| v.starts_with(b"Docker-Client/"));
         let cached = self.shared.cache.answered_once();
         let answer_here = match st.held {
-            Some(Held::Down) => true,
+            Some(Held::Down | Held::Failed) => true,
             Some(Held::Idle | Held::OnDemand) => passive && !cli && cached,
             None => false,
         };
@@ -219,6 +230,13 @@ impl Conn {
                 return Some(Local::Bytes(b));
             }
             let held = st.held.unwrap_or(Held::Down);
+            if held == Held::Failed {
+                return Some(Local::Error(format!(
+                    "dockhand profile `{}` failed: {}",
+                    self.shared.profile,
+                    st.last_error.as_deref().unwrap_or("see `dockhand status`")
+                )));
+            }
             let how = match held {
                 Held::Down => "run `dockhand up` to start it",
                 _ => {
@@ -233,6 +251,10 @@ impl Conn {
         let limit = self.shared.start_timeout;
         match tokio::time::timeout(limit, self.shared.control.start()).await {
             Ok(Ok(())) => None,
+            Ok(Err(why)) if remote => Some(Local::Error(format!(
+                "dockhand cannot reach the Docker engine: {why}; see `dockhand status --profile {}`",
+                self.shared.profile
+            ))),
             Ok(Err(why)) => Some(Local::Error(format!(
                 "dockhand could not start the Docker engine: {why}; see `dockhand status --profile {}`",
                 self.shared.profile

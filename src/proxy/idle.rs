@@ -135,7 +135,13 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
             }
             continue;
         }
-        let running = match running_containers(&shared).await {
+        // A remote engine's containers run without the connection: they
+        // don't keep it open.
+        let running = match shared.remote {
+            true => Ok(0),
+            false => running_containers(&shared).await,
+        };
+        let running = match running {
             Ok(n) => Some(n),
             Err(e) => {
                 warn!("idle check: cannot list running containers: {e}");
@@ -149,7 +155,7 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
         let active = shared.idle.active();
         let due = shared.idle.last() + after;
         let awake = Awake {
-            running_containers: running,
+            running_containers: running.filter(|_| !shared.remote),
             active_requests: active as u32,
             never_idle_stopped: None,
             idle_stop_at: (running == Some(0) && active == 0).then(|| {

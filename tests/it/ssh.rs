@@ -1,0 +1,363 @@
+//! `engine = "ssh"` against a private sshd on 127.0.0.1 (its own config,
+//! host key and AuthorizedKeysFile in the test's temp dir) and a private
+//! dockerd as the remote engine. The client gets its own config with `-F`
+//! (OpenSSH reads `~/.ssh` from the passwd entry, not `$HOME`).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{self, Env, require_engine};
+use crate::ssh_rig::{self, Rig, docker};
+
+macro_rules! require_sshd {
+    () => {
+        require_engine!();
+        if !ssh_rig::available() {
+            let why = "the ssh engine's tests need sshd (apt openssh-server); run scripts/test, which installs it";
+            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
+            eprintln!("SKIP: {why}");
+            return;
+        }
+    };
+}
+
+/// A profile forwarding the rig's remote dockerd; `extra` adds top-level
+/// keys.
+fn config(env: &Env, rig: &Rig, extra: &str) {
+    env.write_config(&format!(
+        "[profiles.default]\nengine = \"ssh\"\nstate_dir = {:?}\nprobe_interval = \"1s\"\nprobe_timeout = \"500ms\"\nstart_timeout = \"20s\"\nstop_timeout = \"3s\"\ndocker_context = false\n{extra}\n[profiles.default.ssh]\nhost = \"devbox\"\nremote_socket = {:?}\nkeepalive = \"2s\"\nconfig_file = {:?}\n",
+        env.state.display().to_string(),
+        rig.remote_sock.display().to_string(),
+        rig.client_config.display().to_string(),
+    ));
+}
+
+/// An env with sshd and the remote engine up, the profile written.
+fn rig(extra: &str) -> (Env, Rig) {
+    let env = Env::new();
+    let mut rig = Rig::new(&env.root);
+    rig.start_sshd("");
+    rig.start_remote();
+    config(&env, &rig, extra);
+    (env, rig)
+}
+
+/// The docker CLI through dockhand's `listen` socket.
+fn through(env: &Env, args: &[&str]) -> (bool, String) {
+    docker(&env.socket(), args)
+}
+
+fn forward(env: &Env) -> std::path::PathBuf {
+    env.state.join("forward.sock")
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn cmdline(pid: i64) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+fn engine_pid(v: &Value) -> i64 {
+    v["engine_pid"].as_i64().expect("an engine pid")
+}
+
+/// Ready; the argv and the sockets; `docker ps` and `run --rm` through
+/// `listen`; 30 parallel `docker ps`; `kill -9` of ssh: the next request
+/// succeeds; status names the host and the disconnect.
+#[test]
+fn forward_serves_heals_and_is_locked_down() {
+    require_sshd!();
+    let (mut env, rig) = rig("");
+    let tar = harness::busybox_tar(&rig.dir);
+    assert!(docker(&rig.remote_sock, &["import", tar.to_str().unwrap(), "bb"]).0);
+    env.run();
+    let v = env.wait_ready();
+    let argv = cmdline(engine_pid(&v));
+    assert_eq!(argv[0], "ssh", "{argv:?}");
+    for must in [
+        "-N",
+        "BatchMode=yes",
+        "ExitOnForwardFailure=yes",
+        "StreamLocalBindMask=0177",
+        "ControlPath=none",
+        "ServerAliveCountMax=3",
+    ] {
+        assert!(
+            argv.iter().any(|a| a == must),
+            "{must} missing from {argv:?}"
+        );
+    }
+    assert!(
+        !argv
+            .iter()
+            .any(|a| a == "-A" || a.contains("StrictHostKeyChecking")),
+        "{argv:?}"
+    );
+    assert_eq!(mode(&forward(&env)), 0o600, "the forward's socket");
+    assert_eq!(mode(&env.socket()), 0o600, "the listen socket");
+    assert_eq!(mode(&env.state) & 0o077, 0, "the state dir");
+
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "{out}");
+    let (ok, out) = through(
+        &env,
+        &["run", "--rm", "bb", "/bin/busybox", "echo", "hi-remote"],
+    );
+    assert!(ok && out.contains("hi-remote"), "{out}");
+
+    let handles: Vec<_> = (0..30)
+        .map(|_| {
+            let sock = env.socket();
+            std::thread::spawn(move || docker(&sock, &["ps"]))
+        })
+        .collect();
+    let failed: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|(ok, _)| !ok)
+        .map(|(_, out)| out)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 30 failed: {failed:?}",
+        failed.len()
+    );
+
+    let (code, out, _) = env.output(&["status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ssh: devbox:") && out.contains("connected since"),
+        "{out}"
+    );
+
+    let pid = engine_pid(&v);
+    ssh_rig::signal(pid as i32, rustix::process::Signal::KILL);
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "the request after kill -9 of ssh: {out}\n{}", env.log());
+    let v = env.wait_ready();
+    assert_ne!(engine_pid(&v), pid);
+    assert!(
+        v["ssh"]["last_disconnect"]
+            .as_str()
+            .is_some_and(|s| s.contains("signal 9") || s.contains("ssh to devbox")),
+        "{v:#}"
+    );
+}
+
+/// The server's side of the connection frozen (SIGSTOP): probes fail, ssh
+/// is replaced, requests are served again within the probe's bounds.
+#[test]
+fn a_frozen_session_is_healed() {
+    require_sshd!();
+    let (mut env, rig) = rig("");
+    env.run();
+    let v = env.wait_ready();
+    let pid = engine_pid(&v);
+    let frozen = rig.sessions();
+    assert!(!frozen.is_empty());
+    for p in &frozen {
+        ssh_rig::signal(*p, rustix::process::Signal::STOP);
+    }
+    let t = Instant::now();
+    // probe_interval 1s + two probe timeouts + a reconnect.
+    env.wait_until("a new ssh", Duration::from_secs(15), |v| {
+        v["phase"] == "ready" && v["engine_pid"].as_i64().is_some_and(|p| p != pid)
+    });
+    let healed = t.elapsed();
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "{out}");
+    eprintln!("frozen session healed in {healed:?}");
+    for p in &frozen {
+        ssh_rig::signal(*p, rustix::process::Signal::KILL);
+        ssh_rig::signal(*p, rustix::process::Signal::CONT);
+    }
+}
+
+/// The remote engine stopped: clients are told "remote engine down", ssh
+/// is kept (no new logins), and it serves again once the engine is back.
+#[test]
+fn remote_engine_down_is_named_without_a_reconnect_storm() {
+    require_sshd!();
+    let (mut env, mut rig) = rig("");
+    env.run();
+    let v = env.wait_ready();
+    let pid = engine_pid(&v);
+    let logins = rig.logins();
+    rig.stop_remote();
+    let v = env.wait_until("remote engine down", Duration::from_secs(15), |v| {
+        v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("remote engine down at devbox:"))
+    });
+    assert_eq!(v["phase"], "unhealthy", "{v:#}");
+    for _ in 0..5 {
+        let (ok, out) = through(&env, &["ps"]);
+        assert!(
+            !ok && out.contains("remote engine down at devbox:"),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        rig.logins(),
+        logins,
+        "ssh reconnected while the remote engine was down"
+    );
+    assert_eq!(
+        env.status().1["engine_pid"].as_i64(),
+        Some(pid),
+        "ssh was restarted"
+    );
+    rig.start_remote();
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "{out}\n{}", env.log());
+    let v = env.wait_ready();
+    assert_eq!(engine_pid(&v), pid);
+    assert_eq!(rig.logins(), logins);
+}
+
+/// sshd down: retried with backoff; when it is back, a client request
+/// makes the next attempt at once and succeeds within 3 s.
+#[test]
+fn server_down_and_back_serves_the_next_request_at_once() {
+    require_sshd!();
+    let (mut env, mut rig) = rig("restart_backoff_max = \"30s\"");
+    env.run();
+    env.wait_ready();
+    rig.stop_sshd();
+    // Failed attempts until the backoff waits several seconds.
+    let v = env.wait_until("a long backoff", Duration::from_secs(30), |v| {
+        v["phase"] == "failed"
+            && v["restarts"].as_u64().is_some_and(|r| r >= 3)
+            && v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Connection refused") && e.contains("next attempt in"))
+    });
+    assert!(v["held"].is_null(), "a network failure is retried: {v:#}");
+    rig.start_sshd("");
+    let t = Instant::now();
+    let (ok, out) = through(&env, &["ps"]);
+    let took = t.elapsed();
+    assert!(ok, "{out}\n{}", env.log());
+    assert!(took < Duration::from_secs(3), "served after {took:?}");
+}
+
+/// An unknown host key, then a key the server refuses: each holds the
+/// profile `failed` with its fix, without retries; `up` after the fix.
+#[test]
+fn host_key_and_login_failures_are_fatal_with_the_fix() {
+    require_sshd!();
+    let (mut env, rig) = rig("");
+    rig.trust_host_key(false);
+    rig.authorize("other_key");
+    // The rig's own check that sshd listens was one.
+    let before = rig.connections();
+    env.run();
+    let v = env.wait_until("failed (host key)", Duration::from_secs(20), |v| {
+        v["phase"] == "failed" && v["held"] == "failed"
+    });
+    let e = v["last_error"].as_str().unwrap();
+    assert!(e.contains("run `ssh devbox` once"), "{e}");
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(!ok && out.contains("run `ssh devbox` once"), "{out}");
+    let connections = rig.connections();
+    assert_eq!(connections, before + 1, "{}", rig.log());
+
+    rig.trust_host_key(true);
+    let (code, out, err) = env.output(&["up"]);
+    assert_ne!(code, 0, "{out}{err}");
+    let v = env.wait_until("failed (login)", Duration::from_secs(20), |v| {
+        v["held"] == "failed"
+            && v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("ssh-add"))
+    });
+    assert!(
+        v["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{v:#}"
+    );
+    for _ in 0..3 {
+        let (ok, out) = through(&env, &["ps"]);
+        assert!(!ok && out.contains("ssh-add"), "{out}");
+    }
+    let attempts = rig.log().matches("Failed publickey").count();
+    assert!(attempts <= 2, "{attempts} login attempts:\n{}", rig.log());
+    assert_eq!(rig.connections(), connections + 1, "{}", rig.log());
+
+    rig.authorize("user_key");
+    let (code, out, err) = env.output(&["up"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", env.log());
+    assert!(through(&env, &["ps"]).0);
+}
+
+/// A server that forbids socket forwarding: the message names it, ssh is
+/// kept (one login).
+#[test]
+fn forwarding_disabled_is_named() {
+    require_sshd!();
+    let env = Env::new();
+    let mut rig = Rig::new(&env.root);
+    rig.start_sshd("AllowStreamLocalForwarding no");
+    rig.start_remote();
+    config(&env, &rig, "");
+    let mut env = env;
+    env.run();
+    let v = env.wait_until("unhealthy", Duration::from_secs(20), |v| {
+        v["phase"] == "unhealthy"
+    });
+    let e = v["last_error"].as_str().unwrap();
+    assert!(
+        e.contains("AllowStreamLocalForwarding no") && e.contains("remote engine down at devbox:"),
+        "{e}"
+    );
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(!ok && out.contains("AllowStreamLocalForwarding"), "{out}");
+    assert_eq!(rig.logins(), 1, "{}", rig.log());
+}
+
+/// on_demand + idle_stop: no connection until a request, served, closed
+/// when idle (a container running on the remote doesn't keep it open),
+/// served again.
+#[test]
+fn on_demand_connects_at_the_first_request_and_idle_closes_it() {
+    require_sshd!();
+    let (mut env, rig) = rig("on_demand = true\nidle_stop = \"2s\"");
+    let tar = harness::busybox_tar(&rig.dir);
+    assert!(docker(&rig.remote_sock, &["import", tar.to_str().unwrap(), "bb"]).0);
+    let (ok, out) = docker(
+        &rig.remote_sock,
+        &["run", "-d", "bb", "/bin/busybox", "sleep", "600"],
+    );
+    assert!(ok, "{out}");
+    let before = rig.connections();
+    env.run();
+    env.wait_until("held on_demand", Duration::from_secs(20), |v| {
+        v["held"] == "on_demand"
+    });
+    assert_eq!(rig.connections(), before);
+    assert_eq!(rig.established(), 0);
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok && out.contains("sleep"), "{out}");
+    assert_eq!(rig.logins(), 1);
+    env.wait_until("idle stop", Duration::from_secs(30), |v| {
+        v["held"] == "idle"
+    });
+    harness::eventually("the connection closed", Duration::from_secs(10), || {
+        rig.established() == 0
+    });
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok && out.contains("sleep"), "{out}");
+    assert_eq!(rig.logins(), 2);
+}
