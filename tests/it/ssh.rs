@@ -49,6 +49,21 @@ fn through(env: &Env, args: &[&str]) -> (bool, String) {
     docker(&env.socket(), args)
 }
 
+/// A raw `GET` over a unix socket: the whole answer.
+fn get(sock: &Path, target: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
 fn forward(env: &Env) -> std::path::PathBuf {
     env.state.join("forward.sock")
 }
@@ -243,6 +258,15 @@ fn server_down_and_back_serves_the_next_request_at_once() {
                 .is_some_and(|e| e.contains("Connection refused") && e.contains("next attempt in"))
     });
     assert!(v["held"].is_null(), "a network failure is retried: {v:#}");
+    // Meanwhile the CLI's first questions get the remote's last answers.
+    for target in ["/_ping", "/version"] {
+        let answer = get(&env.socket(), target);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{target}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("api-version: 1."),
+            "{target}: {answer}"
+        );
+    }
     rig.start_sshd("");
     let t = Instant::now();
     let (ok, out) = through(&env, &["ps"]);
@@ -360,4 +384,56 @@ fn on_demand_connects_at_the_first_request_and_idle_closes_it() {
     let (ok, out) = through(&env, &["ps"]);
     assert!(ok && out.contains("sleep"), "{out}");
     assert_eq!(rig.logins(), 2);
+}
+
+/// `doctor`: the host resolves, a BatchMode login forwards, the remote
+/// socket answers (and is named when it doesn't), API versions compared.
+#[test]
+fn doctor_checks_the_ssh_path() {
+    require_sshd!();
+    let (env, mut rig) = rig("");
+    let check = |v: &Value, id: &str| -> Value {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {v:#}"))
+            .clone()
+    };
+    let doctor = || {
+        let (_, out, err) = env.output(&["doctor", "--json"]);
+        serde_json::from_str::<Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"))
+    };
+    let v = doctor();
+    let host = check(&v, "ssh.host");
+    assert_eq!(host["status"], "pass", "{host}");
+    assert!(
+        host["summary"].as_str().unwrap().contains("root@127.0.0.1"),
+        "{host}"
+    );
+    assert_eq!(check(&v, "ssh.login")["status"], "pass", "{v:#}");
+    assert_eq!(check(&v, "ssh.remote_socket")["status"], "pass", "{v:#}");
+    assert_ne!(check(&v, "ssh.api_version")["status"], "fail", "{v:#}");
+    assert_ne!(
+        check(&v, "ssh.agent")["status"],
+        "pass",
+        "no agent here: {v:#}"
+    );
+    rig.stop_remote();
+    let v = doctor();
+    let r = check(&v, "ssh.remote_socket");
+    assert_eq!(r["status"], "fail", "{r}");
+    assert!(
+        r["summary"].as_str().unwrap().contains("does not answer"),
+        "{r}"
+    );
+    rig.authorize("other_key");
+    let v = doctor();
+    let l = check(&v, "ssh.login");
+    assert_eq!(l["status"], "fail", "{l}");
+    assert!(
+        l["summary"].as_str().unwrap().contains("Permission denied"),
+        "{l}"
+    );
 }
