@@ -172,8 +172,8 @@ pub struct SshEngine {
     degraded: bool,
 }
 
-/// The ssh client's arguments (after argv[0] = "ssh"). Never `-A`, never
-/// a host key policy of ours, never the user's ControlMaster.
+/// The ssh client's arguments (argv[0] = "ssh"). Never `-A`, never a
+/// host key learnt without the user, never the user's ControlMaster.
 pub fn argv(ssh: &Ssh, socket: &Path) -> Vec<String> {
     let mut v: Vec<String> = vec!["ssh".into(), "-N".into()];
     let opts = [
@@ -184,6 +184,10 @@ pub fn argv(ssh: &Ssh, socket: &Path) -> Vec<String> {
         format!("ServerAliveInterval={}", ssh.keepalive.as_secs().max(1)),
         "ServerAliveCountMax=3".into(),
         "ControlPath=none".into(),
+        // Never a write to ~/.ssh: no host key learnt or updated (an
+        // unknown one fails; the user accepts it with `ssh <host>`).
+        "StrictHostKeyChecking=yes".into(),
+        "UpdateHostKeys=no".into(),
         "ForwardAgent=no".into(),
         "ForwardX11=no".into(),
         "PermitLocalCommand=no".into(),
@@ -508,9 +512,9 @@ mod tests {
         let a = argv(&ssh, Path::new("/st/forward.sock")).join(" ");
         assert_eq!(
             a,
-            "ssh -N -o BatchMode=yes -o ExitOnForwardFailure=yes -o StreamLocalBindUnlink=yes -o StreamLocalBindMask=0177 -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -o ControlPath=none -o ForwardAgent=no -o ForwardX11=no -o PermitLocalCommand=no -F /c/ssh_config -L /st/forward.sock:/var/run/docker.sock -- devbox"
+            "ssh -N -o BatchMode=yes -o ExitOnForwardFailure=yes -o StreamLocalBindUnlink=yes -o StreamLocalBindMask=0177 -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -o ControlPath=none -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o ForwardAgent=no -o ForwardX11=no -o PermitLocalCommand=no -F /c/ssh_config -L /st/forward.sock:/var/run/docker.sock -- devbox"
         );
         assert!(!a.contains(" -A"));
-        assert!(!a.contains("StrictHostKeyChecking"));
+        assert!(!a.contains("StrictHostKeyChecking=no") && !a.contains("accept-new"));
     }
 }
