@@ -23,11 +23,27 @@ macro_rules! require_sshd {
     };
 }
 
-/// A profile forwarding the rig's remote dockerd; `extra` adds top-level
-/// keys.
+/// A profile forwarding the rig's remote dockerd; `extra` adds or
+/// overrides top-level keys ("key = value" lines).
 fn config(env: &Env, rig: &Rig, extra: &str) {
+    let defaults = [
+        ("probe_interval", "\"1s\""),
+        ("probe_timeout", "\"500ms\""),
+        ("start_timeout", "\"20s\""),
+        ("stop_timeout", "\"3s\""),
+        ("docker_context", "false"),
+    ];
+    let mut keys = String::new();
+    for (k, v) in defaults {
+        if !extra
+            .lines()
+            .any(|l| l.split('=').next().map(str::trim) == Some(k))
+        {
+            keys.push_str(&format!("{k} = {v}\n"));
+        }
+    }
     env.write_config(&format!(
-        "[profiles.default]\nengine = \"ssh\"\nstate_dir = {:?}\nprobe_interval = \"1s\"\nprobe_timeout = \"500ms\"\nstart_timeout = \"20s\"\nstop_timeout = \"3s\"\ndocker_context = false\n{extra}\n[profiles.default.ssh]\nhost = \"devbox\"\nremote_socket = {:?}\nkeepalive = \"2s\"\nconfig_file = {:?}\n",
+        "[profiles.default]\nengine = \"ssh\"\nstate_dir = {:?}\n{keys}{extra}\n[profiles.default.ssh]\nhost = \"devbox\"\nremote_socket = {:?}\nkeepalive = \"2s\"\nconfig_file = {:?}\n",
         env.state.display().to_string(),
         rig.remote_sock.display().to_string(),
         rig.client_config.display().to_string(),
@@ -436,4 +452,61 @@ fn doctor_checks_the_ssh_path() {
         l["summary"].as_str().unwrap().contains("Permission denied"),
         "{l}"
     );
+}
+
+/// After a wake from sleep there is no grace period for an ssh forward:
+/// the frozen connection is probed at once and replaced, without the
+/// retries other engines get (supervisor.rs
+/// `a_resume_from_sleep_probes_at_once`).
+#[test]
+fn a_resume_from_sleep_replaces_a_dead_forward_at_once() {
+    require_sshd!();
+    let Some(lib) = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "libfaketime is missing: apt-get install faketime"
+        );
+        eprintln!("SKIP: libfaketime not installed (apt-get install faketime)");
+        return;
+    };
+    // Neither the probe's interval nor ssh's keepalive would notice soon.
+    let (mut env, rig) = rig("probe_interval = \"1h\"\nprobe_timeout = \"1s\"");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    env.write_config(&text.replace("keepalive = \"2s\"", "keepalive = \"1h\""));
+    let offset = env.root.join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    env.extra_env = vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        (
+            "FAKETIME_TIMESTAMP_FILE".into(),
+            offset.display().to_string(),
+        ),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ];
+    env.run();
+    let pid = engine_pid(&env.wait_ready());
+    let frozen = rig.sessions();
+    for p in &frozen {
+        ssh_rig::signal(*p, rustix::process::Signal::STOP);
+    }
+    std::fs::write(&offset, "+2h\n").unwrap();
+    // The clock check (every 5 s), two probe timeouts, a reconnect: well
+    // inside the 60 s grace other engines get.
+    env.wait_until("a new ssh", Duration::from_secs(30), |v| {
+        v["phase"] == "ready" && v["engine_pid"].as_i64().is_some_and(|p| p != pid)
+    });
+    let log = env.log();
+    assert!(log.contains("resumed from sleep"), "{log}");
+    assert!(!log.contains("shortly after a resume"), "{log}");
+    for p in &frozen {
+        ssh_rig::signal(*p, rustix::process::Signal::KILL);
+        ssh_rig::signal(*p, rustix::process::Signal::CONT);
+    }
 }
