@@ -128,10 +128,7 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         state_error,
         other_agents,
         launchd_log,
-        ssh: p
-            .ssh
-            .as_ref()
-            .map(|_| crate::engine::ssh::Record::load(&p.state_dir).unwrap_or_default()),
+        ssh: crate::engine::ssh::Record::of(p),
     };
     let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
     (report, ping, holder)

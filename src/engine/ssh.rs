@@ -144,7 +144,18 @@ pub struct Record {
 const RECORD: &str = "ssh.json";
 
 impl Record {
-    pub fn load(state_dir: &Path) -> Option<Record> {
+    /// The profile's record: what `ssh.json` says, under the profile's
+    /// host and socket.
+    pub fn of(p: &Profile) -> Option<Record> {
+        let ssh = p.ssh.as_ref()?;
+        Some(Record {
+            host: ssh.host.clone(),
+            remote_socket: ssh.remote_socket.clone(),
+            ..Record::load(&p.state_dir).unwrap_or_default()
+        })
+    }
+
+    fn load(state_dir: &Path) -> Option<Record> {
         let bytes = sys::file::read_regular(&state_dir.join(RECORD), 64 * 1024, false).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -214,11 +225,7 @@ impl SshEngine {
         let argv = argv(&ssh, &p.socket);
         SshEngine {
             process: ProcessEngine::with_argv(p, "ssh", argv),
-            record: Record {
-                host: ssh.host.clone(),
-                remote_socket: ssh.remote_socket.clone(),
-                ..Record::load(&p.state_dir).unwrap_or_default()
-            },
+            record: Record::of(p).unwrap_or_default(),
             ssh,
             profile: p.name.clone(),
             socket: p.socket.clone(),
@@ -427,8 +434,9 @@ impl SshEngine {
 
 /// `status` lines of an ssh profile.
 pub fn status_lines(p: &Profile) -> Vec<String> {
-    let Some(ssh) = &p.ssh else { return Vec::new() };
-    let rec = Record::load(&p.state_dir).unwrap_or_default();
+    let (Some(ssh), Some(rec)) = (&p.ssh, Record::of(p)) else {
+        return Vec::new();
+    };
     let mut out = vec![format!(
         "ssh: {}:{} forwarded to {}",
         ssh.host,
@@ -443,11 +451,6 @@ pub fn status_lines(p: &Profile) -> Vec<String> {
         out.push(format!("last disconnect {at}: {why}"));
     }
     out
-}
-
-/// The socket of a profile answers, for the doctor.
-pub async fn forward_answers(socket: &Path) -> Ping {
-    probe::ping(socket, Duration::from_secs(5)).await
 }
 
 #[cfg(test)]

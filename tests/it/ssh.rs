@@ -177,6 +177,8 @@ fn forward_serves_heals_and_is_locked_down() {
     assert!(ok, "the request after kill -9 of ssh: {out}\n{}", env.log());
     let v = env.wait_ready();
     assert_ne!(engine_pid(&v), pid);
+    assert_eq!(v["ssh"]["host"], "devbox", "{v:#}");
+    assert!(v["ssh"]["connected_since"].is_string(), "{v:#}");
     assert!(
         v["ssh"]["last_disconnect"]
             .as_str()
