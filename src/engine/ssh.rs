@@ -302,12 +302,11 @@ impl SshEngine {
     }
 
     pub async fn stop(&mut self, mut r: Running, timeout: Duration) -> bool {
-        let exited = r.child.as_mut().and_then(|c| c.try_status()).is_some()
-            || r.watched.as_ref().is_some_and(|p| !p.alive());
-        let why = if exited {
-            self.exit_reason("exited")
-        } else {
-            "closed by dockhand".into()
+        let status = r.child.as_mut().and_then(|c| c.try_status());
+        let why = match status {
+            Some(st) => self.exit_reason(&super::describe(st)),
+            None if r.watched.as_ref().is_some_and(|p| !p.alive()) => self.exit_reason("exited"),
+            None => "closed by dockhand".into(),
         };
         let ok = self.process.stop(r, timeout).await;
         self.disconnected(&why);
@@ -363,12 +362,12 @@ impl SshEngine {
     fn exit_reason(&self, how: &str) -> String {
         let host = &self.ssh.host;
         match self.class() {
-            Some(Class::Network(l)) => format!("ssh to {host} {how}: network: {l}"),
-            Some(Class::Other(l)) => format!("ssh to {host} {how}: {l}"),
+            Some(Class::Network(l)) => format!("ssh to {host}: {how}: network: {l}"),
+            Some(Class::Other(l)) => format!("ssh to {host}: {how}: {l}"),
             Some(c) => self
                 .fatal_message(&c)
-                .unwrap_or_else(|| format!("ssh to {host} {how}")),
-            None => format!("ssh to {host} {how}"),
+                .unwrap_or_else(|| format!("ssh to {host}: {how}")),
+            None => format!("ssh to {host}: {how}"),
         }
     }
 

@@ -173,6 +173,14 @@ fn forward_serves_heals_and_is_locked_down() {
 
     let pid = engine_pid(&v);
     ssh_rig::signal(pid as i32, rustix::process::Signal::KILL);
+    // At once, before the supervisor may have noticed: it waits for the
+    // new forward.
+    let answer = get(&env.socket(), "/containers/json");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{answer}\n{}",
+        env.log()
+    );
     let (ok, out) = through(&env, &["ps"]);
     assert!(ok, "the request after kill -9 of ssh: {out}\n{}", env.log());
     let v = env.wait_ready();
@@ -182,7 +190,7 @@ fn forward_serves_heals_and_is_locked_down() {
     assert!(
         v["ssh"]["last_disconnect"]
             .as_str()
-            .is_some_and(|s| s.contains("signal 9") || s.contains("ssh to devbox")),
+            .is_some_and(|s| s.contains("ssh to devbox: killed by signal 9")),
         "{v:#}"
     );
 }
