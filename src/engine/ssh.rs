@@ -297,7 +297,9 @@ impl SshEngine {
                 why = r.exited() => return Err(self.exit_reason(&why)),
                 _ = tokio::time::sleep(step) => {}
             }
-            step = (step * 2).min(Duration::from_millis(100));
+            // A connect to a socket not there yet costs microseconds: look
+            // often, so the forward is used as soon as ssh has bound it.
+            step = (step * 2).min(Duration::from_millis(20));
         }
     }
 

@@ -137,6 +137,7 @@ pub fn status_lines(p: &Profile, st: &crate::state::State, supervised: bool) -> 
     if let Some(held) = st.held {
         let how = match held {
             crate::state::Held::Down => "`dockhand up` starts it",
+            crate::state::Held::Failed => "fix what the last error says, then `dockhand up`",
             _ => "the next docker command or active request starts it",
         };
         out.push(format!("engine {held}: {how}"));
