@@ -236,6 +236,11 @@ impl SshEngine {
         }
     }
 
+    /// An ssh forward never recovers by itself after a sleep: no grace.
+    pub fn resume_policy(&self) -> super::ResumePolicy {
+        super::ResumePolicy::AT_ONCE
+    }
+
     pub fn check(&self) -> Result<()> {
         if sys::which("ssh").is_none() {
             return Err(Error::EngineMissing {
@@ -331,7 +336,7 @@ impl SshEngine {
 
     fn log_len(&self) -> u64 {
         super::claimed_dir(&self.state_dir)
-            .and_then(|d| d.open_rw(super::ENGINE_LOG).ok())
+            .and_then(|d| d.open_rw(super::log::ENGINE_LOG).ok())
             .and_then(|f| f.metadata().ok())
             .map_or(0, |m| m.len())
     }
@@ -340,8 +345,8 @@ impl SshEngine {
     /// the log if it was cut meanwhile).
     fn words_since(&self, from: u64) -> String {
         use std::io::{Read, Seek, SeekFrom};
-        let Some(mut f) =
-            super::claimed_dir(&self.state_dir).and_then(|d| d.open_rw(super::ENGINE_LOG).ok())
+        let Some(mut f) = super::claimed_dir(&self.state_dir)
+            .and_then(|d| d.open_rw(super::log::ENGINE_LOG).ok())
         else {
             return String::new();
         };
@@ -431,6 +436,14 @@ impl SshEngine {
         self.record.last_disconnect_at = Some(crate::state::now_rfc3339());
         self.record.save(&self.state_dir);
     }
+}
+
+/// "ssh to devbox", for progress lines.
+pub fn summary(p: &Profile) -> String {
+    p.ssh
+        .as_ref()
+        .map(|s| format!("ssh to {}", s.host))
+        .unwrap_or_else(|| "ssh".into())
 }
 
 /// `status` lines of an ssh profile.

@@ -1,18 +1,21 @@
 //! `engine = "ssh"`: the `[profiles.<name>.ssh]` table (a remote engine's
 //! socket forwarded over one supervised OpenSSH connection).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::{Config, Dur, Env, RawProfile, ser_dur};
+use super::Input;
+use crate::config::Config;
+use crate::config::file::Dur;
+use crate::config::profile::ser_dur;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSsh {
+pub(in crate::config) struct RawSsh {
     host: Option<Spanned<String>>,
     remote_socket: Option<Spanned<String>>,
     keepalive: Option<Spanned<Dur>>,
@@ -54,13 +57,8 @@ impl Config {
     /// `[ssh]` (host required) and the local end of the forward: `socket`,
     /// by default `<state_dir>/forward.sock` (a path without `:`, which
     /// ssh's `-L local:remote` would split).
-    pub(super) fn ssh(
-        &self,
-        name: &str,
-        raw: &RawProfile,
-        env: &Env,
-        state_dir: &Path,
-    ) -> Result<(Ssh, PathBuf)> {
+    pub(super) fn ssh(&self, i: &Input) -> Result<(Ssh, PathBuf)> {
+        let (name, raw, env, state_dir) = (i.name, i.raw, i.env, i.state_dir);
         let t = raw.ssh.as_ref().map(Spanned::get_ref);
         let Some(host) = t.and_then(|t| t.host.as_ref()) else {
             return Err(Error::Config(format!(
@@ -129,12 +127,10 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{EngineKind, Source};
+    use crate::config::EngineKind;
 
     fn parse(text: &str) -> Result<crate::config::Profile> {
-        let env = Env::bare(PathBuf::from("/home/u"));
-        let c = Config::parse(Source::Explicit("/c.toml".into()), env, text.into())?;
-        c.profile("devbox")
+        crate::config::testing::parse(text)?.profile("devbox")
     }
 
     #[test]
