@@ -120,6 +120,12 @@ fn main() {
         "30 parallel docker ps", failures[0], failures[1], failures[2]
     );
     recovery(&env, &rig, runs.min(10));
+    if std::env::var("DOCKHAND_BENCH_LOG").is_ok() {
+        let log = env.log();
+        let tail: Vec<&str> = log.lines().rev().take(16).collect();
+        println!("--- dockhand.log (end) ---");
+        tail.iter().rev().for_each(|l| println!("{l}"));
+    }
     env.stop(sup, Duration::from_secs(30));
 }
 
