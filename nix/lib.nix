@@ -603,6 +603,28 @@ let
       };
       Install.WantedBy = [ "sockets.target" ];
     };
+  # `env K=V ...` for a command, nothing when there is no variable.
+  envArgs =
+    environment:
+    lib.optionals (environment != { }) (
+      [ "env" ] ++ lib.mapAttrsToList (k: v: "${k}=${toString v}") environment
+    );
+
+  # The directory of the launchd job's StandardOutPath: launchd may not
+  # create it, and a job whose log can't be opened fails to spawn (exit 78)
+  # every ThrottleInterval. Created (0700, as `dockhand service install`
+  # does) by the activation, as the user (`prefix`).
+  launchdLogDirFor =
+    { name, settings, home }:
+    dirOf (launchdLogFor (logFileFor {
+      inherit name settings home;
+      isDarwin = true;
+    }));
+  logDirScript =
+    { dir, prefix ? "" }:
+    ''
+      ${prefix}mkdir -p -m 700 ${lib.escapeShellArg dir}
+    '';
 in
 {
   inherit
@@ -631,13 +653,19 @@ in
     quoteSystemd
     systemdService
     systemdSocket
+    envArgs
+    launchdLogDirFor
+    logDirScript
     ;
 
   # Shell lines for an activation script that is about to reload a changed
   # agent or unit (`old` the installed file, `new` the one replacing it): if
   # it changes, ask the running supervisor to hand its engine over to the
   # next one (`dockhand service prepare-restart`), so that a healthy engine
-  # survives the activation. `prefix` runs it as the user (nix-darwin).
+  # survives the activation. `prefix` runs it as the user (nix-darwin);
+  # `environment` is the profile's, as the service has it (a profile that
+  # sets XDG_STATE_HOME keeps its state there: without it no supervisor
+  # would be found). `old` is left unquoted so that `~user/...` expands.
   prepareRestartScript =
     {
       exe,
@@ -646,19 +674,23 @@ in
       old,
       new,
       prefix ? "",
+      environment ? { },
     }:
     ''
       if [[ -f ${old} ]] && ! cmp -s ${new} ${old}; then
         ${prefix}${
-          lib.escapeShellArgs [
-            exe
-            "service"
-            "prepare-restart"
-            "--profile"
-            name
-            "--config"
-            (toString configFile)
-          ]
+          lib.escapeShellArgs (
+            envArgs environment
+            ++ [
+              exe
+              "service"
+              "prepare-restart"
+              "--profile"
+              name
+              "--config"
+              (toString configFile)
+            ]
+          )
         } || true
       fi
     '';

@@ -91,7 +91,13 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
             Err(e) => (None, Some(e)),
         },
     };
-    let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
+    // A running supervisor's socket is the one it serves (Colima's
+    // directory follows the installed release: engine::colima_version).
+    let socket = match (&holder, &recorded) {
+        (Some(_), Some(s)) => s.socket.clone(),
+        _ => p.socket.clone(),
+    };
+    let ping = probe::ping_blocking(&socket, p.probe_timeout.min(Duration::from_secs(5)));
     // No state.json is `stopped`; one that can't be read is `unknown`
     // (its reason in state_error): never a phase made up.
     let mut state = recorded.unwrap_or_else(|| State {
@@ -162,7 +168,7 @@ fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
     if let Some(e) = &r.state_error {
         println!("state: unreadable ({e})");
     }
-    println!("socket {}: {ping}", p.socket.display());
+    println!("socket {}: {ping}", state.socket.display());
     for line in crate::engine::ssh::status_lines(p) {
         println!("{line}");
     }

@@ -145,10 +145,10 @@ fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
             with_stdout_on_stderr(true, || crate::service::unload::start_socket(ctx))?;
             ServiceCmd::Restart { engine: false }
         }
+        // Managed by nix and unloaded (`down --service`): loaded as it is.
         (Definition::Foreign, _) => {
-            return Err(Error::ServiceManager(format!(
-                "{who} and its service {path} is managed by nix and not loaded: activate your nix configuration, or run `dockhand run`"
-            )));
+            eprintln!("{who}: loading the login service {path} (managed by nix, kept as it is)");
+            return with_stdout_on_stderr(true, || crate::service::unload::load_as_is(ctx));
         }
         (Definition::Missing, _) => {
             eprintln!("{who}: installing the login service {path}");

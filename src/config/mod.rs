@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 pub use context::Context;
 pub use engines::EngineKind;
 pub use engines::colima::{Colima, DEFAULT_CREATE_TIMEOUT, lima_instance_name_ok, short_profile};
+pub use engines::colima_release;
 pub use engines::command::Command;
 pub use engines::dockerd::Dockerd;
 pub use engines::ssh::{SSH_BACKOFF_MAX, Ssh};

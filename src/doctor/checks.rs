@@ -205,13 +205,25 @@ pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
             ),
             install.clone(),
         ),
-        Definition::Foreign => Check::pass(
-            id,
-            format!(
-                "{} is a symlink (managed by nix-darwin or home-manager)",
-                path.display()
+        Definition::Foreign => match crate::service::nix_owned::recognise(path) {
+            Some(n) if n.matches == Some(false) => Check::fail(
+                id,
+                format!("{} ({})", path.display(), n.describe()),
+                format!(
+                    "activate your nix configuration again (`darwin-rebuild switch` / `home-manager switch`): {} is {}",
+                    path.display(),
+                    n.why
+                ),
             ),
-        ),
+            Some(n) => Check::pass(id, format!("{} ({})", path.display(), n.describe())),
+            None => Check::pass(
+                id,
+                format!(
+                    "{} is not dockhand's to manage (a symlink or special file)",
+                    path.display()
+                ),
+            ),
+        },
     };
     let second = match view.job {
         Ok(v) if v.known && v.running => Check::pass("service.loaded", "loaded and running"),

@@ -122,8 +122,17 @@ pub fn run(explicit: Option<&std::path::Path>, profile: &str, json: bool, fix: b
             e.to_string(),
             "correct the config at the place named (`dockhand config check` to re-check)",
         )],
-        Ok((ctx, p)) => {
+        Ok((ctx, mut p)) => {
+            // Colima's directory (and what it can do) follow its release.
+            let release = crate::engine::colima_version::adapt(&mut p).err();
             let mut v = all_checks(&ctx, &p);
+            v.extend(release.map(|e| {
+                Check::fail(
+                    "binary.colima.release",
+                    e.to_string(),
+                    "upgrade Colima or change the profile as the message says",
+                )
+            }));
             if fix {
                 for c in v.iter_mut() {
                     apply(c, &ctx, &p);

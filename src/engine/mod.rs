@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::sys::{self, reaper::Child};
 
 pub mod colima;
+pub mod colima_version;
 mod log;
 pub mod process;
 mod socket;

@@ -54,11 +54,14 @@ pub fn run(profile: Profile) -> Result<u8> {
 }
 
 /// `run` once the state dir is ours.
-async fn supervise(profile: Profile, signals: Signals, dir: &'static state::Dir) -> Result<u8> {
+async fn supervise(mut profile: Profile, signals: Signals, dir: &'static state::Dir) -> Result<u8> {
+    // Colima: its release, asked once per start, decides its directory.
+    let notes = crate::engine::colima_version::adapt(&mut profile)?;
     let engine = Engine::new(&profile);
     engine.check()?;
     crate::logging::bound_launchd_log(&profile.log_file);
     crate::logging::init(&profile.log_file)?;
+    notes.iter().for_each(|n| tracing::info!("{n}"));
     sys::become_subreaper();
     sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
     crate::engine::guard_engine_log(dir);

@@ -226,6 +226,11 @@ impl Env {
         kill(self.supervisor_pid(i), sig);
     }
 
+    /// Supervisor `i`'s exit status, if it has exited.
+    pub fn supervisors_try_wait(&mut self, i: usize) -> Option<ExitStatus> {
+        self.supervisors[i].try_wait().unwrap()
+    }
+
     /// Wait for supervisor `i` to exit, at most `within`.
     pub fn wait_exit(&mut self, i: usize, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;

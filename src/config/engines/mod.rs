@@ -8,6 +8,7 @@
 //! field in `Profile`.
 
 pub mod colima;
+pub mod colima_release;
 pub mod command;
 pub mod dockerd;
 pub mod ssh;
