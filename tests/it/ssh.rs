@@ -274,6 +274,14 @@ fn server_down_and_back_serves_the_next_request_at_once() {
     let (mut env, mut rig) = rig("restart_backoff_max = \"30s\"");
     env.run();
     env.wait_ready();
+    // The remote's answers recorded once it was ready.
+    let cache = env.state.join("api-cache.json");
+    harness::eventually("the recorded answers", Duration::from_secs(10), || {
+        std::fs::read_to_string(&cache)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|v| v["ping"].is_object() && v["version"].is_object())
+    });
     rig.stop_sshd();
     // Failed attempts until the backoff waits several seconds.
     let v = env.wait_until("a long backoff", Duration::from_secs(30), |v| {
