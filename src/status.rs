@@ -34,6 +34,9 @@ struct Report {
     /// `{log, message}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     launchd_log: Option<LaunchdNote>,
+    /// `engine = "ssh"`: host, connected since, last disconnect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh: Option<crate::engine::ssh::Record>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +151,7 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         state_error,
         other_agents,
         launchd_log,
+        ssh: crate::engine::ssh::Record::of(p),
     };
     let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
     (report, ping, holder)
@@ -204,6 +208,9 @@ fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
         println!("state: unreadable ({e})");
     }
     println!("socket {}: {ping}", state.socket.display());
+    for line in crate::engine::ssh::status_lines(p) {
+        println!("{line}");
+    }
     for line in crate::proxy::status_lines(p, state, holder.is_some()) {
         println!("{line}");
     }

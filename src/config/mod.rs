@@ -31,6 +31,7 @@ pub use engines::colima::{Colima, DEFAULT_CREATE_TIMEOUT, lima_instance_name_ok,
 pub use engines::colima_release;
 pub use engines::command::Command;
 pub use engines::dockerd::Dockerd;
+pub use engines::ssh::{SSH_BACKOFF_MAX, Ssh};
 pub use env::Env;
 pub use file::CONFIG_MAX;
 pub use pattern::Pattern;

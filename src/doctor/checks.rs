@@ -76,6 +76,18 @@ fn tools(p: &Profile) -> Vec<Tool> {
             docker,
         ],
         EngineKind::Command => vec![docker],
+        EngineKind::Ssh => vec![
+            Tool {
+                name: "ssh",
+                version_args: &["-V"],
+                // ExitOnForwardFailure for -L of a unix socket and
+                // StreamLocalBindUnlink/Mask: OpenSSH 6.7.
+                oldest: &[6, 7],
+                install: "install the OpenSSH client (Debian/Ubuntu `sudo apt install openssh-client`)",
+                required: true,
+            },
+            docker,
+        ],
     }
 }
 

@@ -10,6 +10,7 @@ mod agents;
 mod checks;
 mod cmd;
 mod docker;
+mod ssh;
 mod stale;
 
 use agents::competing_agents;
@@ -156,6 +157,7 @@ pub fn run(explicit: Option<&std::path::Path>, profile: &str, json: bool, fix: b
 fn all_checks(ctx: &Context, p: &Profile) -> Vec<Check> {
     let mut v = vec![checks::config(ctx, p)];
     v.extend(checks::binaries(p));
+    v.extend(ssh::checks(p));
     v.extend(checks::service(ctx, p));
     v.push(checks::supervisor(p));
     v.extend(checks::competitors(ctx, p));

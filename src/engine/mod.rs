@@ -23,6 +23,7 @@ pub mod colima_version;
 mod log;
 pub mod process;
 mod socket;
+pub mod ssh;
 mod stop;
 
 pub use log::{ENGINE_LOG_MAX, bound_log, guard_engine_log, last_words, log_output_to};
@@ -97,6 +98,7 @@ pub fn summary(p: &Profile) -> String {
     match p.engine {
         EngineKind::Colima => colima::summary(p),
         EngineKind::Dockerd | EngineKind::Command => process::summary(p),
+        EngineKind::Ssh => ssh::summary(p),
     }
 }
 
@@ -105,7 +107,7 @@ pub fn summary(p: &Profile) -> String {
 pub fn other_logs(p: &Profile) -> Vec<PathBuf> {
     match p.engine {
         EngineKind::Colima => colima::other_logs(p),
-        EngineKind::Dockerd | EngineKind::Command => Vec::new(),
+        EngineKind::Dockerd | EngineKind::Command | EngineKind::Ssh => Vec::new(),
     }
 }
 
@@ -125,6 +127,12 @@ impl ResumePolicy {
         grace: Duration::from_secs(60),
         retry: Duration::from_secs(3),
     };
+    /// A forward that never recovers by itself (an ssh connection):
+    /// no grace, a dead one is replaced at once.
+    pub const AT_ONCE: ResumePolicy = ResumePolicy {
+        grace: Duration::ZERO,
+        retry: Duration::from_secs(3),
+    };
 }
 
 /// The engine kinds. A new kind is a file here, a variant, and its arms in
@@ -133,6 +141,7 @@ impl ResumePolicy {
 pub enum Engine {
     Process(process::ProcessEngine),
     Colima(colima::ColimaEngine),
+    Ssh(ssh::SshEngine),
 }
 
 impl Engine {
@@ -142,6 +151,7 @@ impl Engine {
             EngineKind::Dockerd | EngineKind::Command => {
                 Engine::Process(process::ProcessEngine::new(p))
             }
+            EngineKind::Ssh => Engine::Ssh(ssh::SshEngine::new(p)),
         }
     }
 
@@ -151,6 +161,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.check(),
             Engine::Colima(e) => e.check(),
+            Engine::Ssh(e) => e.check(),
         }
     }
 
@@ -159,6 +170,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.adopt().await,
             Engine::Colima(e) => e.adopt().await,
+            Engine::Ssh(e) => e.adopt().await,
         }
     }
 
@@ -168,6 +180,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.clean_stale().await,
             Engine::Colima(e) => e.clean_stale().await,
+            Engine::Ssh(e) => e.clean_stale().await,
         }
     }
 
@@ -176,6 +189,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.spawn(),
             Engine::Colima(e) => e.spawn(),
+            Engine::Ssh(e) => e.spawn(),
         }
     }
 
@@ -184,6 +198,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.wait_ready(r, deadline).await,
             Engine::Colima(e) => e.wait_ready(r, deadline).await,
+            Engine::Ssh(e) => e.wait_ready(r, deadline).await,
         }
     }
 
@@ -194,6 +209,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.stop(r, timeout).await,
             Engine::Colima(e) => e.stop(r, timeout).await,
+            Engine::Ssh(e) => e.stop(r, timeout).await,
         }
     }
 
@@ -202,7 +218,7 @@ impl Engine {
     pub fn daemonized(&self, r: &mut Running) -> Option<crate::error::Error> {
         match self {
             Engine::Process(e) => e.daemonized(r),
-            Engine::Colima(_) => None,
+            Engine::Colima(_) | Engine::Ssh(_) => None,
         }
     }
 
@@ -210,8 +226,45 @@ impl Engine {
     pub async fn remove_runtime_files(&mut self) {
         match self {
             Engine::Process(e) => e.remove_runtime_files().await,
+            Engine::Ssh(e) => e.remove_runtime_files().await,
             Engine::Colima(_) => {}
         }
+    }
+
+    /// After a failed start or an exit: a failure that retrying can't fix
+    /// (the ssh engine's host key, login or configuration), with its fix.
+    /// The supervisor then holds the profile `failed` until `up`/`restart`.
+    pub fn fatal(&self) -> Option<String> {
+        match self {
+            Engine::Ssh(e) => e.fatal(),
+            _ => None,
+        }
+    }
+
+    /// After a failed probe or start: the engine's process is fine but
+    /// what it serves is down (the ssh engine's forward is up, the remote
+    /// engine isn't). The supervisor keeps the process and probes at the
+    /// backoff's pace instead of restarting it.
+    pub fn serving_down(&mut self) -> Option<String> {
+        match self {
+            Engine::Ssh(e) => e.remote_down(),
+            _ => None,
+        }
+    }
+
+    /// After a failed start: it failed because what the engine serves is
+    /// down, not the engine's process (see `serving_down`).
+    pub fn started_degraded(&self) -> bool {
+        match self {
+            Engine::Ssh(e) => e.started_degraded(),
+            _ => false,
+        }
+    }
+
+    /// A client request cuts a wait short (between attempts, after a
+    /// failure): true where an attempt is cheap (an ssh connection).
+    pub fn retry_on_request(&self) -> bool {
+        matches!(self, Engine::Ssh(_))
     }
 
     /// How failed probes shortly after a resume from sleep are treated.
@@ -219,6 +272,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.resume_policy(),
             Engine::Colima(e) => e.resume_policy(),
+            Engine::Ssh(e) => e.resume_policy(),
         }
     }
 }

@@ -74,6 +74,19 @@ impl ProcessEngine {
         }
     }
 
+    /// A process engine running `argv` (the ssh engine's forward).
+    pub fn with_argv(p: &Profile, name: &str, argv: Vec<String>) -> ProcessEngine {
+        ProcessEngine {
+            kind: p.engine,
+            name: name.into(),
+            argv,
+            socket: p.socket.clone(),
+            state_dir: p.state_dir.clone(),
+            stop_timeout: p.stop_timeout,
+            dockerd: None,
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         let program = &self.argv[0];
         if program.contains('/') && sys::which(program).is_none() {

@@ -15,6 +15,7 @@ use super::idle::Activity;
 use super::sock::{self, ReadHalf, WriteHalf};
 use super::zerocopy;
 use crate::control::Held;
+use crate::state::Phase;
 
 const NO_ENGINE: u64 = u64::MAX;
 
@@ -61,6 +62,9 @@ struct Conn {
 enum Next {
     More,
     Close,
+    /// The ssh forward closed before answering a GET/HEAD it was sent:
+    /// send these bytes again through the next forward.
+    Replay(Vec<u8>),
 }
 
 /// How a response ended.
@@ -85,7 +89,7 @@ impl Conn {
             };
             match self.request(head, bound).await {
                 Next::More => {}
-                Next::Close => return,
+                Next::Close | Next::Replay(_) => return,
             }
         }
     }
@@ -123,8 +127,12 @@ impl Conn {
             return Next::More;
         }
         if self.engine.is_none() {
-            let epoch = *self.shared.epoch.borrow();
-            match UnixStream::connect(&self.shared.socket).await {
+            let mut epoch = *self.shared.epoch.borrow();
+            let connected = match UnixStream::connect(&self.shared.socket).await {
+                Err(_) if self.shared.remote => self.await_forward(&mut epoch).await,
+                c => c.map_err(|e| e.to_string()),
+            };
+            match connected {
                 Ok(s) => {
                     big_buffers(&s);
                     let Ok((r, w)) = sock::from_tokio(s) else {
@@ -145,11 +153,55 @@ impl Conn {
                 }
             }
         }
-        self.forward(head, framing).await
+        match self.forward(&head, framing).await {
+            Next::Replay(bytes) => self.replay(bytes, &head, bound).await,
+            next => next,
+        }
+    }
+
+    /// A GET or HEAD the dying ssh forward took and closed unanswered
+    /// (the request never reached the engine, or reading it changes
+    /// nothing): sent once more through the new forward.
+    async fn replay(&mut self, bytes: Vec<u8>, head: &Head, bound: &AtomicU64) -> Next {
+        self.engine = None;
+        // Not bound to the dead forward's epoch while waiting for the next.
+        bound.store(NO_ENGINE, Ordering::SeqCst);
+        let mut epoch = NO_ENGINE;
+        let s = match self.await_forward(&mut epoch).await {
+            Ok(s) => s,
+            Err(why) => {
+                let m = format!("dockhand cannot reach the Docker engine: {why}");
+                let _ = self.reply(&http::json_error(503, &m, true)).await;
+                return Next::Close;
+            }
+        };
+        big_buffers(&s);
+        let Ok((r, w)) = sock::from_tokio(s) else {
+            return Next::Close;
+        };
+        bound.store(epoch, Ordering::SeqCst);
+        let (er, ew) = self.engine.insert((Reader::new(r), w));
+        if ew.write_all(&bytes).await.is_err() {
+            return Next::Close;
+        }
+        match response(er, &mut self.cw, head).await {
+            Ok(Resp::Done { close }) if !close && !head.closes() => {
+                ew.quiet();
+                self.cw.quiet();
+                Next::More
+            }
+            Ok(Resp::Raw) => {
+                let _ = tokio::join!(raw(&mut self.cr, ew), raw(er, &mut self.cw));
+                Next::Close
+            }
+            _ => Next::Close,
+        }
     }
 
     /// Forward the request to the engine and its response back.
-    async fn forward(&mut self, head: Head, framing: Framing) -> Next {
+    async fn forward(&mut self, head: &Head, framing: Framing) -> Next {
+        let idempotent = matches!(head.method.as_str(), "GET" | "HEAD");
+        let replayable = self.shared.remote && idempotent && framing == Framing::None;
         let Conn { cr, cw, engine, .. } = self;
         let (er, ew) = engine.as_mut().expect("connected");
         // A small body already read goes out with the head, in one write.
@@ -159,13 +211,14 @@ impl Conn {
             }
             f => (head.len, f),
         };
+        let replay = replayable.then(|| cr.buffered()[..send].to_vec());
         if ew.write_all(&cr.buffered()[..send]).await.is_err() {
-            return Next::Close;
+            return replay.map_or(Next::Close, Next::Replay);
         }
         cr.consume(send);
         let done = {
             let req = body(cr, ew, framing);
-            let resp = response(er, cw, &head);
+            let resp = response(er, cw, head);
             tokio::pin!(req, resp);
             let (mut req_done, mut resp_done) = (false, None);
             while !req_done || resp_done.is_none() {
@@ -176,6 +229,9 @@ impl Conn {
                     },
                     r = &mut resp, if resp_done.is_none() => match r {
                         Ok(x) => resp_done = Some(x),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+                            return replay.map_or(Next::Close, Next::Replay);
+                        }
                         Err(_) => return Next::Close,
                     },
                 }
@@ -197,19 +253,57 @@ impl Conn {
         }
     }
 
+    /// The ssh forward went away under a request (ssh killed, the
+    /// supervisor not yet told): wait for the supervisor to notice and
+    /// reconnect (within `start_timeout`), then connect again.
+    /// `epoch`: the engine's epoch before the connect that succeeded.
+    async fn await_forward(&self, epoch: &mut u64) -> Result<UnixStream, String> {
+        let deadline = tokio::time::Instant::now() + self.shared.start_timeout;
+        let mut rx = self.shared.control.subscribe();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.shared.control.start()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => return Err(why),
+                Err(_) => return Err("the forward did not come back within start_timeout".into()),
+            }
+            *epoch = *self.shared.epoch.borrow();
+            match UnixStream::connect(&self.shared.socket).await {
+                Ok(s) => return Ok(s),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.to_string()),
+                // Still "ready" with the dead forward: wait for the news.
+                Err(_) => {
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_millis(200), rx.changed())
+                            .await;
+                }
+            }
+        }
+    }
+
     /// When the engine isn't running: start it and wait (Ok: forward), or
     /// answer for it (Some).
     async fn engine_or_answer(&mut self, head: &Head, path: &str, passive: bool) -> Option<Local> {
-        if self.shared.control.engine_up() {
+        let st = self.shared.control.state();
+        let remote = self.shared.remote;
+        if self.shared.control.engine_up() && (!remote || st.phase == Phase::Ready) {
             return None;
         }
-        let st = self.shared.control.state();
+        // A remote engine's forward reconnecting: the CLI's first
+        // questions get the remote engine's last answers (so it negotiates
+        // that engine's API version), the rest wait for the forward.
+        if remote && st.held.is_none() {
+            let key = super::cache::key(path);
+            if let Some(b) = key.and_then(|k| self.shared.cache.answer(k, head.method == "HEAD")) {
+                return Some(Local::Bytes(b));
+            }
+        }
         let cli = head
             .header("user-agent")
             .is_some_and(|v| v.starts_with(b"Docker-Client/"));
         let cached = self.shared.cache.answered_once();
         let answer_here = match st.held {
-            Some(Held::Down) => true,
+            Some(Held::Down | Held::Failed) => true,
             Some(Held::Idle | Held::OnDemand) => passive && !cli && cached,
             None => false,
         };
@@ -219,6 +313,13 @@ impl Conn {
                 return Some(Local::Bytes(b));
             }
             let held = st.held.unwrap_or(Held::Down);
+            if held == Held::Failed {
+                return Some(Local::Error(format!(
+                    "dockhand profile `{}` failed: {}",
+                    self.shared.profile,
+                    st.last_error.as_deref().unwrap_or("see `dockhand status`")
+                )));
+            }
             let how = match held {
                 Held::Down => "run `dockhand up` to start it",
                 _ => {
@@ -233,6 +334,10 @@ impl Conn {
         let limit = self.shared.start_timeout;
         match tokio::time::timeout(limit, self.shared.control.start()).await {
             Ok(Ok(())) => None,
+            Ok(Err(why)) if remote => Some(Local::Error(format!(
+                "dockhand cannot reach the Docker engine: {why}; see `dockhand status --profile {}`",
+                self.shared.profile
+            ))),
             Ok(Err(why)) => Some(Local::Error(format!(
                 "dockhand could not start the Docker engine: {why}; see `dockhand status --profile {}`",
                 self.shared.profile
@@ -296,12 +401,19 @@ async fn response(
     req: &Head,
 ) -> std::io::Result<Resp> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    // Nothing sent to the client yet: the engine closing now is told
+    // apart (NotConnected), so an ssh forward's request can be replayed.
+    let mut first = true;
     loop {
         let head = er.head(false).await.map_err(|e| match e {
+            HeadError::Io(_) | HeadError::Closed if first => {
+                std::io::Error::new(std::io::ErrorKind::NotConnected, "closed before answering")
+            }
             HeadError::Io(e) => e,
             HeadError::Closed => std::io::ErrorKind::UnexpectedEof.into(),
             HeadError::Bad(_, m) => bad(m),
         })?;
+        first = false;
         if head.status == 101 || head.status < 200 {
             cw.write_all(&er.buffered()[..head.len]).await?;
             er.consume(head.len);

@@ -45,6 +45,10 @@ pub(crate) struct Shared {
     /// Bumped whenever the engine stops answering (restarting, stopping,
     /// held): connections to the old engine are closed.
     pub epoch: watch::Sender<u64>,
+    /// The engine is remote (`engine = "ssh"`): only `ready` is up (an
+    /// unhealthy forward is reconnecting), and containers running there
+    /// don't keep the connection open.
+    pub remote: bool,
 }
 
 /// Serve `listener` (already bound, see `listen::bind`) for the life of
@@ -60,6 +64,7 @@ pub fn spawn(p: &Profile, control: Control, bound: listen::Bound) {
         cache: cache::Cache::load(&p.state_dir),
         idle: idle::Activity::new(),
         epoch: watch::channel(0).0,
+        remote: p.engine == crate::config::EngineKind::Ssh,
     });
     tokio::spawn(follow_engine(shared.clone()));
     if let Some(after) = p.idle_stop {
@@ -92,7 +97,10 @@ async fn follow_engine(shared: Arc<Shared>) {
     loop {
         let now_up = {
             let s = rx.borrow_and_update();
-            matches!(s.phase, Phase::Ready | Phase::Unhealthy)
+            match shared.remote {
+                true => s.phase == Phase::Ready,
+                false => matches!(s.phase, Phase::Ready | Phase::Unhealthy),
+            }
         };
         if up && !now_up {
             shared.epoch.send_modify(|e| *e += 1);
@@ -129,6 +137,7 @@ pub fn status_lines(p: &Profile, st: &crate::state::State, supervised: bool) -> 
     if let Some(held) = st.held {
         let how = match held {
             crate::state::Held::Down => "`dockhand up` starts it",
+            crate::state::Held::Failed => "fix what the last error says, then `dockhand up`",
             _ => "the next docker command or active request starts it",
         };
         out.push(format!("engine {held}: {how}"));
@@ -142,6 +151,7 @@ pub fn status_lines(p: &Profile, st: &crate::state::State, supervised: bool) -> 
         }
         let containers = match a.running_containers {
             Some(n) => format!("{n} running container(s)"),
+            None if p.ssh.is_some() => "remote containers don't keep the connection".into(),
             None => "running containers unknown".into(),
         };
         let left = a

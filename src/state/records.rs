@@ -68,6 +68,10 @@ pub enum Held {
     Idle,
     /// `on_demand`: not started yet; the first request that needs it starts it.
     OnDemand,
+    /// A failure retrying can't fix (the ssh engine's host key or login):
+    /// phase `failed`, `last_error` says what to do; `up` or `restart`
+    /// tries again, client requests don't.
+    Failed,
 }
 
 impl Held {
@@ -87,6 +91,7 @@ impl std::fmt::Display for Held {
             Held::Down => "stopped by `dockhand down`",
             Held::Idle => "stopped by dockhand's idle policy (idle_stop)",
             Held::OnDemand => "not started yet (on_demand)",
+            Held::Failed => "held after a failure retrying can't fix",
         })
     }
 }

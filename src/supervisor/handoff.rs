@@ -219,14 +219,19 @@ pub fn has_restart_job(list_jobs: &str, unit: &str) -> bool {
 
 /// The settings an engine was started with, as recorded in `engine-spec`.
 pub fn spec(p: &Profile) -> String {
-    format!(
+    let mut s = format!(
         "{:?}\n{}\n{:?}\n{:?}\n{:?}\n",
         p.engine,
         p.socket.display(),
         p.dockerd,
         p.command,
         p.colima
-    )
+    );
+    // Only for ssh profiles: the others' records stay as they were.
+    if let Some(ssh) = &p.ssh {
+        s.push_str(&format!("{ssh:?}\n"));
+    }
+    s
 }
 
 /// Record the settings of a freshly spawned engine.

@@ -142,6 +142,8 @@ struct Supervisor {
     woken: bool,
     /// The claimed state directory.
     dir: &'static state::Dir,
+    /// Why the engine is held `failed` (`Held::Failed`).
+    failed_why: Option<String>,
 }
 
 impl Supervisor {
@@ -177,6 +179,7 @@ impl Supervisor {
             stop_acks: Vec::new(),
             woken: false,
             dir,
+            failed_why: None,
         };
         (sup, control)
     }

@@ -211,6 +211,12 @@ impl Supervisor {
         if first.is_ok() {
             return Ok(true);
         }
+        if let Some(why) = self.engine.serving_down() {
+            self.degraded(r, why).await?;
+            self.set(Phase::Ready, r.pid, "the engine answers again");
+            self.waiters.resolve(Ok(()));
+            return Ok(false);
+        }
         self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
         let resume = self.engine.resume_policy();
         let grace_end = resumed.map(|t| t + resume.grace);
@@ -228,6 +234,51 @@ impl Supervisor {
                 resume.retry.as_secs()
             );
             racing(r, shutdown, sleep(resume.retry)).await?;
+        }
+    }
+}
+
+impl Supervisor {
+    /// The engine's process runs but what it serves is down (the ssh
+    /// engine's remote engine): `unhealthy` with `why`, the process kept,
+    /// probed at the backoff's pace (at once on a start request) until it
+    /// answers (Ok) or something else ends it.
+    pub(super) async fn degraded(&mut self, r: &mut Running, mut why: String) -> Result<(), Exit> {
+        self.set(Phase::Unhealthy, r.pid, &why);
+        self.waiters.resolve(Err(why.clone()));
+        let mut backoff = super::Backoff::new(self.p.restart_backoff_max);
+        backoff.next_delay();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let end = Instant::now() + backoff.next_delay();
+            loop {
+                tokio::select! {
+                    exit = r.exited() => return Err(Exit::Restart(format!("engine {exit}"))),
+                    _ = shutdown.wait_for(|v| *v) => return Err(Exit::Shutdown),
+                    _ = tokio::time::sleep_until(end) => break,
+                    req = Self::request(&mut self.cmds) => match self.take(req) {
+                        Act::Start => break,
+                        Act::Hold => return Err(Exit::Hold),
+                        Act::Restart => return Err(Exit::Requested),
+                        Act::Nothing => {}
+                    },
+                }
+            }
+            let ping = probe::ping(&self.p.socket, self.p.probe_timeout);
+            let p = racing(r, &mut shutdown, ping).await?;
+            if p.is_ok() {
+                return Ok(());
+            }
+            match self.engine.serving_down() {
+                Some(w) => {
+                    if w != why {
+                        self.set(Phase::Unhealthy, r.pid, &w);
+                        why = w;
+                    }
+                    self.waiters.resolve(Err(why.clone()));
+                }
+                None => return Err(Exit::Restart(format!("engine does not answer: {p}"))),
+            }
         }
     }
 }

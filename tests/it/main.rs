@@ -10,6 +10,8 @@ mod hardening;
 mod proxy;
 mod service;
 mod socket_activation;
+mod ssh;
+mod ssh_rig;
 mod supervisor;
 mod systemd_user;
 mod truthful;
