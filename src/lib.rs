@@ -22,4 +22,3 @@ pub mod supervisor;
 pub mod sys;
 pub mod ui;
 pub mod updown;
-pub mod watcher;

@@ -36,8 +36,9 @@ fn resolves(ssh: &Path, s: &Ssh) -> Check {
     args.extend(["--".into(), s.host.clone()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let id = "ssh.host";
-    let Some(out) = cmd::run(ssh, &args, &[], Duration::from_secs(10)) else {
-        return Check::fail(id, "`ssh -G` did not finish", "check ~/.ssh/config");
+    let out = match cmd::run_or_why(ssh, &args, &[], Duration::from_secs(10)) {
+        Ok(out) => out,
+        Err(why) => return Check::fail(id, format!("`ssh -G`: {why}"), "check ~/.ssh/config"),
     };
     if !out.ok {
         let why = out.stderr.lines().next().unwrap_or("").trim().to_string();
@@ -237,7 +238,7 @@ fn skew(sock: &Path, v: &serde_json::Value) -> Check {
     let client = crate::sys::which("docker").and_then(|d| {
         let host = format!("unix://{}", sock.display());
         let args = ["-H", &host, "version", "--format", "{{.Client.APIVersion}}"];
-        let out = cmd::run(&d, &args, &[], Duration::from_secs(10))?;
+        let out = cmd::run_or_why(&d, &args, &[], Duration::from_secs(10)).ok()?;
         out.stdout.lines().next().map(|l| l.trim().to_string())
     });
     let Some(client) = client.filter(|c| !c.is_empty()) else {

@@ -25,6 +25,7 @@ pub mod process;
 mod socket;
 pub mod ssh;
 mod stop;
+pub mod watcher;
 
 pub use log::{ENGINE_LOG_MAX, bound_log, guard_engine_log, last_words, log_output_to};
 pub use socket::{ping_until, remove_dead_socket, remove_dead_socket_or};
@@ -49,9 +50,9 @@ pub struct Running {
     /// own), found again through our record: its group is ours to kill.
     pub own_group: bool,
     /// Stops the engine if this supervisor ends without stopping it and
-    /// no other claims it in time (`crate::watcher`); released when
+    /// no other claims it in time (`crate::engine::watcher`); released when
     /// dropped, kept on a handoff (`hand_over`).
-    pub watcher: Option<crate::watcher::Watcher>,
+    pub watcher: Option<crate::engine::watcher::Watcher>,
 }
 
 impl Running {

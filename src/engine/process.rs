@@ -155,7 +155,12 @@ impl ProcessEngine {
             None => (None, false),
         };
         let watcher = watched.as_ref().and_then(|p| {
-            crate::watcher::Watcher::start(p.pid(), own_group, &self.state_dir, self.stop_timeout)
+            crate::engine::watcher::Watcher::start(
+                p.pid(),
+                own_group,
+                &self.state_dir,
+                self.stop_timeout,
+            )
         });
         Some(Running {
             child: None,
@@ -244,7 +249,12 @@ impl ProcessEngine {
             pid: Some(pid),
             adopted: false,
             own_group: false,
-            watcher: crate::watcher::Watcher::start(pid, true, &self.state_dir, self.stop_timeout),
+            watcher: crate::engine::watcher::Watcher::start(
+                pid,
+                true,
+                &self.state_dir,
+                self.stop_timeout,
+            ),
         })
     }
 

@@ -30,7 +30,7 @@
 //!   handoff); and whenever dockhand ends without stopping its engine (a
 //!   handoff nobody takes, `prepare-restart` then a real stop, SIGKILL and
 //!   then `systemctl --user stop` during `RestartSec`, which with this
-//!   mode signals nothing), the engine's watcher (`crate::watcher`, left in
+//!   mode signals nothing), the engine's watcher (`crate::engine::watcher`, left in
 //!   the cgroup) stops it once no supervisor has claimed it for 20 s.
 //!   `mixed` or `control-group` would kill the engine on every restart.
 //! - `Environment=PATH=...`: the directories where colima, limactl, docker

@@ -20,7 +20,7 @@
 //! The supervisor then exits leaving the engine (in its own process group;
 //! the unit has `KillMode=process`, the agent `AbandonProcessGroup`), and
 //! the next supervisor adopts it. If none claims the state dir within
-//! `crate::watcher::BOUND` (the successor failed for another reason, or
+//! `crate::engine::watcher::BOUND` (the successor failed for another reason, or
 //! the stop was a real one: `prepare-restart` then a logout), the
 //! engine's watcher stops it. So that a config change that needs a new
 //! engine still gets one, the engine's settings are recorded when it is

@@ -313,7 +313,7 @@ impl Supervisor {
         }
         self.engine.remove_runtime_files().await;
         super::handoff::forget_spec(&self.p);
-        crate::watcher::wait_released();
+        crate::engine::watcher::wait_released();
         self.set(
             Phase::Stopped,
             None,
