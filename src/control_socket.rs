@@ -161,22 +161,19 @@ async fn connection(s: UnixStream, control: Control, owner: u32) {
     }
     let mut r = BufReader::new(r);
     loop {
-        let mut line = String::new();
-        match (&mut r).take(MAX_LINE).read_line(&mut line).await {
+        let mut line = Vec::new();
+        match (&mut r).take(MAX_LINE).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
-            Ok(_) if !line.ends_with('\n') => {
+            Ok(_) if !line.ends_with(b"\n") => {
                 let e = format!("request longer than {MAX_LINE} bytes");
                 send(&mut w, &Line::reply(Err(e), None)).await;
                 return;
             }
             Ok(_) => {}
         }
-        let req = match serde_json::from_str::<Req>(line.trim()) {
+        let req = match parse_request(&line) {
             Ok(r) => r,
             Err(e) => {
-                let e = format!(
-                    "bad request ({e}); expected {{\"cmd\": \"state\"|\"start\"|\"stop\"|\"restart\"|\"subscribe\"}}"
-                );
                 if !send(&mut w, &Line::reply(Err(e), None)).await {
                     return;
                 }
@@ -187,6 +184,15 @@ async fn connection(s: UnixStream, control: Control, owner: u32) {
             return;
         }
     }
+}
+
+/// One request line (bytes: a line that is not UTF-8 is a bad request
+/// like any other, answered on a connection that stays usable).
+fn parse_request(line: &[u8]) -> std::result::Result<Req, String> {
+    let expected = "expected {\"cmd\": \"state\"|\"start\"|\"stop\"|\"restart\"|\"subscribe\"}";
+    let text = std::str::from_utf8(line)
+        .map_err(|e| format!("bad request (not UTF-8: {e}); {expected}"))?;
+    serde_json::from_str::<Req>(text.trim()).map_err(|e| format!("bad request ({e}); {expected}"))
 }
 
 /// Serve one request; false when the connection is done.
@@ -360,6 +366,12 @@ mod tests {
             serde_json::to_string(&Req::Stop).unwrap(),
             r#"{"cmd":"stop"}"#
         );
+        let e = parse_request(b"{\"cmd\":\"st\xffate\"}\n").unwrap_err();
+        assert!(e.starts_with("bad request (not UTF-8"), "{e}");
+        assert!(matches!(
+            parse_request(b" {\"cmd\":\"state\"}\n"),
+            Ok(Req::State)
+        ));
         let l = Line::reply(Err("no".into()), None);
         assert_eq!(
             serde_json::to_string(&l).unwrap(),
