@@ -35,6 +35,8 @@ use crate::error::{Error, IoContext, Result};
 
 /// The longest request line accepted.
 const MAX_LINE: u64 = 4096;
+/// Connections served at once (see `proxy::limits`).
+const CONNECTIONS: usize = crate::proxy::limits::CONTROL_CONNECTIONS;
 
 pub fn path(p: &Profile) -> PathBuf {
     p.state_dir.join("control.sock")
@@ -112,11 +114,21 @@ pub async fn serve(p: &Profile, control: Control) -> Result<()> {
         .ctx(|| format!("cannot inspect {}", p.state_dir.display()))?
         .uid();
     info!("control socket {}", path.display());
+    // At most this many connections at once; more wait to be accepted,
+    // and the supervisor keeps descriptors for its own work.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     tokio::spawn(async move {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             match listener.accept().await {
                 Ok((s, _)) => {
-                    tokio::spawn(connection(s, control.clone(), owner));
+                    let control = control.clone();
+                    tokio::spawn(async move {
+                        connection(s, control, owner).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     warn!("control socket: {e}");

@@ -124,6 +124,7 @@ fn record_fatal(p: &Profile, dir: &state::Dir, e: &Error) {
         supervisor_pid: me,
         held: None,
         awake: None,
+        dockhand_trouble: None,
     };
     let _ = state::write(p, &st);
 }
@@ -277,6 +278,7 @@ impl Supervisor {
             supervisor_pid: std::process::id(),
             held: None,
             awake: None,
+            dockhand_trouble: None,
         };
         let (control, cmds) = control::channel(st.clone());
         let held = p.on_demand.then_some(Held::OnDemand);
@@ -808,13 +810,16 @@ impl Supervisor {
         let timeout = self.p.probe_timeout;
         // Every wait races the engine's exit and a stop request.
         let first = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
-        if first.is_ok() {
+        if self.own_trouble(&first) || first.is_ok() {
             return Ok(true);
         }
         self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
         let grace_end = resumed.map(|t| t + RESUME_GRACE);
         loop {
             let p = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
+            if self.own_trouble(&p) {
+                return Ok(true); // can't tell: the next probe asks again
+            }
             if p.is_ok() {
                 self.set(Phase::Ready, r.pid, "probe answers again");
                 return Ok(false);
@@ -828,6 +833,27 @@ impl Supervisor {
             );
             racing(r, shutdown, sleep(RESUME_RETRY)).await?;
         }
+    }
+}
+
+impl Supervisor {
+    /// A probe that could not run for dockhand's own reasons (out of file
+    /// descriptors) says nothing about the engine: noted for `status`,
+    /// never a reason to restart it (true). Cleared by a probe that runs.
+    fn own_trouble(&mut self, p: &probe::Ping) -> bool {
+        let trouble = match p {
+            probe::Ping::NoFds(_) => Some(p.to_string()),
+            _ => None,
+        };
+        if self.st.dockhand_trouble != trouble {
+            match &trouble {
+                Some(t) => warn!("{t}: the engine is not blamed"),
+                None => info!("dockhand's probe runs again"),
+            }
+            self.st.dockhand_trouble = trouble.clone();
+            self.record();
+        }
+        trouble.is_some()
     }
 }
 

@@ -2,6 +2,7 @@
 //! make sure the engine runs (or answer for a stopped one), forward the
 //! request and its response, and switch to a raw copy on an upgrade.
 
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,6 +13,7 @@ use tracing::debug;
 use super::Shared;
 use super::http::{self, Framing, Head, HeadError, Reader};
 use super::idle::Activity;
+use super::limits;
 use super::sock::{self, ReadHalf, WriteHalf};
 use super::zerocopy;
 use crate::control::Held;
@@ -75,7 +77,7 @@ enum Resp {
 impl Conn {
     async fn run(&mut self, bound: &AtomicU64) {
         loop {
-            let head = match self.cr.head(true).await {
+            let head = match self.next_head().await {
                 Ok(h) => h,
                 Err(HeadError::Closed | HeadError::Io(_)) => return,
                 Err(HeadError::Bad(code, msg)) => {
@@ -90,6 +92,29 @@ impl Conn {
         }
     }
 
+    /// The next request head: a connection idle longer than
+    /// `IDLE_TIMEOUT` is closed, a head begun must be complete within
+    /// `HEAD_DEADLINE` (else 408 and close).
+    async fn next_head(&mut self) -> Result<Head, HeadError> {
+        if self.cr.buffered().is_empty() {
+            match tokio::time::timeout(limits::IDLE_TIMEOUT, self.cr.read_more()).await {
+                Err(_) | Ok(Ok(0)) => return Err(HeadError::Closed),
+                Ok(Err(e)) => return Err(HeadError::Io(e)),
+                Ok(Ok(_)) => {}
+            }
+        }
+        match tokio::time::timeout(limits::HEAD_DEADLINE, self.cr.head(true)).await {
+            Ok(r) => r,
+            Err(_) => Err(HeadError::Bad(
+                408,
+                format!(
+                    "request head not complete within {}s",
+                    limits::HEAD_DEADLINE.as_secs()
+                ),
+            )),
+        }
+    }
+
     async fn reply(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.cw.write_all(bytes).await
     }
@@ -100,8 +125,8 @@ impl Conn {
         let passive = self.shared.classifier.passive(&head.method, &path);
         let framing = match head.request_framing() {
             Ok(f) => f,
-            Err(m) => {
-                let _ = self.reply(&http::json_error(400, &m, true)).await;
+            Err((code, m)) => {
+                let _ = self.reply(&http::json_error(code, &m, true)).await;
                 return Next::Close;
             }
         };
@@ -148,7 +173,10 @@ impl Conn {
         self.forward(head, framing).await
     }
 
-    /// Forward the request to the engine and its response back.
+    /// Forward the request to the engine and its response back. While
+    /// the engine works, the client is watched: one that hangs up ends the
+    /// engine connection at once (the engine cancels the request, as when
+    /// the client talks to it directly); a half-close is passed on.
     async fn forward(&mut self, head: Head, framing: Framing) -> Next {
         let Conn { cr, cw, engine, .. } = self;
         let (er, ew) = engine.as_mut().expect("connected");
@@ -163,35 +191,32 @@ impl Conn {
             return Next::Close;
         }
         cr.consume(send);
-        let done = {
-            let req = body(cr, ew, framing);
+        let (done, whole) = {
+            let client = client_side(cr, ew, framing);
             let resp = response(er, cw, &head);
-            tokio::pin!(req, resp);
-            let (mut req_done, mut resp_done) = (false, None);
-            while !req_done || resp_done.is_none() {
+            tokio::pin!(client, resp);
+            let mut whole = None;
+            loop {
                 tokio::select! {
-                    r = &mut req, if !req_done => match r {
-                        Ok(()) => req_done = true,
-                        Err(_) => return Next::Close,
+                    c = &mut client, if whole.is_none() => match c {
+                        Client::Gone => return Next::Close,
+                        Client::Stopped(w) => whole = Some(w),
                     },
-                    r = &mut resp, if resp_done.is_none() => match r {
-                        Ok(x) => resp_done = Some(x),
+                    r = &mut resp => match r {
+                        Ok(x) => break (x, whole.unwrap_or(true)),
                         Err(_) => return Next::Close,
                     },
                 }
             }
-            resp_done.expect("done")
         };
         // Between requests the sockets wake dockhand only to read.
         ew.quiet();
         cw.quiet();
         match done {
-            Resp::Done { close } if !close && !head.closes() => Next::More,
+            Resp::Done { close } if !close && !head.closes() && whole => Next::More,
             Resp::Done { .. } => Next::Close,
             Resp::Raw => {
-                // Upgraded or hijacked: bytes both ways, each direction's
-                // end passed on as a half-close.
-                let _ = tokio::join!(raw(cr, ew), raw(er, cw));
+                raw_both(cr, ew, er, cw).await;
                 Next::Close
             }
         }
@@ -262,6 +287,85 @@ async fn body(
         return Ok(());
     }
     r.copy_body(framing, w, None).await
+}
+
+/// How the client's side of a request ended before the answer did.
+enum Client {
+    /// It hung up, or its socket failed: end the connection.
+    Gone,
+    /// Nothing more to watch: the request was sent whole (true; further
+    /// bytes, a pipelined request, stay buffered) or not (false: a body
+    /// cut short or malformed, passed on for the engine to answer; the
+    /// connection ends after that answer).
+    Stopped(bool),
+}
+
+/// The client's side of a request: its body to the engine, then a watch
+/// for the client going away while the engine answers. Never ends while
+/// the client stays and keeps quiet.
+async fn client_side(cr: &mut Reader<ReadHalf>, ew: &mut WriteHalf, framing: Framing) -> Client {
+    match body(cr, ew, framing).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            // Framing the engine may judge otherwise: bytes as they come,
+            // so it sees what the client sent and gives its own answer.
+            return match raw(cr, ew).await {
+                Ok(()) if !sock::hung_up(cr.get_ref().as_fd()) => Client::Stopped(false),
+                _ => Client::Gone,
+            };
+        }
+        Err(_) => return end_of_client(cr, ew, false).await,
+    }
+    loop {
+        match cr.read_more().await {
+            Ok(0) => return end_of_client(cr, ew, true).await,
+            Ok(_) => {} // the next request, pipelined: kept
+            Err(_) => return Client::Gone,
+        }
+    }
+}
+
+/// The client stopped sending (the request `whole` or not): gone when it
+/// hung up; otherwise its half-close goes on to the engine, which may
+/// still answer (an early error answer reaches the client).
+async fn end_of_client(cr: &Reader<ReadHalf>, ew: &mut WriteHalf, whole: bool) -> Client {
+    if sock::hung_up(cr.get_ref().as_fd()) {
+        return Client::Gone;
+    }
+    let _ = ew.shutdown().await;
+    Client::Stopped(whole)
+}
+
+/// Both directions of an upgraded or hijacked stream (or an answer that
+/// runs until the engine closes) until both have ended, or one side hangs
+/// up or fails: then both are closed.
+async fn raw_both(
+    cr: &mut Reader<ReadHalf>,
+    ew: &mut WriteHalf,
+    er: &mut Reader<ReadHalf>,
+    cw: &mut WriteHalf,
+) {
+    let up = raw_until(cr, ew);
+    // The engine's direction: when the engine has closed its socket
+    // altogether (not only its writing side), the stream is over.
+    let down = raw_until(er, cw);
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            over = &mut up, if !up_done => if over { return } else { up_done = true },
+            over = &mut down, if !down_done => if over { return } else { down_done = true },
+        }
+    }
+}
+
+/// One raw direction to its end; true when that end is the whole
+/// connection's (the sender hung up, or a socket failed).
+async fn raw_until(r: &mut Reader<ReadHalf>, w: &mut WriteHalf) -> bool {
+    match raw(r, w).await {
+        Ok(()) => sock::hung_up(r.get_ref().as_fd()),
+        Err(_) => true,
+    }
 }
 
 /// An upgraded or hijacked direction: bytes until the end of the stream,

@@ -106,6 +106,20 @@ impl WriteHalf {
     }
 }
 
+/// The peer closed both directions (not just its writing side): `POLLHUP`
+/// on the socket. Linux tells the two apart on unix sockets; where a
+/// platform does not, a close looks like a half-close, which the proxy
+/// passes on (the engine then cancels the request as it does on EOF).
+pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::OUT)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).is_ok() && fds[0].revents().contains(PollFlags::HUP)
+}
+
 /// No SIGPIPE for a peer gone: `MSG_NOSIGNAL` on Linux; on macOS the
 /// sockets come from tokio (mio), which sets `SO_NOSIGPIPE` on them.
 #[cfg(any(target_os = "linux", target_os = "android"))]
