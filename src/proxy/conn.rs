@@ -437,3 +437,101 @@ async fn response(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use tokio::io::AsyncReadExt;
+
+    /// A proxy in front of `engine` (a socket path), the engine up.
+    fn shared(engine: &std::path::Path, dir: &std::path::Path) -> Arc<Shared> {
+        let st = crate::state::State {
+            adopted: false,
+            profile: "t".into(),
+            phase: crate::state::Phase::Ready,
+            engine_pid: None,
+            socket: engine.into(),
+            restarts: 0,
+            last_error: None,
+            since: String::new(),
+            supervisor_pid: 1,
+            held: None,
+            awake: None,
+            dockhand_trouble: None,
+        };
+        let (control, cmds) = crate::control::channel(st);
+        std::mem::forget(cmds);
+        Arc::new(Shared {
+            control,
+            socket: engine.into(),
+            start_timeout: std::time::Duration::from_secs(5),
+            profile: "t".into(),
+            classifier: super::super::classify::Classifier::new(None),
+            cache: super::super::cache::Cache::load(dir),
+            idle: Activity::new(),
+            epoch: tokio::sync::watch::channel(0).0,
+        })
+    }
+
+    /// An engine that answers 413 as soon as it has the head, then closes
+    /// without reading the body (unread data: the proxy's next write to it
+    /// fails at once). Through the proxy, the client gets the 413 every
+    /// time, however the failing write and the answer race.
+    #[tokio::test]
+    async fn an_early_answer_reaches_the_client_although_the_body_cannot_be_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let engine = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = engine.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut b = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut b).await.unwrap();
+                    head.extend_from_slice(&b[..n]);
+                }
+                // Let the proxy fill the socket with body and block on it:
+                // the answer and the failing write then come together.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                s.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                drop(s);
+            }
+        });
+        let shared = shared(&path, dir.path());
+        for i in 0..20 {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            let ours = UnixStream::from_std(ours).unwrap();
+            tokio::spawn(serve(shared.clone(), ours));
+            let answer = tokio::task::spawn_blocking(move || {
+                let mut c = theirs;
+                c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .unwrap();
+                c.write_all(
+                    b"POST /v1.41/build HTTP/1.1\r\nHost: d\r\nContent-Length: 8388608\r\n\r\n",
+                )
+                .unwrap();
+                let mut w = c.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    let _ = w.write_all(&vec![0u8; 8 << 20]);
+                });
+                let mut out = Vec::new();
+                let _ = c.read_to_end(&mut out);
+                let _ = c.shutdown(std::net::Shutdown::Both);
+                let _ = writer.join();
+                out
+            })
+            .await
+            .unwrap();
+            assert!(
+                answer.starts_with(b"HTTP/1.1 413"),
+                "try {i}: {:?}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+}

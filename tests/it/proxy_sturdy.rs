@@ -291,3 +291,199 @@ fn a_client_that_goes_away_ends_its_engine_request_at_once() {
     );
     docker_ok(&env, &["rm", "-f", id.trim()]);
 }
+
+/// Raise this test process's own open-files limit (it holds thousands of
+/// client connections).
+fn raise_own_nofile() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    l.current = l.maximum;
+    setrlimit(Resource::Nofile, l).unwrap();
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// 1100 idle connections to `listen` and 200 to `control.sock` under an
+/// open-files limit of 1024: dockhand serves up to its caps, the rest
+/// wait; its probes go on (the engine is neither blamed nor restarted),
+/// the supervisor stays, and clients are served once others leave.
+#[test]
+fn eleven_hundred_connections_under_a_1024_limit_keep_the_engine() {
+    require_engine!();
+    use std::os::unix::process::CommandExt;
+    raise_own_nofile();
+    let mut env = proxy_env("probe_interval = \"1s\"");
+    let mut cmd = env.cmd(&["run"]);
+    // SAFETY: setrlimit only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let l = rustix::process::Rlimit {
+                current: Some(1024),
+                maximum: Some(1024),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, l)?;
+            Ok(())
+        });
+    }
+    let sup = env.spawn_supervisor(cmd);
+    let v = env.wait_ready();
+    let engine = v["engine_pid"].clone();
+    let pid = env.supervisor_pid(sup);
+    let clients: Vec<UnixStream> = (0..1100)
+        .map(|_| UnixStream::connect(listen(&env)).unwrap())
+        .collect();
+    let control: Vec<UnixStream> = (0..200)
+        .map(|_| UnixStream::connect(env.state.join("control.sock")).unwrap())
+        .collect();
+    // The caps: (1024 - 128 reserved - 64 control) / 8 per connection.
+    eventually("dockhand at its caps", Duration::from_secs(20), || {
+        open_fds(pid) >= 104 + 64 || !crate::harness::alive(pid)
+    });
+    // Five probe intervals with every cap reached: the engine stays.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        let (_, v) = env.status();
+        assert_eq!(v["phase"], "ready", "{v}\n{}", env.log());
+        assert_eq!(v["engine_pid"], engine, "{v}\n{}", env.log());
+        assert!(v.get("dockhand_trouble").is_none(), "{v}");
+        assert!(crate::harness::alive(pid));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        open_fds(pid) < 1024 - 100,
+        "fds {} near the limit",
+        open_fds(pid)
+    );
+    drop(clients);
+    drop(control);
+    let out = docker_ok(&env, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(!out.trim().is_empty());
+    let (_, v) = env.status();
+    assert_eq!(v["restarts"], 0, "{v}\n{}", env.log());
+}
+
+/// 2000 clients each sending part of a 20 KB head and then nothing:
+/// the supervisor's memory stays under 64 MB (RSS, from /proc): heads
+/// beyond the budget are refused, and dockhand still serves.
+#[test]
+fn two_thousand_half_sent_heads_stay_within_64_mb() {
+    require_engine!();
+    raise_own_nofile();
+    let mut env = proxy_env("");
+    let sup = env.run();
+    env.wait_ready();
+    let pid = env.supervisor_pid(sup);
+    let before = rss_kib(pid);
+    let mut part = b"GET /_ping HTTP/1.1\r\nHost: d\r\nX-Pad: ".to_vec();
+    part.extend(std::iter::repeat_n(b'a', 20_000));
+    let clients: Vec<UnixStream> = (0..2000)
+        .map(|_| {
+            let mut s = UnixStream::connect(listen(&env)).unwrap();
+            s.write_all(&part).unwrap();
+            s
+        })
+        .collect();
+    // All read by dockhand: its sockets' queues are empty.
+    eventually("every head read", Duration::from_secs(60), || {
+        clients.iter().all(|s| unread(s) == 0)
+    });
+    let rss = rss_kib(pid);
+    eprintln!("RSS before {before} KiB, with 2000 half-sent heads {rss} KiB");
+    assert!(rss < 64 * 1024, "RSS {rss} KiB\n{}", env.log());
+    let out = docker_ok(&env, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(!out.trim().is_empty());
+    drop(clients);
+}
+
+/// Bytes `s` sent that its peer has not read yet (SIOCOUTQ).
+fn unread(s: &UnixStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) into an int on a valid socket.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if rc == 0 { n } else { -1 }
+}
+
+/// The status of the answer to a 64 MiB upload that the engine refuses
+/// before reading it (an unknown route), while the body is still being
+/// sent; None when no answer came.
+fn refused_upload(sock: &Path) -> Option<u16> {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"POST /v1.41/no/such/route HTTP/1.1\r\nHost: d\r\nUser-Agent: t\r\nContent-Type: application/x-tar\r\nContent-Length: 67108864\r\n\r\n")
+        .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            if w.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+}
+
+/// An early answer (the engine refuses before it read the body) reaches
+/// the client, as it does directly, although sending the rest fails.
+#[test]
+fn an_early_answer_reaches_the_client() {
+    require_engine!();
+    let mut env = proxy_env("");
+    env.run();
+    env.wait_ready();
+    assert_eq!(refused_upload(&env.socket()), Some(404), "directly");
+    for i in 0..5 {
+        assert_eq!(
+            refused_upload(&listen(&env)),
+            Some(404),
+            "through dockhand, try {i}\n{}",
+            env.log()
+        );
+    }
+}
+
+/// `/events`, then a half-close: whether the stream ends within 20 s.
+fn events_end_on_half_close(sock: &Path) -> bool {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.write_all(b"GET /v1.41/events HTTP/1.1\r\nHost: d\r\nUser-Agent: t\r\n\r\n")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A client's half-close reaches the engine as it would directly: Go's
+/// server cancels the request on it, and an `/events` stream ends.
+#[test]
+fn a_half_close_reaches_the_engine() {
+    require_engine!();
+    let mut env = proxy_env("");
+    env.run();
+    env.wait_ready();
+    assert!(events_end_on_half_close(&env.socket()), "directly");
+    assert!(
+        events_end_on_half_close(&listen(&env)),
+        "through dockhand\n{}",
+        env.log()
+    );
+}
