@@ -534,4 +534,95 @@ mod tests {
             );
         }
     }
+
+    /// An engine for one connection at `path`: reads a head, then `then`.
+    fn one_shot_engine<F, Fut>(path: &std::path::Path, then: F)
+    where
+        F: FnOnce(tokio::net::UnixStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let engine = tokio::net::UnixListener::bind(path).unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = engine.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut b).await.unwrap();
+                head.extend_from_slice(&b[..n]);
+            }
+            then(s).await;
+        });
+    }
+
+    fn client(shared: &Arc<Shared>) -> (tokio::task::JoinHandle<()>, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        (tokio::spawn(serve(shared.clone(), ours)), theirs)
+    }
+
+    /// An upgraded stream whose engine closes its socket: the client's
+    /// side is closed too, although the client keeps quiet and holds its
+    /// socket (the connection ends; it used to wait for the client).
+    #[tokio::test]
+    async fn an_engine_that_closes_an_upgraded_stream_closes_the_clients_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        one_shot_engine(&path, |mut s| async move {
+            s.write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nbye")
+                .await
+                .unwrap();
+        });
+        let shared = shared(&path, dir.path());
+        let (task, mut c) = client(&shared);
+        c.write_all(b"POST /v1.41/exec/x/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).await.unwrap();
+        assert!(got.ends_with(b"bye"), "{:?}", String::from_utf8_lossy(&got));
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the connection ends while the client holds its socket")
+            .unwrap();
+    }
+
+    /// Each chunk of a chunked answer reaches the client as it arrives,
+    /// with its size line: the engine sends the next one only after the
+    /// client has read the last.
+    #[tokio::test]
+    async fn chunks_are_forwarded_as_they_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        one_shot_engine(&path, move |mut s| async move {
+            s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            for i in 0..3 {
+                s.write_all(format!("5\r\nstep{i}\r\n").as_bytes())
+                    .await
+                    .unwrap();
+                rx.recv().await.unwrap();
+            }
+            s.write_all(b"0\r\n\r\n").await.unwrap();
+        });
+        let shared = shared(&path, dir.path());
+        let (_task, mut c) = client(&shared);
+        c.write_all(b"POST /v1.41/build HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut b = [0u8; 4096];
+        for i in 0..3 {
+            let chunk = format!("5\r\nstep{i}\r\n");
+            while !String::from_utf8_lossy(&seen).ends_with(&chunk) {
+                let n = tokio::time::timeout(std::time::Duration::from_secs(10), c.read(&mut b))
+                    .await
+                    .expect("chunk forwarded at once")
+                    .unwrap();
+                assert!(n > 0);
+                seen.extend_from_slice(&b[..n]);
+            }
+            tx.send(()).await.unwrap();
+        }
+    }
 }
