@@ -712,6 +712,86 @@ mod tests {
         }
     }
 
+    /// CRLF everywhere (RFC 9112 7.1): a bare LF is malformed, and what
+    /// was read of the body is still passed on (the receiver judges).
+    #[tokio::test]
+    async fn bare_lf_in_chunked_bodies_is_malformed_but_passed_on() {
+        for wire in [
+            &b"2\nab\r\n0\r\n\r\n"[..],
+            b"2\r\nab\n0\r\n\r\n",
+            b"2\r\nab\r\n0\n\r\n",
+            b"2\r\nab\r\n0\r\n\n",
+            b" 2\r\nab\r\n0\r\n\r\n",
+            b"+2\r\nab\r\n0\r\n\r\n",
+        ] {
+            let mut r = Reader::new(wire);
+            let mut out = Vec::new();
+            let e = r.copy_chunked(&mut out).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{wire:?}");
+            assert_eq!(out, wire, "all of it passed on");
+        }
+    }
+
+    async fn request(wire: &[u8]) -> Head {
+        Reader::new(wire).head(true).await.unwrap()
+    }
+
+    /// As Go's net/http: Transfer-Encoding ignored on HTTP/1.0, else only
+    /// one `chunked` (else 501); Content-Length digits only; with both,
+    /// chunked, and the connection closes after the answer.
+    #[tokio::test]
+    async fn request_framing_follows_go() {
+        let h =
+            request(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n")
+                .await;
+        assert_eq!(h.request_framing().unwrap(), Framing::Length(3));
+        for te in [
+            "gzip, chunked",
+            "identity",
+            "chunked\r\nTransfer-Encoding: chunked",
+        ] {
+            let h =
+                request(format!("POST / HTTP/1.1\r\nTransfer-Encoding: {te}\r\n\r\n").as_bytes())
+                    .await;
+            assert_eq!(h.request_framing().unwrap_err().0, 501, "{te}");
+        }
+        for cl in ["+3", "3 3", "-1", "0x3"] {
+            let h = request(format!("POST / HTTP/1.1\r\nContent-Length: {cl}\r\n\r\n").as_bytes())
+                .await;
+            assert_eq!(h.request_framing().unwrap_err().0, 400, "{cl}");
+        }
+        let h =
+            request(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+        assert_eq!(h.request_framing().unwrap(), Framing::Chunked);
+        assert!(h.closes());
+    }
+
+    /// Any number of headers, and heads up to 1 MiB, however they arrive.
+    #[tokio::test]
+    async fn big_heads_parse_across_reads() {
+        let many: String = (0..300).map(|i| format!("X-{i}: {i}\r\n")).collect();
+        let big = format!("X-Big: {}\r\n", "v".repeat(500_000));
+        for extra in [many, big] {
+            let wire = format!("GET /_ping HTTP/1.1\r\nHost: d\r\n{extra}\r\n").into_bytes();
+            let (a, mut b) = tokio::io::duplex(4096);
+            let n = wire.len();
+            let t = tokio::spawn(async move {
+                for c in wire.chunks(1000) {
+                    b.write_all(c).await.unwrap();
+                }
+                b
+            });
+            let mut r = Reader::new(a);
+            let h = r.head(true).await.unwrap();
+            assert_eq!(h.len, n);
+            drop(t.await.unwrap());
+        }
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "v".repeat(MAX_HEAD));
+        let mut r = Reader::new(huge.as_bytes());
+        assert!(matches!(r.head(true).await, Err(HeadError::Bad(431, _))));
+    }
+
     #[tokio::test]
     async fn length_bodies_stop_at_their_length() {
         let (out, rest) = body_of(b"helloHEAD /_ping", Framing::Length(5)).await;
