@@ -17,8 +17,11 @@
 //! | `{"cmd":"restart","follow":B}` | as `start`, after stopping the engine |
 //! | `{"cmd":"subscribe"}` | `{"event":"state","state":S}` now and on every change, until the client closes |
 //!
-//! `S` is the document `state.json` holds. A bad request gets
-//! `{"ok":false,"error":E}`; the connection stays usable.
+//! `S` is the document `state.json` holds. A bad request (also a line
+//! that is not UTF-8) gets `{"ok":false,"error":E}`; the connection stays
+//! usable. At most `proxy::limits::CONTROL_CONNECTIONS` connections are
+//! served at once (more wait to be accepted); one that sends no request
+//! line for `proxy::limits::IDLE_TIMEOUT` is closed.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -174,7 +177,13 @@ async fn connection(s: UnixStream, control: Control, owner: u32) {
     let mut r = BufReader::new(r);
     loop {
         let mut line = Vec::new();
-        match (&mut r).take(MAX_LINE).read_until(b'\n', &mut line).await {
+        // A connection that says nothing for long gives its slot back.
+        let mut limited = (&mut r).take(MAX_LINE);
+        let read = limited.read_until(b'\n', &mut line);
+        match tokio::time::timeout(crate::proxy::limits::IDLE_TIMEOUT, read)
+            .await
+            .unwrap_or(Ok(0))
+        {
             Ok(0) | Err(_) => return,
             Ok(_) if !line.ends_with(b"\n") => {
                 let e = format!("request longer than {MAX_LINE} bytes");
