@@ -10,7 +10,7 @@
 #   - `launchdServiceConfig` / `systemdService`: the same keys and values
 #     as `dockhand service print --platform launchd|systemd`.
 #
-# Keep this file in step with src/config.rs and src/service/ (the Rust side
+# Keep this file in step with src/config/ and src/service/ (the Rust side
 # is the source of truth; tests/nix/run.sh compares the two).
 { lib }:
 
@@ -274,7 +274,7 @@ let
     };
 
   # Profile names, labels and Colima profiles become file names: a safe
-  # alphabet and no leading dot (as dockhand's config.rs checks).
+  # alphabet and no leading dot (as dockhand's config/resolve.rs checks).
   validName = name: builtins.match "[A-Za-z0-9_-][A-Za-z0-9._-]*" name != null;
 
   # --------------------------------------------------- derived properties
@@ -323,7 +323,7 @@ let
   defaultEngine = isDarwin: if isDarwin then "colima" else "dockerd";
 
   # `engine`, else the kind of the profile's one engine table, else the
-  # host's default (src/config.rs does the same).
+  # host's default (src/config/engines/mod.rs does the same).
   engineOf =
     isDarwin: s:
     let

@@ -41,8 +41,18 @@ pub fn plan(inspect_ok: bool, endpoint: &str, want: &str) -> Plan {
     }
 }
 
-/// The docker CLI arguments that carry out `plan`.
-pub fn args(plan: &Plan, name: &str, p: &Profile, listen: &Path) -> Option<Vec<String>> {
+/// The context's description: what `docker context ls` shows.
+fn description(p: &Profile) -> String {
+    if p.listen.is_some() {
+        format!("dockhand profile {} (engine started on demand)", p.name)
+    } else {
+        format!("dockhand profile {}", p.name)
+    }
+}
+
+/// The docker CLI arguments that carry out `plan`: context `name`
+/// pointing at `host`.
+pub fn args(plan: &Plan, name: &str, p: &Profile, host: &str) -> Option<Vec<String>> {
     let verb = match plan {
         Plan::Nothing => return None,
         Plan::Create => "create",
@@ -53,10 +63,40 @@ pub fn args(plan: &Plan, name: &str, p: &Profile, listen: &Path) -> Option<Vec<S
         verb.into(),
         name.into(),
         "--description".into(),
-        format!("dockhand profile {} (engine started on demand)", p.name),
+        description(p),
         "--docker".into(),
-        format!("host={}", host(listen)),
+        format!("host={host}"),
     ])
+}
+
+/// One docker CLI call as the caller ran it (its own way: a deadline, the
+/// reaper, ...).
+pub struct Ran {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Create the context `name` pointing at `host`, or update it if it
+/// points elsewhere: `docker context inspect`, then `create` or `update`
+/// as [`plan`] says. `docker` runs the docker CLI with the arguments given
+/// (no shell); a failed `create`/`update` becomes `failed(args, stderr)`.
+pub fn write_with<E>(
+    name: &str,
+    host: &str,
+    p: &Profile,
+    mut docker: impl FnMut(&[String]) -> std::result::Result<Ran, E>,
+    failed: impl FnOnce(&[String], &str) -> E,
+) -> std::result::Result<Plan, E> {
+    let o = docker(&inspect_args(name))?;
+    let plan = plan(o.ok, &o.stdout, host);
+    if let Some(a) = args(&plan, name, p, host) {
+        let o = docker(&a)?;
+        if !o.ok {
+            return Err(failed(&a, o.stderr.trim()));
+        }
+    }
+    Ok(plan)
 }
 
 fn inspect_args(name: &str) -> Vec<String> {
@@ -67,17 +107,6 @@ fn inspect_args(name: &str) -> Vec<String> {
         "--format".into(),
         "{{.Endpoints.docker.Host}}".into(),
     ]
-}
-
-/// A Colima table for `colima start`: with `--activate=false` appended
-/// while dockhand manages the context, or every start makes Colima's own
-/// context current again (colima cmd/start.go: `--activate`, default true).
-pub fn colima_config(p: &Profile) -> crate::config::Colima {
-    let mut c = p.colima.clone().expect("colima engine has a colima table");
-    if p.docker_context && p.listen.is_some() {
-        c.args.push("--activate=false".into());
-    }
-    c
 }
 
 /// Create or update the context from inside the supervisor (children are
@@ -94,7 +123,7 @@ pub async fn ensure(p: &Profile) -> Result<String, String> {
         .await
         .map_err(|e| format!("docker context inspect: {e}"))?;
     let plan = plan(o.status.success(), &o.stdout, &host(listen));
-    let Some(a) = args(&plan, &name, p, listen) else {
+    let Some(a) = args(&plan, &name, p, &host(listen)) else {
         return Ok(format!(
             "docker context {name} points at {}",
             listen.display()
@@ -144,25 +173,25 @@ pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
                 detail: format!("{e} (is the docker CLI installed and on PATH?)"),
             })
     };
-    let o = run(&inspect_args(&name))?;
-    let plan = plan(
-        o.status.success(),
-        &String::from_utf8_lossy(&o.stdout),
-        &host(listen),
-    );
+    let ran = |a: &[String]| {
+        run(a).map(|o| Ran {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        })
+    };
+    let failed = |a: &[String], stderr: &str| Error::Command {
+        command: format!("docker {}", a.join(" ")),
+        detail: stderr.to_string(),
+    };
+    write_with(&name, &host(listen), p, ran, failed)?;
     let run_ok = |a: &[String]| -> Result<()> {
         let o = run(a)?;
         if o.status.success() {
             return Ok(());
         }
-        Err(Error::Command {
-            command: format!("docker {}", a.join(" ")),
-            detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        })
+        Err(failed(a, String::from_utf8_lossy(&o.stderr).trim()))
     };
-    if let Some(a) = args(&plan, &name, p, listen) {
-        run_ok(&a)?;
-    }
     if use_it {
         run_ok(&["context".to_string(), "use".into(), name.clone()])?;
         println!("docker context {name} is now current: docker commands go through dockhand");
@@ -204,5 +233,69 @@ mod tests {
     fn quoting_for_the_shell() {
         assert_eq!(shell_quote("unix:///a/b.sock"), "unix:///a/b.sock");
         assert_eq!(shell_quote("unix:///a b/it's"), "'unix:///a b/it'\\''s'");
+    }
+
+    fn profile(listen: bool) -> Profile {
+        let mut text = "[profiles.default]\nsocket = \"/s/e.sock\"\n".to_string();
+        if listen {
+            text.push_str("listen = \"/s/l.sock\"\n");
+        }
+        text.push_str("[profiles.default.command]\nargv = [\"/bin/true\"]\n");
+        let env = crate::config::Env::bare("/home/u".into());
+        let source = crate::config::Source::Explicit("/home/u/c.toml".into());
+        let cfg = crate::config::Config::parse(source, env, text).unwrap();
+        cfg.profile("default").unwrap()
+    }
+
+    /// A stand-in docker CLI: answers `inspect` as told, records the calls.
+    fn write(
+        p: &Profile,
+        inspect: Option<&str>,
+        create_ok: bool,
+    ) -> (Result<Plan, String>, Vec<String>) {
+        let mut calls = Vec::new();
+        let r = write_with(
+            "dockhand",
+            "unix:///s/l.sock",
+            p,
+            |a: &[String]| {
+                calls.push(a.join(" "));
+                let ok = if a[1] == "inspect" {
+                    inspect.is_some()
+                } else {
+                    create_ok
+                };
+                Ok(Ran {
+                    ok,
+                    stdout: inspect.unwrap_or_default().to_string(),
+                    stderr: "refused\n".into(),
+                })
+            },
+            |a, e| format!("docker {}: {e}", a[1]),
+        );
+        (r, calls)
+    }
+
+    #[test]
+    fn written_once_created_updated_or_left() {
+        let p = profile(true);
+        let (r, calls) = write(&p, None, true);
+        assert_eq!(r, Ok(Plan::Create));
+        assert_eq!(
+            calls,
+            [
+                "context inspect dockhand --format {{.Endpoints.docker.Host}}",
+                "context create dockhand --description dockhand profile default (engine started on demand) --docker host=unix:///s/l.sock"
+            ]
+        );
+        let (r, calls) = write(&p, Some("unix:///s/l.sock\n"), true);
+        assert_eq!((r, calls.len()), (Ok(Plan::Nothing), 1));
+        let (r, calls) = write(&profile(false), Some("unix:///elsewhere"), true);
+        assert_eq!(r, Ok(Plan::Update));
+        assert!(calls[1].starts_with(
+            "context update dockhand --description dockhand profile default --docker"
+        ));
+        let (r, _) = write(&p, None, false);
+        assert_eq!(r, Err("docker create: refused".into()));
     }
 }

@@ -11,7 +11,6 @@ pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod logs;
-pub mod manual;
 pub mod probe;
 pub mod progress;
 pub mod proxy;

@@ -237,6 +237,55 @@ pub fn init(log_file: &Path) -> Result<()> {
     Ok(())
 }
 
+// ---- launchd's log of dockhand's own stderr ----
+
+/// Set in the service definition: which manager runs `dockhand run`.
+pub const SUPERVISED_BY_ENV: &str = "DOCKHAND_SUPERVISED_BY";
+
+/// `<log>.launchd.log`: a `.log` suffix is replaced, otherwise appended.
+pub fn launchd_log(log_file: &Path) -> PathBuf {
+    let s = log_file.to_string_lossy();
+    let base = s.strip_suffix(".log").unwrap_or(&s);
+    PathBuf::from(format!("{base}.launchd.log"))
+}
+
+/// Largest size of `<log>.launchd.log` before [`bound_launchd_log`] cuts it.
+pub const LOG_LIMIT: u64 = 1 << 20;
+/// What [`bound_launchd_log`] keeps of it: the end.
+pub const LOG_KEEP: u64 = 64 << 10;
+
+/// Under launchd, dockhand's stderr is `<log>.launchd.log`, which launchd
+/// opens for appending at every spawn and never rotates. At start, when
+/// it has grown beyond [`LOG_LIMIT`], keep only its last [`LOG_KEEP`]
+/// bytes (in place: launchd holds the descriptor).
+pub fn bound_launchd_log(log_file: &Path) {
+    if std::env::var(SUPERVISED_BY_ENV).is_ok_and(|v| v == "launchd") {
+        let _ = cut_to_tail(&launchd_log(log_file), LOG_LIMIT, LOG_KEEP);
+    }
+}
+
+fn cut_to_tail(path: &Path, limit: u64, keep: u64) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    if len <= limit {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::Start(len - keep))?;
+    let mut tail = Vec::with_capacity(keep as usize);
+    (&mut f).take(keep).read_to_end(&mut tail)?;
+    f.set_len(0)?;
+    f.seek(SeekFrom::Start(0))?;
+    writeln!(f, "[dockhand: cut {} bytes; the log goes on]", len - keep)?;
+    f.write_all(&tail)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +336,35 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(Rotating::open(&link, 100).is_err());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
+    #[test]
+    fn the_launchd_log_is_cut_to_its_tail() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("x.launchd.log");
+        std::fs::write(&p, "a".repeat(100) + &"b".repeat(10)).unwrap();
+        assert!(!cut_to_tail(&p, 200, 10).unwrap());
+        assert!(cut_to_tail(&p, 50, 10).unwrap());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("[dockhand: cut 100 bytes"), "{text}");
+        assert!(
+            text.ends_with(&"b".repeat(10)) && !text.contains("aa"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn launchd_log_names() {
+        assert_eq!(
+            launchd_log(Path::new("/a/b.log")),
+            Path::new("/a/b.launchd.log")
+        );
+        assert_eq!(
+            launchd_log(Path::new("/a/b")),
+            Path::new("/a/b.launchd.log")
+        );
+        assert_eq!(
+            launchd_log(Path::new("/a/b.txt")),
+            Path::new("/a/b.txt.launchd.log")
+        );
     }
 }

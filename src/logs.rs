@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{EngineKind, Profile};
+use crate::config::Profile;
 use crate::error::{IoContext, Result};
 
 /// How much of the history `-n` may read at most (all rotated files).
@@ -53,18 +53,12 @@ pub fn sources(p: &Profile, engine: bool) -> Vec<Log> {
         path: p.state_dir.join("engine.log"),
         rotated: keep,
     }];
-    // Colima's own output goes to Lima's host agent logs (lima
-    // pkg/limatype/filenames: ha.stdout.log, ha.stderr.log).
-    if p.engine == EngineKind::Colima
-        && let Some(c) = &p.colima
-    {
-        for f in ["ha.stdout.log", "ha.stderr.log"] {
-            v.push(Log {
-                path: c.instance_dir().join(f),
-                rotated: 0,
-            });
-        }
-    }
+    // What the engine writes elsewhere (Colima: Lima's host agent logs).
+    v.extend(
+        crate::engine::other_logs(p)
+            .into_iter()
+            .map(|path| Log { path, rotated: 0 }),
+    );
     v
 }
 

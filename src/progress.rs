@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::config::{EngineKind, Profile};
+use crate::config::Profile;
 use crate::state::{Phase, State};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -53,39 +53,6 @@ pub struct Progress {
     last: Option<State>,
 }
 
-/// "colima (vz, 4 CPU, 8 GiB)", "dockerd", or the command's program.
-pub fn engine_desc(p: &Profile) -> String {
-    match p.engine {
-        EngineKind::Colima => {
-            let Some(c) = &p.colima else {
-                return "colima".into();
-            };
-            let mut parts = Vec::new();
-            if let Some(v) = &c.vm_type {
-                parts.push(v.clone());
-            }
-            if let Some(n) = c.cpu {
-                parts.push(format!("{n} CPU"));
-            }
-            if let Some(m) = c.memory {
-                parts.push(format!("{m} GiB"));
-            }
-            if parts.is_empty() {
-                "colima".into()
-            } else {
-                format!("colima ({})", parts.join(", "))
-            }
-        }
-        EngineKind::Dockerd => "dockerd".into(),
-        EngineKind::Command => p
-            .command
-            .as_ref()
-            .and_then(|c| c.argv.first())
-            .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
-            .unwrap_or_else(|| "the engine".into()),
-    }
-}
-
 /// What the supervisor is doing, in a few words. `booting`: the engine's
 /// starter still runs (Colima: `colima start` boots the VM and returns
 /// once the host agent runs; then dockhand waits for /_ping).
@@ -115,7 +82,7 @@ impl Progress {
             .map(|c| c.instance_dir().join("ha.stderr.log"));
         Progress {
             mode,
-            engine: engine_desc(p),
+            engine: crate::engine::summary(p),
             step: None,
             step_since: Instant::now(),
             started: Instant::now(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::cli::Context;
+use crate::config::Context;
 use crate::config::Profile;
 use crate::control::State;
 use crate::control_socket::{Client, Line, Req};
@@ -134,12 +134,11 @@ fn no_supervisor(p: &Profile) -> Error {
 /// No supervisor: install (or update and load) the login service, or
 /// start it when the manager has it but it doesn't run; saying so.
 fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
-    use crate::doctor::service_probe::{Definition, definition, view};
-    use crate::service::ServiceCmd;
-    let (path, def) = definition(ctx, p)?;
+    use crate::service::{Definition, ServiceCmd};
+    let view = crate::service::view(ctx, p)?;
     let who = format!("dockhand: no supervisor runs for profile `{}`", p.name);
-    let path = path.display();
-    let cmd = match (def, view(p)) {
+    let path = view.path.display();
+    let cmd = match (view.definition, view.job) {
         (Definition::Current | Definition::Foreign, Ok(v)) if v.running => return Ok(()),
         (Definition::Current | Definition::Foreign, Ok(v)) if v.known => {
             eprintln!("{who}: starting the login service {path}");
@@ -232,6 +231,17 @@ fn retry(l: &Line) -> bool {
         && l.error.as_deref() != Some("dockhand is stopping")
 }
 
+/// How following the supervisor ended.
+enum End {
+    /// Its reply to the request.
+    Reply(Box<Line>),
+    /// It closed the control socket.
+    Closed,
+    TimedOut,
+    /// Ctrl-C: the supervisor goes on.
+    Interrupted,
+}
+
 /// Send `req` and follow the supervisor until its reply or the deadline.
 async fn drive(
     mut c: Client,
@@ -242,14 +252,34 @@ async fn drive(
     started: std::time::Instant,
 ) -> Result<u8> {
     let mut progress = Progress::new(p, Mode::detect(json));
-    let follow = !json;
     // One handler for the whole wait: a SIGINT between two polls counts.
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::io("cannot watch for Ctrl-C", e))?;
     c.send(&req).await?;
+    let (end, last) = follow(&mut c, &mut progress, &mut sigint, deadline, !json).await?;
+    progress.clear();
+    if let End::Interrupted = end {
+        eprintln!(
+            "dockhand: interrupted; the supervisor goes on (`dockhand status` shows where it is)"
+        );
+        return Ok(130);
+    }
+    let (ok, error, state) = outcome(end, last);
+    Ok(report(p, ok, error, state.as_ref(), json, started))
+}
+
+/// Follow the supervisor's events (showing its phases) until its reply,
+/// the deadline or Ctrl-C; a failed start is asked again. Returns how it
+/// ended and the last state seen.
+async fn follow(
+    c: &mut Client,
+    progress: &mut Progress,
+    sigint: &mut tokio::signal::unix::Signal,
+    deadline: Instant,
+    follow: bool,
+) -> Result<(End, Option<State>)> {
     let mut last: Option<State> = None;
-    let mut timed_out = false;
-    let reply: Option<Line> = loop {
+    let end = loop {
         tokio::select! {
             line = c.next() => match line? {
                 Some(l) if l.event.is_some() => {
@@ -269,22 +299,25 @@ async fn drive(
                     sleep(Duration::from_millis(100)).await;
                     c.send(&Req::Start { follow }).await?;
                 }
-                Some(l) => break Some(l),
-                None => break None,
+                Some(l) => break End::Reply(Box::new(l)),
+                None => break End::Closed,
             },
             _ = sleep(Duration::from_millis(100)) => progress.tick(),
-            _ = sleep_until(deadline) => {
-                timed_out = true;
-                break None;
-            }
-            _ = sigint.recv() => {
-                progress.clear();
-                eprintln!("dockhand: interrupted; the supervisor goes on (`dockhand status` shows where it is)");
-                return Ok(130);
-            }
+            _ = sleep_until(deadline) => break End::TimedOut,
+            _ = sigint.recv() => break End::Interrupted,
         }
     };
-    progress.clear();
+    Ok((end, last))
+}
+
+/// Whether the request succeeded, the error to report if not, and the
+/// state to report (the reply's, else the last one seen).
+fn outcome(end: End, last: Option<State>) -> (bool, Option<String>, Option<State>) {
+    let timed_out = matches!(end, End::TimedOut);
+    let reply = match end {
+        End::Reply(l) => Some(*l),
+        _ => None,
+    };
     let state = reply.as_ref().and_then(|l| l.state.clone()).or(last);
     let ok = reply.as_ref().and_then(|l| l.ok) == Some(true);
     let error = match (&reply, timed_out) {
@@ -299,12 +332,24 @@ async fn drive(
         )),
         (None, false) => Some("the supervisor closed the control socket (it is stopping?)".into()),
     };
+    (ok, error, state)
+}
+
+/// Print the outcome (JSON, or a line and a hint); the exit code.
+fn report(
+    p: &Profile,
+    ok: bool,
+    error: Option<String>,
+    state: Option<&State>,
+    json: bool,
+    started: std::time::Instant,
+) -> u8 {
     if json {
         crate::ui::print_json(&Outcome {
             ok,
             error: error.as_deref(),
             elapsed_ms: started.elapsed().as_millis(),
-            state: state.as_ref(),
+            state,
         });
     } else if ok {
         let mark = crate::ui::paint("✓", 32, crate::ui::color());
@@ -316,7 +361,7 @@ async fn drive(
         );
     }
     if ok {
-        return Ok(0);
+        return 0;
     }
     let error = error.unwrap_or_else(|| "not ready".into());
     if !json {
@@ -326,5 +371,5 @@ async fn drive(
             p.name
         );
     }
-    Ok(1)
+    1
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Check;
 use super::cmd;
-use crate::cli::Context;
+use crate::config::Context;
 use crate::config::{EngineKind, Profile, Source};
 
 pub fn config(ctx: &Context, p: &Profile) -> Check {
@@ -156,11 +156,11 @@ fn dotted(v: &[u64]) -> String {
 /// Installed, and pointing at this binary and config (what `service
 /// install` would write now is what is there), and loaded.
 pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
-    use super::service_probe::{Definition, definition, view};
+    use crate::service::Definition;
     let id = "service";
     let install = format!("dockhand service install --profile {}", p.name);
-    let (path, d) = match definition(ctx, p) {
-        Ok(x) => x,
+    let view = match crate::service::view(ctx, p) {
+        Ok(v) => v,
         Err(e) => {
             return vec![Check::warn(
                 id,
@@ -169,7 +169,8 @@ pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
             )];
         }
     };
-    let first = match d {
+    let path = &view.path;
+    let first = match view.definition {
         Definition::Missing => {
             return vec![Check::warn(
                 id,
@@ -200,7 +201,7 @@ pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
             ),
         ),
     };
-    let second = match view(p) {
+    let second = match view.job {
         Ok(v) if v.known && v.running => Check::pass("service.loaded", "loaded and running"),
         Ok(v) if v.known => Check::fail(
             "service.loaded",

@@ -226,19 +226,29 @@ fn context_for(sock: &Path) -> Option<String> {
     })
 }
 
-pub fn use_context(name: &str, host: &str, create: bool) -> Result<(), String> {
-    let run = |args: &[&str]| match docker_out(args) {
-        Some(o) if o.ok => Ok(()),
-        Some(o) => Err(format!("docker {}: {}", args.join(" "), o.stderr.trim())),
-        None => Err(format!("docker {}: did not run", args.join(" "))),
+/// `--fix`: make context `name` current, first creating it (or updating
+/// it) to point at `host` when `create`.
+pub fn use_context(p: &Profile, name: &str, host: &str, create: bool) -> Result<(), String> {
+    let ran = |args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match docker_out(&args) {
+            Some(o) => Ok(crate::context::Ran {
+                ok: o.ok,
+                stdout: o.stdout,
+                stderr: o.stderr,
+            }),
+            None => Err(format!("docker {}: did not run", args.join(" "))),
+        }
     };
     if create {
-        // A context of that name pointing elsewhere is updated.
-        let exists = docker_out(&["context", "inspect", name]).is_some_and(|o| o.ok);
-        let verb = if exists { "update" } else { "create" };
-        run(&["context", verb, name, "--docker", &format!("host={host}")])?;
+        let failed = |args: &[String], e: &str| format!("docker {}: {e}", args.join(" "));
+        crate::context::write_with(name, host, p, ran, failed)?;
     }
-    run(&["context", "use", name])
+    let args = ["context".to_string(), "use".into(), name.into()];
+    match ran(&args)? {
+        o if o.ok => Ok(()),
+        o => Err(format!("docker {}: {}", args.join(" "), o.stderr.trim())),
+    }
 }
 
 /// Tools that ignore docker contexts (and DOCKER_HOST-less scripts) use

@@ -10,7 +10,6 @@ mod agents;
 mod checks;
 mod cmd;
 mod docker;
-pub(crate) mod service_probe;
 mod stale;
 
 use agents::competing_agents;
@@ -19,7 +18,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cli::Context;
+use crate::config::Context;
 use crate::config::{Config, Env, Profile};
 use crate::error::Result;
 
@@ -181,7 +180,7 @@ fn apply(c: &mut Check, ctx: &Context, p: &Profile) {
                 }
                 _ => Ok(()),
             }),
-        Fix::Context { name, host, create } => docker::use_context(name, host, *create),
+        Fix::Context { name, host, create } => docker::use_context(p, name, host, *create),
     };
     if let Err(e) = done {
         c.summary = format!("{} (fix failed: {e})", c.summary);

@@ -72,26 +72,16 @@ pub fn check(p: &Profile) -> Vec<Check> {
 /// of its own (one whose command line mentions the file's directory, as
 /// dockerd's `--pidfile`, Lima's host agent and qemu's do).
 fn stale_pid_file(f: &Path) -> Option<String> {
-    let Some(pid) = crate::sys::file::read_pid(f).ok()? else {
-        return Some("not a pid".into());
-    };
     let dir = f.parent()?;
     let real = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    match crate::sys::proc_info(pid) {
-        None => Some(format!("pid {pid} is not running")),
-        Some(i) if i.zombie => Some(format!("pid {pid} has exited")),
-        Some(i)
-            if i.argv.iter().any(|a| {
-                a.contains(&*dir.to_string_lossy()) || a.contains(&*real.to_string_lossy())
-            }) =>
-        {
-            None
-        }
-        Some(i) => Some(format!(
-            "pid {pid} is another program ({}), left alone",
-            i.program()
-        )),
-    }
+    let own = |i: &crate::sys::ProcInfo| {
+        i.argv
+            .iter()
+            .any(|a| a.contains(&*dir.to_string_lossy()) || a.contains(&*real.to_string_lossy()))
+    };
+    crate::sys::file::stale_pid(f, own)
+        .ok()?
+        .map(|why| why.to_string())
 }
 
 /// `<LIMA_HOME>/_disks/<disk>/in_use_by`: a symlink to the instance using

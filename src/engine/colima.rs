@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Running;
+use super::{ResumePolicy, Running};
 use crate::config::{self, Profile};
 use crate::error::{Error, Result};
 use crate::probe;
+use crate::sys::file::StalePid;
 use crate::sys::{self, reaper};
 
 /// How long `colima status` / `colima list` may take.
@@ -37,7 +38,7 @@ pub struct ColimaEngine {
 impl ColimaEngine {
     pub fn new(p: &Profile) -> ColimaEngine {
         ColimaEngine {
-            c: crate::context::colima_config(p),
+            c: colima_config(p),
             socket: p.socket.clone(),
             state_dir: p.state_dir.clone(),
             stop_timeout: p.stop_timeout,
@@ -135,6 +136,11 @@ impl ColimaEngine {
         })
     }
 
+    /// The VM's forwarded socket reconnects after a resume (Lima's ssh).
+    pub fn resume_policy(&self) -> ResumePolicy {
+        ResumePolicy::RECONNECTS
+    }
+
     pub async fn clean_stale(&mut self) -> Result<Vec<String>> {
         let (mut notes, mut stale) = self.check_pid_files();
         let ha_alive = self.host_agent().is_some();
@@ -208,21 +214,15 @@ impl ColimaEngine {
         let mut notes = Vec::new();
         let mut stale = false;
         for (path, owner) in self.pid_files() {
-            let Ok(Some(pid)) = sys::file::read_pid(&path) else {
-                continue;
-            };
-            match sys::proc_info(pid) {
-                Some(i) if !i.zombie && owner.recognises(&i, &path, self) => {}
-                Some(i) if !i.zombie => {
+            let ours = |i: &sys::ProcInfo| owner.recognises(i, &path, self);
+            match sys::file::stale_pid(&path, ours) {
+                Ok(None) | Ok(Some(StalePid::NoPid)) | Err(_) => {}
+                Ok(Some(why @ StalePid::Foreign(..))) => {
                     let _ = std::fs::remove_file(&path);
-                    notes.push(format!(
-                        "removed stale {}: pid {pid} is another program ({}), left alone",
-                        path.display(),
-                        i.program()
-                    ));
+                    notes.push(why.removed(&path));
                     stale |= owner.of_instance();
                 }
-                _ => stale |= owner.of_instance(),
+                Ok(Some(_)) => stale |= owner.of_instance(),
             }
         }
         (notes, stale)
@@ -517,6 +517,51 @@ fn last_line(path: &Path) -> String {
         })
         .map(|l| format!(": {}", l.trim()))
         .unwrap_or_default()
+}
+
+/// Colima's own output goes to Lima's host agent logs (lima
+/// pkg/limatype/filenames: ha.stdout.log, ha.stderr.log).
+pub fn other_logs(p: &Profile) -> Vec<PathBuf> {
+    let Some(c) = &p.colima else {
+        return Vec::new();
+    };
+    ["ha.stdout.log", "ha.stderr.log"]
+        .iter()
+        .map(|f| c.instance_dir().join(f))
+        .collect()
+}
+
+/// "colima (vz, 4 CPU, 8 GiB)": the VM's settings that were given.
+pub fn summary(p: &Profile) -> String {
+    let Some(c) = &p.colima else {
+        return "colima".into();
+    };
+    let mut parts = Vec::new();
+    if let Some(v) = &c.vm_type {
+        parts.push(v.clone());
+    }
+    if let Some(n) = c.cpu {
+        parts.push(format!("{n} CPU"));
+    }
+    if let Some(m) = c.memory {
+        parts.push(format!("{m} GiB"));
+    }
+    if parts.is_empty() {
+        "colima".into()
+    } else {
+        format!("colima ({})", parts.join(", "))
+    }
+}
+
+/// A Colima table for `colima start`: with `--activate=false` appended
+/// while dockhand manages the context, or every start makes Colima's own
+/// context current again (colima cmd/start.go: `--activate`, default true).
+pub fn colima_config(p: &Profile) -> crate::config::Colima {
+    let mut c = p.colima.clone().expect("colima engine has a colima table");
+    if p.docker_context && p.listen.is_some() {
+        c.args.push("--activate=false".into());
+    }
+    c
 }
 
 #[cfg(test)]

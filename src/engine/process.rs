@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Record, Running};
+use super::{Record, ResumePolicy, Running};
 use crate::config::{EngineKind, Profile};
 use crate::error::{Error, Result};
 use crate::probe;
@@ -148,6 +148,12 @@ impl ProcessEngine {
             adopted: true,
             own_group,
         })
+    }
+
+    /// A local socket answers at once after a resume; the same grace
+    /// applies (it costs nothing while the engine answers).
+    pub fn resume_policy(&self) -> ResumePolicy {
+        ResumePolicy::RECONNECTS
     }
 
     pub async fn clean_stale(&mut self) -> Result<Vec<String>> {
@@ -292,6 +298,19 @@ impl ProcessEngine {
     }
 }
 
+/// "dockerd", or the command's program.
+pub fn summary(p: &Profile) -> String {
+    match p.engine {
+        EngineKind::Dockerd => "dockerd".into(),
+        _ => p
+            .command
+            .as_ref()
+            .and_then(|c| c.argv.first())
+            .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+            .unwrap_or_else(|| "the engine".into()),
+    }
+}
+
 fn is_our_dockerd(info: &sys::ProcInfo, pidfile: &Path) -> bool {
     info.program().starts_with("dockerd") && info.has_arg("--pidfile", pidfile)
 }
@@ -299,20 +318,7 @@ fn is_our_dockerd(info: &sys::ProcInfo, pidfile: &Path) -> bool {
 /// Remove `path` if the pid in it is not a live process that `ours`
 /// recognises. Never signals anything.
 fn remove_stale_pidfile(path: &Path, ours: impl Fn(&sys::ProcInfo) -> bool) -> Option<String> {
-    let pid = sys::file::read_pid(path).ok()?;
-    let why = match pid.and_then(sys::proc_info) {
-        Some(info) if !info.zombie && ours(&info) => return None,
-        Some(info) if info.zombie => format!("pid {} has exited", info.pid),
-        Some(info) => format!(
-            "pid {} is another program ({}), left alone",
-            info.pid,
-            info.program()
-        ),
-        None => match pid {
-            Some(p) => format!("pid {p} is gone"),
-            None => "no pid in it".into(),
-        },
-    };
+    let why = sys::file::stale_pid(path, ours).ok()??;
     let _ = std::fs::remove_file(path);
-    Some(format!("removed stale pid file {}: {why}", path.display()))
+    Some(why.removed(path))
 }

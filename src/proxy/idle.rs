@@ -122,63 +122,85 @@ pub async fn run(shared: Arc<Shared>, after: Duration) {
         // An engine dockhand found running and can't vouch for (no process
         // to stop) is never stopped as idle: it isn't ours to stop.
         if st.adopted && st.engine_pid.is_none() {
-            let awake = Awake {
-                running_containers: None,
-                active_requests: shared.idle.active() as u32,
-                idle_stop_at: None,
-                never_idle_stopped: Some(NOT_OURS.into()),
-            };
+            let awake = not_ours(&shared);
             if reported.as_ref() != Some(&awake) {
                 info!("idle_stop: {NOT_OURS}");
-                shared.control.report_awake(Some(awake.clone()));
-                reported = Some(awake);
             }
+            publish(&shared, &mut reported, awake);
             continue;
         }
-        let running = match running_containers(&shared).await {
-            Ok(n) => Some(n),
-            Err(e) => {
-                warn!("idle check: cannot list running containers: {e}");
-                None
-            }
-        };
-        // A container seen running (or an engine we couldn't ask) is work.
-        if running != Some(0) {
-            shared.idle.touch();
+        let (awake, due) = look(&shared, after).await;
+        let idle = awake.idle_stop_at.is_some();
+        publish(&shared, &mut reported, awake);
+        if idle && Instant::now() >= due && stop_idle(&shared, after).await {
+            reported = None;
         }
-        let active = shared.idle.active();
-        let due = shared.idle.last() + after;
-        let awake = Awake {
-            running_containers: running,
-            active_requests: active as u32,
-            never_idle_stopped: None,
-            idle_stop_at: (running == Some(0) && active == 0).then(|| {
-                let left = due.saturating_duration_since(Instant::now());
-                humantime::format_rfc3339_seconds(SystemTime::now() + left).to_string()
-            }),
-        };
-        if reported.as_ref() != Some(&awake) {
-            shared.control.report_awake(Some(awake.clone()));
-            reported = Some(awake);
-        }
-        if running != Some(0) || active > 0 || Instant::now() < due {
-            continue;
-        }
-        // Idle. Hold the gate so no active request starts meanwhile.
-        let Ok(gate) = shared.idle.gate.clone().try_write_owned() else {
-            continue;
-        };
-        if shared.idle.active() > 0 {
-            continue;
-        }
-        info!(
-            "idle for {} (no running container, no active request): stopping the engine",
-            humantime::format_duration(after)
-        );
-        shared.control.stop(Held::Idle).await;
-        reported = None;
-        drop(gate);
     }
+}
+
+/// What `status` shows for an engine that is never stopped as idle.
+fn not_ours(shared: &Shared) -> Awake {
+    Awake {
+        running_containers: None,
+        active_requests: shared.idle.active() as u32,
+        idle_stop_at: None,
+        never_idle_stopped: Some(NOT_OURS.into()),
+    }
+}
+
+/// Ask the engine for running containers and count the active requests:
+/// what `status` shows (with when the idle stop is due, when nothing
+/// runs), and when that is.
+async fn look(shared: &Shared, after: Duration) -> (Awake, Instant) {
+    let running = match running_containers(shared).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            warn!("idle check: cannot list running containers: {e}");
+            None
+        }
+    };
+    // A container seen running (or an engine we couldn't ask) is work.
+    if running != Some(0) {
+        shared.idle.touch();
+    }
+    let active = shared.idle.active();
+    let due = shared.idle.last() + after;
+    let awake = Awake {
+        running_containers: running,
+        active_requests: active as u32,
+        never_idle_stopped: None,
+        idle_stop_at: (running == Some(0) && active == 0).then(|| {
+            let left = due.saturating_duration_since(Instant::now());
+            humantime::format_rfc3339_seconds(SystemTime::now() + left).to_string()
+        }),
+    };
+    (awake, due)
+}
+
+/// Tell the supervisor (for `status`) when what it would show changed.
+fn publish(shared: &Shared, reported: &mut Option<Awake>, awake: Awake) {
+    if reported.as_ref() != Some(&awake) {
+        shared.control.report_awake(Some(awake.clone()));
+        *reported = Some(awake);
+    }
+}
+
+/// Idle: stop the engine, holding the gate so no active request starts
+/// meanwhile. False when one is in flight after all.
+async fn stop_idle(shared: &Shared, after: Duration) -> bool {
+    let Ok(gate) = shared.idle.gate.clone().try_write_owned() else {
+        return false;
+    };
+    if shared.idle.active() > 0 {
+        return false;
+    }
+    info!(
+        "idle for {} (no running container, no active request): stopping the engine",
+        humantime::format_duration(after)
+    );
+    shared.control.stop(Held::Idle).await;
+    drop(gate);
+    true
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use plist::{Dictionary, Value};
 
-use super::systemd::systemctl;
-use super::{FileState, Inputs};
+use super::Inputs;
+use super::files::{self, FileState};
+use super::tool::Tool;
 use crate::error::Result;
 pub use crate::proxy::activation::LAUNCHD_SOCKET_NAME;
 
@@ -80,25 +81,25 @@ pub fn install_systemd(i: &Inputs, config_home: &Path) -> Result<()> {
     };
     let path = socket_unit_path(config_home, &i.profile);
     let unit = socket_unit_name(&i.profile);
-    let tool = systemctl()?;
-    let state = super::file_state(&path, &content)?;
+    let tool = Tool::systemctl()?;
+    let state = files::file_state(&path, &content)?;
     super::systemd::user_manager(&tool)?;
     // systemd refuses to start a socket whose service unit doesn't exist
     // ("Job failed", tried with systemd 252): a first install writes the
     // service's file now; `systemd::install` then enables and starts it.
     let service = super::systemd::unit_path(config_home, &i.profile);
-    let service_was_missing = super::file_state(&service, "")? == FileState::Missing;
+    let service_was_missing = files::file_state(&service, "")? == FileState::Missing;
     if service_was_missing {
-        super::write_atomic(&service, &super::systemd::render(i))?;
+        files::write_atomic(&service, &super::systemd::render(i))?;
         println!("installed {}", service.display());
     }
     match &state {
         FileState::Same => {
-            super::fix_mode(&path)?;
+            files::fix_mode(&path)?;
             println!("unchanged: {}", path.display());
         }
         state => {
-            super::write_atomic(&path, &content)?;
+            files::write_atomic(&path, &content)?;
             println!(
                 "{} {}",
                 if *state == FileState::Missing {
@@ -138,14 +139,14 @@ pub fn install_systemd(i: &Inputs, config_home: &Path) -> Result<()> {
 /// removed from the config since it was installed).
 pub fn uninstall_systemd(i: &Inputs, config_home: &Path) -> Result<()> {
     let path = socket_unit_path(config_home, &i.profile);
-    if super::file_state(&path, "")? == FileState::Missing {
+    if files::file_state(&path, "")? == FileState::Missing {
         return Ok(());
     }
-    let tool = systemctl()?;
+    let tool = Tool::systemctl()?;
     let unit = socket_unit_name(&i.profile);
     tool.run(&["disable", "--now", &unit])?;
     println!("stopped and disabled {unit}");
-    super::remove_file(&path)?;
+    files::remove_file(&path)?;
     println!("removed {}", path.display());
     tool.run(&["daemon-reload"])?;
     Ok(())
@@ -163,7 +164,7 @@ pub fn prepare_launchd(i: &Inputs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::tests::inputs;
+    use crate::service::inputs::tests::inputs;
 
     #[test]
     fn nothing_without_listen() {

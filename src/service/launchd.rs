@@ -40,7 +40,7 @@
 //! - `StandardOutPath` / `StandardErrorPath`: `<log>.launchd.log` next to
 //!   the profile's log; dockhand writes its own rotated log, this file only
 //!   catches what happens before it opens it (and panics). launchd only
-//!   appends to it, so dockhand bounds it at each start ([`bound_log`]).
+//!   appends to it, so dockhand bounds it at each start ([`crate::logging::bound_launchd_log`]).
 
 use std::path::{Path, PathBuf};
 
@@ -48,9 +48,13 @@ use plist::{Dictionary, Value};
 
 use std::time::{Duration, Instant};
 
-use super::{FileState, Inputs, Tool, ceil_secs};
+use super::files::{self, FileState};
+use super::report;
+use super::tool::Tool;
+use super::{Inputs, ceil_secs};
 use crate::config::Profile;
 use crate::error::{Error, Result};
+pub use crate::logging::{LOG_KEEP, LOG_LIMIT, launchd_log};
 
 /// Seconds added to stop_timeout for `ExitTimeOut`.
 pub const EXIT_TIMEOUT_MARGIN: u64 = 15;
@@ -60,13 +64,6 @@ pub const THROTTLE_INTERVAL: u64 = 30;
 pub fn plist_path(home: &Path, label: &str) -> PathBuf {
     home.join("Library/LaunchAgents")
         .join(format!("{label}.plist"))
-}
-
-/// `<log>.launchd.log`: a `.log` suffix is replaced, otherwise appended.
-pub fn launchd_log(log_file: &Path) -> PathBuf {
-    let s = log_file.to_string_lossy();
-    let base = s.strip_suffix(".log").unwrap_or(&s);
-    PathBuf::from(format!("{base}.launchd.log"))
 }
 
 /// The agent's plist (XML), ending with a newline.
@@ -100,7 +97,7 @@ pub fn render(i: &Inputs) -> String {
     d.insert("ProcessType".into(), s("Standard"));
     let mut env = Dictionary::new();
     env.insert("PATH".into(), s(&i.path_var()));
-    env.insert(super::SUPERVISED_BY_ENV.into(), s("launchd"));
+    env.insert(crate::logging::SUPERVISED_BY_ENV.into(), s("launchd"));
     env.insert("HOME".into(), p(&i.home));
     for (k, v) in [
         ("COLIMA_HOME", &i.colima_home),
@@ -128,43 +125,6 @@ pub fn render(i: &Inputs) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Largest size of `<log>.launchd.log` before [`bound_log`] cuts it.
-pub const LOG_LIMIT: u64 = 1 << 20;
-/// What [`bound_log`] keeps of it: the end.
-pub const LOG_KEEP: u64 = 64 << 10;
-
-/// Under launchd, dockhand's stderr is `<log>.launchd.log`, which launchd
-/// opens for appending at every spawn and never rotates. At start, when
-/// it has grown beyond [`LOG_LIMIT`], keep only its last [`LOG_KEEP`]
-/// bytes (in place: launchd holds the descriptor).
-pub fn bound_log(log_file: &Path) {
-    if std::env::var(super::SUPERVISED_BY_ENV).is_ok_and(|v| v == "launchd") {
-        let _ = cut_to_tail(&launchd_log(log_file), LOG_LIMIT, LOG_KEEP);
-    }
-}
-
-fn cut_to_tail(path: &Path, limit: u64, keep: u64) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    let len = f.metadata()?.len();
-    if len <= limit {
-        return Ok(false);
-    }
-    f.seek(SeekFrom::Start(len - keep))?;
-    let mut tail = Vec::with_capacity(keep as usize);
-    (&mut f).take(keep).read_to_end(&mut tail)?;
-    f.set_len(0)?;
-    f.seek(SeekFrom::Start(0))?;
-    writeln!(f, "[dockhand: cut {} bytes; the log goes on]", len - keep)?;
-    f.write_all(&tail)?;
-    Ok(true)
 }
 
 /// A fatal error of a launchd-run supervisor that exited before it could
@@ -205,14 +165,6 @@ fn last_message(log: &Path) -> Option<String> {
 
 fn uid() -> u32 {
     rustix::process::getuid().as_raw()
-}
-
-fn launchctl() -> Result<Tool> {
-    Tool::locate(
-        "launchctl",
-        &[],
-        "dockhand service needs launchd's launchctl (macOS) to manage the agent",
-    )
 }
 
 /// How long `bootstrap` is retried while launchd still drains the job
@@ -324,12 +276,12 @@ fn load(tool: &Tool, i: &Inputs, path: &Path) -> Result<()> {
 }
 
 pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     let content = render(i);
     let target = format!("gui/{}/{}", uid(), i.label);
-    match super::file_state(path, &content)? {
+    match files::file_state(path, &content)? {
         FileState::Same => {
-            super::fix_mode(path)?;
+            files::fix_mode(path)?;
             // Nothing to change; load it only if it isn't (for example
             // after a failed bootstrap), without restarting a running job.
             if tool.output(&["print", &target])?.status.success() {
@@ -340,7 +292,7 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
             }
         }
         state => {
-            super::write_atomic(path, &content)?;
+            files::write_atomic(path, &content)?;
             println!(
                 "{} {}",
                 if state == FileState::Missing {
@@ -354,7 +306,7 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
             // same label, such as the recipe dockhand replaces); our own
             // supervisor hands a healthy engine over to the new one.
             if state == FileState::Different {
-                super::handoff::request(profile, true)?;
+                crate::supervisor::handoff::request(profile, true)?;
             }
             if bootout(&tool, &target, i)? {
                 println!("unloaded the previous {target}");
@@ -366,16 +318,16 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
 }
 
 pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     // Refuse a symlink before anything is stopped.
-    let state = super::file_state(path, "")?;
+    let state = files::file_state(path, "")?;
     let target = format!("gui/{}/{}", uid(), i.label);
     // bootout sends SIGTERM and waits up to ExitTimeOut: dockhand stops the
     // engine gracefully; we wait until launchd has let go of the label.
     if bootout(&tool, &target, i)? {
         println!("unloaded {target}");
     }
-    if state != FileState::Missing && super::remove_file(path)? {
+    if state != FileState::Missing && files::remove_file(path)? {
         println!("removed {}", path.display());
     } else {
         println!("not installed: {} does not exist", path.display());
@@ -387,7 +339,7 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
 /// engine), the plist kept: launchd loads it again at the next login, and
 /// `dockhand up` (`bootstrap`) now.
 pub fn unload(i: &Inputs, path: &Path) -> Result<()> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     let target = format!("gui/{}/{}", uid(), i.label);
     if bootout(&tool, &target, i)? {
         println!("unloaded {target}");
@@ -411,9 +363,9 @@ pub fn unload(i: &Inputs, path: &Path) -> Result<()> {
 /// `KeepAlive = { SuccessfulExit = false; }` doesn't respawn it), then
 /// `kickstart`. The engine is handed over unless `engine`.
 pub fn restart(i: &Inputs, path: &Path, profile: &Profile, engine: bool) -> Result<()> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     if !path.exists() {
-        return Err(super::not_installed(path, &i.profile));
+        return Err(files::not_installed(path, &i.profile));
     }
     let target = format!("gui/{}/{}", uid(), i.label);
     let out = tool.output(&["print", &target])?;
@@ -425,7 +377,7 @@ pub fn restart(i: &Inputs, path: &Path, profile: &Profile, engine: bool) -> Resu
     }
     let info = parse_print(&String::from_utf8_lossy(&out.stdout));
     if info.state.as_deref() == Some("running") {
-        super::handoff::request(profile, !engine)?;
+        crate::supervisor::handoff::request(profile, !engine)?;
         tool.run(&["kill", "SIGTERM", &target])?;
         println!("sent SIGTERM to {target}; waiting for it to exit");
         wait_stopped(&tool, &target, info.pid.as_deref(), i)?;
@@ -498,20 +450,20 @@ pub fn parse_print(text: &str) -> PrintInfo {
 }
 
 /// What launchd says of the agent: `print` finds it, and it runs.
-pub(crate) fn view(label: &str) -> Result<super::View> {
-    let out = launchctl()?.output(&["print", &format!("gui/{}/{label}", uid())])?;
+pub(crate) fn job(label: &str) -> Result<super::Job> {
+    let out = Tool::launchctl()?.output(&["print", &format!("gui/{}/{label}", uid())])?;
     let info = parse_print(&String::from_utf8_lossy(&out.stdout));
-    Ok(super::View {
+    Ok(super::Job {
         known: out.status.success(),
         running: out.status.success() && info.state.as_deref() == Some("running"),
     })
 }
 
 pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
-    let tool = launchctl()?;
+    let tool = Tool::launchctl()?;
     let target = format!("gui/{}/{}", uid(), i.label);
     let mut lines = vec![("service".to_string(), format!("launchd agent {target}"))];
-    let installed = super::describe_file(path, &render(i), &mut lines)?;
+    let installed = report::describe_file(path, &render(i), &mut lines)?;
     let out = tool.output(&["print", &target])?;
     let mut running = false;
     if out.status.success() {
@@ -537,15 +489,15 @@ pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
         // loop): its reason is only here.
         lines.push(("last message".into(), m));
     }
-    lines.extend(super::supervisor_lines(profile));
-    super::print_lines(&lines);
+    lines.extend(report::supervisor_lines(profile));
+    report::print_lines(&lines);
     Ok(if installed && running { 0 } else { 1 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::tests::inputs;
+    use crate::service::inputs::tests::inputs;
     use std::time::Duration;
 
     fn get<'a>(d: &'a Dictionary, k: &str) -> &'a Value {
@@ -588,37 +540,6 @@ mod tests {
         assert_eq!(
             get(d, "StandardOutPath").as_string(),
             Some("/Users/u/Library/Logs/dockhand/default.launchd.log")
-        );
-    }
-
-    #[test]
-    fn the_launchd_log_is_cut_to_its_tail() {
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("x.launchd.log");
-        std::fs::write(&p, "a".repeat(100) + &"b".repeat(10)).unwrap();
-        assert!(!cut_to_tail(&p, 200, 10).unwrap());
-        assert!(cut_to_tail(&p, 50, 10).unwrap());
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with("[dockhand: cut 100 bytes"), "{text}");
-        assert!(
-            text.ends_with(&"b".repeat(10)) && !text.contains("aa"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn launchd_log_names() {
-        assert_eq!(
-            launchd_log(Path::new("/a/b.log")),
-            Path::new("/a/b.launchd.log")
-        );
-        assert_eq!(
-            launchd_log(Path::new("/a/b")),
-            Path::new("/a/b.launchd.log")
-        );
-        assert_eq!(
-            launchd_log(Path::new("/a/b.txt")),
-            Path::new("/a/b.txt.launchd.log")
         );
     }
 

@@ -34,7 +34,10 @@ use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
 
-use super::{FileState, Inputs, Tool, ceil_secs};
+use super::files::{self, FileState};
+use super::report;
+use super::tool::Tool;
+use super::{Inputs, ceil_secs};
 use crate::config::Profile;
 use crate::error::{Error, Result};
 
@@ -129,14 +132,6 @@ WantedBy=default.target
         profile = i.profile,
         exec = exec.join(" "),
         env = env.join(" "),
-    )
-}
-
-pub(crate) fn systemctl() -> Result<Tool> {
-    Tool::locate(
-        "systemctl",
-        &["--user"],
-        "dockhand service needs systemd's systemctl to manage the user unit",
     )
 }
 
@@ -251,15 +246,15 @@ fn wait_outcome(tool: &Tool, unit: &str, old_pid: Option<&str>, secs: u64) -> Re
 }
 
 /// What systemd says of the unit: loaded and enabled, and running.
-pub(crate) fn view(profile: &str) -> Result<super::View> {
-    let out = systemctl()?.output(&[
+pub(crate) fn job(profile: &str) -> Result<super::Job> {
+    let out = Tool::systemctl()?.output(&[
         "show",
         &unit_name(profile),
         "-p",
         "LoadState,UnitFileState,ActiveState",
     ])?;
     let props = parse_show(&String::from_utf8_lossy(&out.stdout));
-    Ok(super::View {
+    Ok(super::Job {
         known: prop(&props, "LoadState") == Some("loaded")
             && prop(&props, "UnitFileState") == Some("enabled"),
         running: matches!(
@@ -275,14 +270,14 @@ fn show(tool: &Tool, unit: &str, props: &str) -> Result<Vec<(String, String)>> {
 }
 
 pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
-    let tool = systemctl()?;
+    let tool = Tool::systemctl()?;
     let unit = unit_name(&i.profile);
     let content = render(i);
-    let state = super::file_state(path, &content)?;
+    let state = files::file_state(path, &content)?;
     user_manager(&tool)?;
     match state {
         FileState::Same => {
-            super::fix_mode(path)?;
+            files::fix_mode(path)?;
             // Nothing to change: start and enable it only if it isn't
             // (a failed earlier install), never restart a running unit.
             let props = show(&tool, &unit, "UnitFileState,ActiveState")?;
@@ -299,12 +294,12 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
             }
         }
         FileState::Missing => {
-            super::write_atomic(path, &content)?;
+            files::write_atomic(path, &content)?;
             println!("installed {}", path.display());
             enable_now(&tool, &unit, i)?;
         }
         FileState::Different => {
-            super::write_atomic(path, &content)?;
+            files::write_atomic(path, &content)?;
             println!("updated {}", path.display());
             tool.run(&["daemon-reload"])?;
             tool.run(&["enable", &unit])?;
@@ -317,12 +312,12 @@ pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
 }
 
 pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
-    let tool = systemctl()?;
+    let tool = Tool::systemctl()?;
     let unit = unit_name(&i.profile);
-    let state = super::file_state(path, "")?;
+    let state = files::file_state(path, "")?;
     if let Err(e) = user_manager(&tool) {
         // Nothing can be stopped, but the file we installed still goes.
-        if state != FileState::Missing && super::remove_file(path)? {
+        if state != FileState::Missing && files::remove_file(path)? {
             println!("removed {}", path.display());
         }
         return Err(e);
@@ -343,7 +338,7 @@ pub fn uninstall(i: &Inputs, path: &Path) -> Result<()> {
             // which stops the engine within stop_timeout.
             tool.run(&["disable", "--now", &unit])?;
             println!("stopped and disabled {unit}");
-            super::remove_file(path)?;
+            files::remove_file(path)?;
             println!("removed {}", path.display());
             tool.run(&["daemon-reload"])?;
         }
@@ -357,7 +352,7 @@ fn restart_unit(tool: &Tool, i: &Inputs, profile: &Profile, keep_engine: bool) -
     let unit = unit_name(&i.profile);
     let old = show(tool, &unit, "MainPID")?;
     let old_pid = prop(&old, "MainPID").unwrap_or("0").to_string();
-    super::handoff::request(profile, keep_engine)?;
+    crate::supervisor::handoff::request(profile, keep_engine)?;
     tool.run(&["restart", "--no-block", &unit])?;
     println!(
         "restarting {unit} ({})",
@@ -372,19 +367,19 @@ fn restart_unit(tool: &Tool, i: &Inputs, profile: &Profile, keep_engine: bool) -
 }
 
 pub fn restart(i: &Inputs, path: &Path, profile: &Profile, engine: bool) -> Result<()> {
-    let tool = systemctl()?;
+    let tool = Tool::systemctl()?;
     if !path.exists() {
-        return Err(super::not_installed(path, &i.profile));
+        return Err(files::not_installed(path, &i.profile));
     }
     user_manager(&tool)?;
     restart_unit(&tool, i, profile, !engine)
 }
 
 pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
-    let tool = systemctl()?;
+    let tool = Tool::systemctl()?;
     let unit = unit_name(&i.profile);
     let mut lines = vec![("service".to_string(), format!("systemd user unit {unit}"))];
-    let installed = super::describe_file(path, &render(i), &mut lines)?;
+    let installed = report::describe_file(path, &render(i), &mut lines)?;
     user_manager(&tool)?;
     let props = show(
         &tool,
@@ -404,15 +399,15 @@ pub fn status(i: &Inputs, path: &Path, profile: &Profile) -> Result<u8> {
     if let Some(t) = prop(&props, "StatusText").filter(|t| !t.is_empty()) {
         lines.push(("status text".into(), t.to_string()));
     }
-    lines.extend(super::supervisor_lines(profile));
-    super::print_lines(&lines);
+    lines.extend(report::supervisor_lines(profile));
+    report::print_lines(&lines);
     Ok(if installed && active { 0 } else { 1 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::tests::inputs;
+    use crate::service::inputs::tests::inputs;
     use std::time::Duration;
 
     #[test]

@@ -6,8 +6,10 @@
 
 use std::path::Path;
 
-use super::{FileState, Inputs, Platform, activation, launchd, systemd};
-use crate::cli::Context;
+use super::files::{self, FileState};
+use super::tool::Tool;
+use super::{Inputs, Platform, activation, launchd, systemd};
+use crate::config::Context;
 use crate::error::Result;
 
 /// Unload the profile's service (launchd: `bootout`; systemd: `stop` of
@@ -26,13 +28,13 @@ pub fn unload(ctx: &Context) -> Result<()> {
 }
 
 fn stop_units(i: &Inputs, config_home: &Path) -> Result<()> {
-    let tool = systemd::systemctl()?;
+    let tool = Tool::systemctl()?;
     systemd::user_manager(&tool)?;
     // The socket first: no client starts the service again meanwhile.
     let socket = activation::socket_unit_path(config_home, &i.profile);
     let service = systemd::unit_path(config_home, &i.profile);
     let mut units = Vec::new();
-    if super::file_state(&socket, "")? != FileState::Missing {
+    if files::file_state(&socket, "")? != FileState::Missing {
         units.push(activation::socket_unit_name(&i.profile));
     }
     units.push(systemd::unit_name(&i.profile));
@@ -44,7 +46,7 @@ fn stop_units(i: &Inputs, config_home: &Path) -> Result<()> {
             return Err(tool.failure(&args, &out, ""));
         }
     }
-    if super::file_state(&service, "")? == FileState::Missing {
+    if files::file_state(&service, "")? == FileState::Missing {
         println!("not installed: {} does not exist", service.display());
     } else {
         println!(
@@ -65,10 +67,10 @@ pub fn start_socket(ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let socket = activation::socket_unit_path(&ctx.config.env.config_home(), &ctx.profile_name);
-    if super::file_state(&socket, "")? == FileState::Missing {
+    if files::file_state(&socket, "")? == FileState::Missing {
         return Ok(());
     }
-    let tool = systemd::systemctl()?;
+    let tool = Tool::systemctl()?;
     tool.run(&["start", &activation::socket_unit_name(&ctx.profile_name)])?;
     Ok(())
 }

@@ -104,6 +104,58 @@ pub fn read_pid(path: &Path) -> io::Result<Option<i32>> {
     Ok(String::from_utf8_lossy(&text).trim().parse().ok())
 }
 
+/// Why a pid file is stale: it names no live process of its own. The one
+/// wording for `doctor` and the engines' clean-ups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StalePid {
+    /// The file holds no pid.
+    NoPid,
+    /// No process has the pid.
+    NotRunning(i32),
+    /// The process has exited (a zombie not reaped yet).
+    Exited(i32),
+    /// The pid is someone else's process now (a recycled pid), with its
+    /// program: never signalled.
+    Foreign(i32, String),
+}
+
+impl std::fmt::Display for StalePid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StalePid::NoPid => f.write_str("no pid in it"),
+            StalePid::NotRunning(pid) => write!(f, "pid {pid} is not running"),
+            StalePid::Exited(pid) => write!(f, "pid {pid} has exited"),
+            StalePid::Foreign(pid, prog) => {
+                write!(f, "pid {pid} is another program ({prog}), left alone")
+            }
+        }
+    }
+}
+
+impl StalePid {
+    /// The note for a stale pid file that was removed.
+    pub fn removed(&self, path: &Path) -> String {
+        format!("removed stale pid file {}: {self}", path.display())
+    }
+}
+
+/// Whether the pid file at `path` is stale: None when it names a live
+/// process that `ours` recognises. Never signals anything.
+pub fn stale_pid(
+    path: &Path,
+    ours: impl Fn(&super::ProcInfo) -> bool,
+) -> io::Result<Option<StalePid>> {
+    let Some(pid) = read_pid(path)? else {
+        return Ok(Some(StalePid::NoPid));
+    };
+    Ok(match super::proc_info(pid) {
+        None => Some(StalePid::NotRunning(pid)),
+        Some(i) if i.zombie => Some(StalePid::Exited(pid)),
+        Some(i) if ours(&i) => None,
+        Some(i) => Some(StalePid::Foreign(pid, i.program().to_string())),
+    })
+}
+
 /// The last `max` bytes of `f` (all of it when shorter).
 pub fn read_tail(f: &mut File, max: u64) -> io::Result<Vec<u8>> {
     let len = f.metadata()?.len();
@@ -124,6 +176,40 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one wording of a stale pid file, for each way it can be stale.
+    #[test]
+    fn a_stale_pid_file_says_why() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x.pid");
+        let why = |text: &str, ours: bool| {
+            std::fs::write(&f, text).unwrap();
+            stale_pid(&f, |_| ours).unwrap().map(|s| s.to_string())
+        };
+        assert_eq!(why("garbage\n", true).as_deref(), Some("no pid in it"));
+        let me = std::process::id() as i32;
+        assert_eq!(
+            why(&format!("{me}\n"), true),
+            None,
+            "a live process of ours"
+        );
+        let foreign = why(&me.to_string(), false).unwrap();
+        assert!(
+            foreign.starts_with(&format!("pid {me} is another program (")),
+            "{foreign}"
+        );
+        assert!(foreign.ends_with("), left alone"), "{foreign}");
+        // The largest pid is above every kernel's pid_max.
+        assert_eq!(
+            why(&i32::MAX.to_string(), true),
+            Some(format!("pid {} is not running", i32::MAX))
+        );
+        let note = StalePid::NoPid.removed(&f);
+        assert_eq!(
+            note,
+            format!("removed stale pid file {}: no pid in it", f.display())
+        );
+    }
 
     #[test]
     fn only_regular_files_are_read_and_only_so_much() {

@@ -1,11 +1,10 @@
-//! Command-line interface: argument parsing and dispatch to the parts.
+//! The command line: every command, option and example, as clap
+//! definitions. The parser, the completions and the man pages are all made
+//! from `command()`.
 
 use std::path::PathBuf;
 
-use clap::{FromArgMatches, Parser, Subcommand};
-
-use crate::config::{Config, Env, Profile};
-use crate::error::Result;
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -120,11 +119,6 @@ pub fn command() -> clap::Command {
     attach(<Cli as clap::CommandFactory>::command(), "")
 }
 
-/// Commands that need no config: they work even when it is broken.
-fn needs_no_config(c: &Command) -> bool {
-    matches!(c, Command::Completions { .. } | Command::Man { .. })
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Supervise the profile's engine in the foreground: start it, keep it
@@ -203,7 +197,7 @@ pub enum Command {
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
-        shell: crate::manual::Shell,
+        shell: Shell,
     },
     /// Print the man page (roff), or write one page per command to a directory.
     Man {
@@ -232,116 +226,12 @@ pub enum ConfigCmd {
     Show,
 }
 
-/// What every command needs: the loaded config and the chosen profile name.
-pub struct Context {
-    pub config: Config,
-    pub profile_name: String,
-}
-
-impl Context {
-    pub fn profile(&self) -> Result<Profile> {
-        self.config.profile(&self.profile_name)
-    }
-}
-
-/// Parse arguments, run the command, return the process exit code.
-pub fn main() -> u8 {
-    // Before any descriptor of our own is opened (sd_listen_fds(3)).
-    crate::proxy::activation::take_at_start();
-    let cli = match Cli::from_arg_matches(&command().get_matches()) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
-    if !matches!(cli.command, Command::Run) {
-        // A short command piped into `head` or `grep -q` ends quietly, as
-        // other CLI tools do. The supervisor keeps ignoring SIGPIPE: a
-        // restarted log reader must not kill it.
-        // SAFETY: setting a signal disposition before any threads start.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
-    }
-    let run = matches!(cli.command, Command::Run);
-    let status_args = match &cli.command {
-        Command::Service(crate::service::ServiceCmd::Status) => {
-            Some((cli.profile.clone(), cli.config.clone()))
-        }
-        _ => None,
-    };
-    match dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("dockhand: {e}");
-            if run {
-                return crate::service::run_failed(&e);
-            }
-            if let (Some((profile, config)), crate::error::Error::Config(_)) = (status_args, &e) {
-                // A bad config is when users ask: show the manager's view.
-                crate::service::status_despite_config(&profile, config.as_deref());
-            }
-            e.exit_code()
-        }
-    }
-}
-
-fn dispatch(cli: Cli) -> Result<u8> {
-    if let Command::Doctor { json, fix } = cli.command {
-        // Doctor reports a broken config as a failed check.
-        return crate::doctor::run(cli.config.as_deref(), &cli.profile, json, fix);
-    }
-    if needs_no_config(&cli.command) {
-        return match cli.command {
-            Command::Completions { shell } => crate::manual::completions(shell),
-            Command::Man { dir } => crate::manual::man(dir.as_deref()),
-            _ => unreachable!("needs_no_config"),
-        };
-    }
-    let config = Config::load(cli.config.as_deref(), Env::from_process()?)?;
-    let ctx = Context {
-        config,
-        profile_name: cli.profile,
-    };
-    match cli.command {
-        Command::Run => crate::supervisor::run(ctx.profile()?),
-        Command::Status { json } => crate::status::run(&ctx.profile()?, json),
-        Command::Config(ConfigCmd::Check) => {
-            let names = ctx.config.profile_names();
-            let path = ctx.config.source.path().display();
-            match ctx.config.source {
-                crate::config::Source::Defaults(_) => println!(
-                    "no config file at {path}: built-in defaults (profile default) are in use"
-                ),
-                _ => println!(
-                    "{path}: ok ({} profile{}: {})",
-                    names.len(),
-                    if names.len() == 1 { "" } else { "s" },
-                    names.join(", ")
-                ),
-            }
-            Ok(0)
-        }
-        Command::Config(ConfigCmd::Show) => {
-            print!("{}", crate::config::show(&ctx.profile()?));
-            Ok(0)
-        }
-        Command::Service(cmd) => crate::service::run(cmd, &ctx),
-        Command::Logs {
-            follow,
-            lines,
-            engine,
-        } => crate::logs::run(&ctx.profile()?, follow, lines, engine),
-        Command::Up { timeout, json } => crate::updown::up(&ctx, &ctx.profile()?, timeout, json),
-        Command::Down { service, json } => {
-            crate::updown::down(&ctx, &ctx.profile()?, service, json)
-        }
-        Command::Restart { timeout, json } => {
-            crate::updown::restart(&ctx.profile()?, timeout, json)
-        }
-        Command::Context { use_it, env } => crate::context::run(&ctx.profile()?, use_it, env),
-        Command::Completions { .. } | Command::Man { .. } | Command::Doctor { .. } => {
-            unreachable!("handled above")
-        }
-    }
+/// The shells `dockhand completions` writes a script for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[cfg(test)]

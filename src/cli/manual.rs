@@ -3,17 +3,11 @@
 
 use std::path::Path;
 
+use super::args::{Shell, command};
 use crate::error::{IoContext, Result};
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
 pub fn completions(shell: Shell) -> Result<u8> {
-    let mut cmd = crate::cli::command();
+    let mut cmd = command();
     let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
@@ -26,7 +20,7 @@ pub fn completions(shell: Shell) -> Result<u8> {
 /// `dockhand.1` on stdout, or with `dir` one page per command there
 /// (`dockhand.1`, `dockhand-up.1`, `dockhand-service-install.1`, ...).
 pub fn man(dir: Option<&Path>) -> Result<u8> {
-    let cmd = crate::cli::command();
+    let cmd = command();
     match dir {
         None => clap_mangen::Man::new(cmd)
             .render(&mut std::io::stdout())
