@@ -132,6 +132,7 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         supervisor_pid: 0,
         held: None,
         awake: None,
+        dockhand_trouble: None,
     });
     // Bounded, whatever the file says.
     state.last_error = state.last_error.as_deref().map(state::bounded);
@@ -219,6 +220,9 @@ fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
         && state.phase != Phase::Ready
     {
         println!("last error: {e}");
+    }
+    if let Some(t) = &state.dockhand_trouble {
+        println!("warning: {t}");
     }
     for a in &r.other_agents {
         println!("warning: {a}");

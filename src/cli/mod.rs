@@ -19,6 +19,8 @@ fn needs_no_config(c: &Command) -> bool {
 
 /// Parse arguments, run the command, return the process exit code.
 pub fn main() -> u8 {
+    // Before any descriptor of our own is opened (sd_listen_fds(3)).
+    crate::proxy::activation::take_at_start();
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
         Ok(c) => c,
         Err(e) => e.exit(),

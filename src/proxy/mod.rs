@@ -10,6 +10,7 @@
 //! - `classify`: passive (polling) or active (work) requests
 //! - `idle`: what keeps the engine awake; the idle stop
 //! - `cache`: the engine's last `/_ping` and `/version` answers
+//! - `limits`: connection caps, head deadlines and budget
 
 pub mod activation;
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod classify;
 mod conn;
 pub mod http;
 mod idle;
+pub mod limits;
 pub mod listen;
 mod sock;
 mod zerocopy;
@@ -73,15 +75,27 @@ pub fn spawn(p: &Profile, control: Control, bound: listen::Bound) {
     tokio::spawn(accept(shared, bound));
 }
 
+/// Accept clients while fewer than the cap are served (`limits`): past
+/// it, new connections wait in the socket's backlog.
 async fn accept(shared: Arc<Shared>, bound: listen::Bound) {
+    let cap = limits::proxy_connections();
+    info!("serving at most {cap} client connections at once");
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         match bound.listener.accept().await {
             Ok((s, _)) => {
-                tokio::spawn(conn::serve(shared.clone(), s));
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    conn::serve(shared, s).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
-                // Out of descriptors (EMFILE) and the like: back off a
-                // little rather than spin; connections finishing free some.
+                // Out of descriptors (ENFILE: the whole system) and the
+                // like: back off a little rather than spin.
                 warn!("cannot accept a connection: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

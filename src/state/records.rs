@@ -56,6 +56,10 @@ pub struct State {
     /// What keeps a running engine awake (profiles with `idle_stop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awake: Option<Awake>,
+    /// dockhand's own trouble (its probe out of file descriptors): never
+    /// counted against the engine, shown by `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockhand_trouble: Option<String>,
 }
 
 /// Why a supervised engine is stopped and stays stopped.

@@ -101,6 +101,7 @@ fn record_fatal(p: &Profile, dir: &state::Dir, e: &Error) {
         supervisor_pid: me,
         held: None,
         awake: None,
+        dockhand_trouble: None,
     };
     let _ = state::write(p, &st);
 }
@@ -165,6 +166,7 @@ impl Supervisor {
             supervisor_pid: std::process::id(),
             held: None,
             awake: None,
+            dockhand_trouble: None,
         };
         let (control, cmds) = control::channel(st.clone());
         let held = p.on_demand.then_some(Held::OnDemand);

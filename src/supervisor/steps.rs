@@ -208,7 +208,7 @@ impl Supervisor {
         let timeout = self.p.probe_timeout;
         // Every wait races the engine's exit and a stop request.
         let first = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
-        if first.is_ok() {
+        if self.own_trouble(&first) || first.is_ok() {
             return Ok(true);
         }
         if let Some(why) = self.engine.serving_down() {
@@ -222,6 +222,9 @@ impl Supervisor {
         let grace_end = resumed.map(|t| t + resume.grace);
         loop {
             let p = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
+            if self.own_trouble(&p) {
+                return Ok(true); // can't tell: the next probe asks again
+            }
             if p.is_ok() {
                 self.set(Phase::Ready, r.pid, "probe answers again");
                 return Ok(false);
@@ -235,6 +238,25 @@ impl Supervisor {
             );
             racing(r, shutdown, sleep(resume.retry)).await?;
         }
+    }
+
+    /// A probe that could not run for dockhand's own reasons (out of file
+    /// descriptors) says nothing about the engine: noted for `status`,
+    /// never a reason to restart it (true). Cleared by a probe that runs.
+    fn own_trouble(&mut self, p: &probe::Ping) -> bool {
+        let trouble = match p {
+            probe::Ping::NoFds(_) => Some(p.to_string()),
+            _ => None,
+        };
+        if self.st.dockhand_trouble != trouble {
+            match &trouble {
+                Some(t) => warn!("{t}: the engine is not blamed"),
+                None => info!("dockhand's probe runs again"),
+            }
+            self.st.dockhand_trouble = trouble.clone();
+            self.record();
+        }
+        trouble.is_some()
     }
 }
 

@@ -8,6 +8,7 @@ mod config_errors;
 mod doctor;
 mod hardening;
 mod proxy;
+mod proxy_sturdy;
 mod service;
 mod socket_activation;
 mod ssh;
