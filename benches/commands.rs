@@ -3,7 +3,9 @@
 //! Debian's docker.io installed):
 //! - `dockhand status` (asks the supervisor over its control socket, then
 //!   probes the socket itself): target ≤ 20 ms;
-//! - `dockhand up` on an already-ready engine: target ≤ 50 ms.
+//! - `dockhand up` on an already-ready engine: target ≤ 50 ms;
+//! - `dockhand logs -n 5` when the last line is 50 MiB long (no engine
+//!   needed): target < 500 ms (issue 17; it was 4.8 s).
 //!
 //! Each is the whole process, spawn to exit, of the release build.
 //! Printed, not asserted.
@@ -22,6 +24,7 @@ fn main() {
         println!("commands bench: run with `cargo bench --bench commands`");
         return;
     }
+    logs_after_a_huge_line();
     if !harness::engine_available() {
         return;
     }
@@ -59,4 +62,40 @@ fn main() {
             ms[RUNS - 1]
         );
     }
+}
+
+/// `logs -n 5` over a log whose last line is 50 MiB: median and max of 5.
+fn logs_after_a_huge_line() {
+    use std::io::Write;
+    let env = Env::new();
+    let log = env.root.join("logs/d.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    env.command_config(
+        &["/bin/true"],
+        &format!("log_file = {:?}", log.display().to_string()),
+    );
+    let mut f = std::fs::File::create(&log).unwrap();
+    f.write_all(b"short one\nshort two\n").unwrap();
+    let piece = vec![b'x'; 1 << 20];
+    for _ in 0..50 {
+        f.write_all(&piece).unwrap();
+    }
+    f.write_all(b"y\n").unwrap();
+    let mut ms: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let o = env
+                .cmd(&["logs", "-n", "5"])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(o.success());
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "logs -n 5 after a 50 MiB line (5 runs): median {:.1} ms, max {:.1} ms (target < 500)",
+        ms[2], ms[4]
+    );
 }

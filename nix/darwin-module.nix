@@ -167,19 +167,31 @@ in
     # the new one (modules/system/launchd.nix): before that, the running
     # supervisor learns that this is a restart and hands a healthy engine
     # over (preActivation runs first in `activate`).
+    # The agent's log directory is created first (launchd may not create
+    # StandardOutPath's directory). The installed plist is compared under
+    # `~user`, as nix-darwin's userLaunchd does.
     system.activationScripts.preActivation.text = lib.concatStrings (
       lib.mapAttrsToList (
         name: p:
         let
           target = "${dlib.labelFor name p.settings}.plist";
+          asUser = "sudo --user=${user} -- ";
         in
-        dlib.prepareRestartScript {
+        dlib.logDirScript {
+          dir = dlib.launchdLogDirFor {
+            inherit name home;
+            inherit (p) settings;
+          };
+          prefix = asUser;
+        }
+        + dlib.prepareRestartScript {
           inherit name;
+          inherit (p) environment;
           exe = lib.getExe' cfg.package "dockhand";
           configFile = tomlFormat.generate (dlib.configFileName name) (dlib.configFor name p.settings);
           new = "${config.system.build.launchd}/user/Library/LaunchAgents/${target}";
-          old = "${home}/Library/LaunchAgents/${target}";
-          prefix = "sudo --user=${user} -- env HOME=${home} ";
+          old = "~${user}/Library/LaunchAgents/${target}";
+          prefix = "${asUser}env HOME=${home} ";
         }
       ) enabledProfiles
     );

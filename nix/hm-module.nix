@@ -72,7 +72,7 @@ let
         in
         dlib.prepareRestartScript {
           inherit name;
-          inherit (c) exe configFile;
+          inherit (c) exe configFile environment;
           old = old f;
           new = new f;
           prefix = "\${DRY_RUN_CMD:-} ";
@@ -202,6 +202,22 @@ in
         home.activation.dockhandPrepareRestart = lib.hm.dag.entryBetween [ "setupLaunchAgents" ] [
           "writeBoundary"
         ] (prepareAll (name: p: "${dlib.labelFor name p.settings}.plist") (f: "$newGenPath/LaunchAgents/${f}") (f: "${home}/Library/LaunchAgents/${f}"));
+        # launchd may not create StandardOutPath's directory: before the
+        # agents are (re)loaded.
+        home.activation.dockhandLogDirs = lib.hm.dag.entryBetween [ "setupLaunchAgents" ] [ "writeBoundary" ] (
+          lib.concatStrings (
+            lib.mapAttrsToList (
+              name: p:
+              dlib.logDirScript {
+                dir = dlib.launchdLogDirFor {
+                  inherit name home;
+                  inherit (p) settings;
+                };
+                prefix = "\${DRY_RUN_CMD:-} ";
+              }
+            ) enabledProfiles
+          )
+        );
       })
 
       (lib.mkIf isLinux {

@@ -115,11 +115,12 @@ let
 
   settingsModule = {
     options = {
-      engine = opt (types.enum [ "colima" "dockerd" "command" ]) ''
+      engine = opt (types.enum [ "colima" "dockerd" "command" "ssh" ]) ''
         The engine dockhand supervises: `colima` (a Linux VM on macOS),
-        `dockerd` (Linux), or `command` (any program serving the Docker API on
-        `socket`, such as `podman system service`). Default: `colima` on
-        macOS, `dockerd` on Linux.
+        `dockerd` (Linux), `command` (any program serving the Docker API on
+        `socket`, such as `podman system service`), or `ssh` (a remote
+        engine's socket forwarded over one supervised ssh connection).
+        Default: `colima` on macOS, `dockerd` on Linux.
       '' { example = "colima"; };
 
       socket = opt types.str ''
@@ -220,6 +221,19 @@ let
           args = listOpt "Extra arguments for `colima start`." { };
         };
       }) "Settings of the `colima` engine (only with `engine = \"colima\"`)." { };
+
+      ssh = opt (types.submodule {
+        options = {
+          host = mkOption {
+            type = types.str;
+            description = "The remote host: an ssh config alias or `user@host`.";
+            example = "devbox";
+          };
+          remote_socket = opt types.str "The engine's socket on the remote host (default `/var/run/docker.sock`)." { };
+          keepalive = opt types.str "ssh's `ServerAliveInterval` (default `10s`); three missed answers end the connection." { example = "10s"; };
+          config_file = opt types.str "An ssh client config passed with `-F`." { };
+        };
+      }) "Settings of the `ssh` engine (only with `engine = \"ssh\"`; `listen` defaults to `<state_dir>/docker.sock`)." { };
     };
   };
 
@@ -327,7 +341,7 @@ let
   engineOf =
     isDarwin: s:
     let
-      tables = lib.filter (t: s.${t} != null) [ "dockerd" "command" "colima" ];
+      tables = lib.filter (t: s.${t} != null) [ "dockerd" "command" "colima" "ssh" ];
     in
     if s.engine != null then
       s.engine
@@ -402,9 +416,14 @@ let
             assertion = (engine == "command") -> (s.command != null && s.socket != null);
             message = "${opt'}: engine = \"command\" needs `command.argv` and `socket`.";
           }
+          {
+            assertion = (engine == "ssh") -> s.ssh != null;
+            message = "${opt'}: engine = \"ssh\" needs `ssh.host`.";
+          }
         ]
         ++ map (key: {
-          assertion = (s.${key} != null && s.${key} != false) -> s.listen != null;
+          # The ssh engine's listen has a default.
+          assertion = (s.${key} != null && s.${key} != false) -> (s.listen != null || engine == "ssh");
           message = "${opt'}.${key} needs ${opt'}.listen: dockhand can only see requests on a socket it serves.";
         }) [ "on_demand" "idle_stop" "docker_context" "passive" ]
         ++ [
@@ -416,7 +435,7 @@ let
         ++ map (table: {
           assertion = s.${table} != null -> engine == table;
           message = "${opt'}.${table} is set but the profile's engine is \"${engine}\": remove it or set ${opt'}.engine = \"${table}\".";
-        }) [ "dockerd" "command" "colima" ]
+        }) [ "dockerd" "command" "colima" "ssh" ]
       ) (lib.filterAttrs (_: p: p.enable) profiles)
     );
 
@@ -584,6 +603,28 @@ let
       };
       Install.WantedBy = [ "sockets.target" ];
     };
+  # `env K=V ...` for a command, nothing when there is no variable.
+  envArgs =
+    environment:
+    lib.optionals (environment != { }) (
+      [ "env" ] ++ lib.mapAttrsToList (k: v: "${k}=${toString v}") environment
+    );
+
+  # The directory of the launchd job's StandardOutPath: launchd may not
+  # create it, and a job whose log can't be opened fails to spawn (exit 78)
+  # every ThrottleInterval. Created (0700, as `dockhand service install`
+  # does) by the activation, as the user (`prefix`).
+  launchdLogDirFor =
+    { name, settings, home }:
+    dirOf (launchdLogFor (logFileFor {
+      inherit name settings home;
+      isDarwin = true;
+    }));
+  logDirScript =
+    { dir, prefix ? "" }:
+    ''
+      ${prefix}mkdir -p -m 700 ${lib.escapeShellArg dir}
+    '';
 in
 {
   inherit
@@ -612,13 +653,19 @@ in
     quoteSystemd
     systemdService
     systemdSocket
+    envArgs
+    launchdLogDirFor
+    logDirScript
     ;
 
   # Shell lines for an activation script that is about to reload a changed
   # agent or unit (`old` the installed file, `new` the one replacing it): if
   # it changes, ask the running supervisor to hand its engine over to the
   # next one (`dockhand service prepare-restart`), so that a healthy engine
-  # survives the activation. `prefix` runs it as the user (nix-darwin).
+  # survives the activation. `prefix` runs it as the user (nix-darwin);
+  # `environment` is the profile's, as the service has it (a profile that
+  # sets XDG_STATE_HOME keeps its state there: without it no supervisor
+  # would be found). `old` is left unquoted so that `~user/...` expands.
   prepareRestartScript =
     {
       exe,
@@ -627,19 +674,23 @@ in
       old,
       new,
       prefix ? "",
+      environment ? { },
     }:
     ''
       if [[ -f ${old} ]] && ! cmp -s ${new} ${old}; then
         ${prefix}${
-          lib.escapeShellArgs [
-            exe
-            "service"
-            "prepare-restart"
-            "--profile"
-            name
-            "--config"
-            (toString configFile)
-          ]
+          lib.escapeShellArgs (
+            envArgs environment
+            ++ [
+              exe
+              "service"
+              "prepare-restart"
+              "--profile"
+              name
+              "--config"
+              (toString configFile)
+            ]
+          )
         } || true
       fi
     '';

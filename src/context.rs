@@ -30,15 +30,54 @@ pub enum Plan {
     Nothing,
     Create,
     Update,
+    /// A context of that name exists and dockhand did not make it (its
+    /// host): left alone.
+    Foreign(String),
 }
 
-/// From `docker context inspect <name> --format {{.Endpoints.docker.Host}}`.
-pub fn plan(inspect_ok: bool, endpoint: &str, want: &str) -> Plan {
-    match (inspect_ok, endpoint.trim() == want) {
-        (false, _) => Plan::Create,
-        (true, true) => Plan::Nothing,
-        (true, false) => Plan::Update,
+/// A context whose description dockhand wrote (see [`description`]): the
+/// mark of the contexts dockhand made, the only ones it changes (the
+/// docker CLI keeps no other metadata a user can set).
+pub fn is_ours(description: &str) -> bool {
+    description.starts_with("dockhand profile ")
+}
+
+/// An existing context, from `docker context inspect <name>` (JSON).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Existing {
+    pub host: String,
+    pub description: String,
+}
+
+pub fn parse_inspect(json: &str) -> Option<Existing> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let c = v.as_array()?.first()?;
+    Some(Existing {
+        host: c["Endpoints"]["docker"]["Host"].as_str()?.to_string(),
+        description: c["Metadata"]["Description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// What to do, given the context of that name (if any) and the host it
+/// should point at.
+pub fn plan(existing: Option<&Existing>, want: &str) -> Plan {
+    match existing {
+        None => Plan::Create,
+        Some(e) if !is_ours(&e.description) => Plan::Foreign(e.host.clone()),
+        Some(e) if e.host.trim() == want => Plan::Nothing,
+        Some(_) => Plan::Update,
     }
+}
+
+/// Why a context is left alone, and what the user can do by hand.
+pub fn foreign_message(name: &str, host: &str, want: &str, p: &Profile) -> String {
+    format!(
+        "a docker context `{name}` exists (→ {host}) and dockhand did not make it, so it is left alone. To use it for dockhand, by hand: `docker context update {name} --description \"{}\" --docker host={want}`; or remove or rename yours",
+        description(p)
+    )
 }
 
 /// The context's description: what `docker context ls` shows.
@@ -54,7 +93,7 @@ fn description(p: &Profile) -> String {
 /// pointing at `host`.
 pub fn args(plan: &Plan, name: &str, p: &Profile, host: &str) -> Option<Vec<String>> {
     let verb = match plan {
-        Plan::Nothing => return None,
+        Plan::Nothing | Plan::Foreign(_) => return None,
         Plan::Create => "create",
         Plan::Update => "update",
     };
@@ -78,8 +117,9 @@ pub struct Ran {
 }
 
 /// Create the context `name` pointing at `host`, or update it if it
-/// points elsewhere: `docker context inspect`, then `create` or `update`
-/// as [`plan`] says. `docker` runs the docker CLI with the arguments given
+/// points elsewhere and dockhand made it: `docker context inspect`, then
+/// `create` or `update` as [`plan`] says (`Plan::Foreign`: nothing done,
+/// the caller says so). `docker` runs the docker CLI with the arguments given
 /// (no shell); a failed `create`/`update` becomes `failed(args, stderr)`.
 pub fn write_with<E>(
     name: &str,
@@ -89,7 +129,8 @@ pub fn write_with<E>(
     failed: impl FnOnce(&[String], &str) -> E,
 ) -> std::result::Result<Plan, E> {
     let o = docker(&inspect_args(name))?;
-    let plan = plan(o.ok, &o.stdout, host);
+    let existing = o.ok.then(|| parse_inspect(&o.stdout)).flatten();
+    let plan = plan(existing.as_ref(), host);
     if let Some(a) = args(&plan, name, p, host) {
         let o = docker(&a)?;
         if !o.ok {
@@ -99,14 +140,8 @@ pub fn write_with<E>(
     Ok(plan)
 }
 
-fn inspect_args(name: &str) -> Vec<String> {
-    vec![
-        "context".into(),
-        "inspect".into(),
-        name.into(),
-        "--format".into(),
-        "{{.Endpoints.docker.Host}}".into(),
-    ]
+pub fn inspect_args(name: &str) -> Vec<String> {
+    vec!["context".into(), "inspect".into(), name.into()]
 }
 
 /// Create or update the context from inside the supervisor (children are
@@ -122,8 +157,17 @@ pub async fn ensure(p: &Profile) -> Result<String, String> {
     let o = reaper::output(Command::new(&docker).args(inspect_args(&name)), limit)
         .await
         .map_err(|e| format!("docker context inspect: {e}"))?;
-    let plan = plan(o.status.success(), &o.stdout, &host(listen));
-    let Some(a) = args(&plan, &name, p, &host(listen)) else {
+    let want = host(listen);
+    let existing = o
+        .status
+        .success()
+        .then(|| parse_inspect(&o.stdout))
+        .flatten();
+    let plan = plan(existing.as_ref(), &want);
+    if let Plan::Foreign(h) = &plan {
+        return Err(foreign_message(&name, h, &want, p));
+    }
+    let Some(a) = args(&plan, &name, p, &want) else {
         return Ok(format!(
             "docker context {name} points at {}",
             listen.display()
@@ -184,7 +228,10 @@ pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
         command: format!("docker {}", a.join(" ")),
         detail: stderr.to_string(),
     };
-    write_with(&name, &host(listen), p, ran, failed)?;
+    if let Plan::Foreign(h) = write_with(&name, &host(listen), p, ran, failed)? {
+        let msg = foreign_message(&name, &h, &host(listen), p);
+        return Err(Error::Config(msg));
+    }
     let run_ok = |a: &[String]| -> Result<()> {
         let o = run(a)?;
         if o.status.success() {
@@ -224,9 +271,39 @@ mod tests {
         assert_eq!(name("default"), "dockhand");
         assert_eq!(name("work"), "dockhand-work");
         let want = "unix:///s/l.sock";
-        assert_eq!(plan(false, "", want), Plan::Create);
-        assert_eq!(plan(true, "unix:///s/l.sock\n", want), Plan::Nothing);
-        assert_eq!(plan(true, "unix:///other", want), Plan::Update);
+        let ctx = |host: &str, description: &str| Existing {
+            host: host.into(),
+            description: description.into(),
+        };
+        let ours = "dockhand profile default";
+        assert_eq!(plan(None, want), Plan::Create);
+        assert_eq!(plan(Some(&ctx(want, ours)), want), Plan::Nothing);
+        assert_eq!(plan(Some(&ctx("unix:///other", ours)), want), Plan::Update);
+        let old = "dockhand profile default (engine started on demand)";
+        assert_eq!(plan(Some(&ctx("unix:///other", old)), want), Plan::Update);
+        // Issue 17: a user's own context of that name is never rewritten.
+        for d in ["", "my remote engine"] {
+            assert_eq!(
+                plan(Some(&ctx("tcp://10.0.0.5:2375", d)), want),
+                Plan::Foreign("tcp://10.0.0.5:2375".into())
+            );
+        }
+    }
+
+    #[test]
+    fn inspect_output_of_the_docker_cli() {
+        // docker 28.2 `docker context inspect mine`.
+        let json = r#"[{"Name":"mine","Metadata":{"Description":"my remote"},"Endpoints":{"docker":{"Host":"tcp://10.9.9.9:2375","SkipTLSVerify":false}},"TLSMaterial":{},"Storage":{}}]"#;
+        assert_eq!(
+            parse_inspect(json),
+            Some(Existing {
+                host: "tcp://10.9.9.9:2375".into(),
+                description: "my remote".into()
+            })
+        );
+        let bare = r#"[{"Name":"x","Metadata":{},"Endpoints":{"docker":{"Host":"unix:///s"}}}]"#;
+        assert_eq!(parse_inspect(bare).unwrap().description, "");
+        assert_eq!(parse_inspect("[]"), None);
     }
 
     #[test]
@@ -284,18 +361,30 @@ mod tests {
         assert_eq!(
             calls,
             [
-                "context inspect dockhand --format {{.Endpoints.docker.Host}}",
+                "context inspect dockhand",
                 "context create dockhand --description dockhand profile default (engine started on demand) --docker host=unix:///s/l.sock"
             ]
         );
-        let (r, calls) = write(&p, Some("unix:///s/l.sock\n"), true);
+        let ours = |host: &str| {
+            format!(
+                r#"[{{"Metadata":{{"Description":"dockhand profile default"}},"Endpoints":{{"docker":{{"Host":"{host}"}}}}}}]"#
+            )
+        };
+        let (r, calls) = write(&p, Some(&ours("unix:///s/l.sock")), true);
         assert_eq!((r, calls.len()), (Ok(Plan::Nothing), 1));
-        let (r, calls) = write(&profile(false), Some("unix:///elsewhere"), true);
+        let (r, calls) = write(&profile(false), Some(&ours("unix:///elsewhere")), true);
         assert_eq!(r, Ok(Plan::Update));
         assert!(calls[1].starts_with(
             "context update dockhand --description dockhand profile default --docker"
         ));
         let (r, _) = write(&p, None, false);
         assert_eq!(r, Err("docker create: refused".into()));
+        // A user's own: inspected, never written.
+        let theirs = r#"[{"Metadata":{"Description":"mine"},"Endpoints":{"docker":{"Host":"tcp://h:2375"}}}]"#;
+        let (r, calls) = write(&p, Some(theirs), true);
+        assert_eq!(
+            (r, calls.len()),
+            (Ok(Plan::Foreign("tcp://h:2375".into())), 1)
+        );
     }
 }

@@ -172,6 +172,7 @@ mod tests {
             supervisor_pid: 1,
             held: None,
             awake: None,
+            dockhand_trouble: None,
         }
     }
 

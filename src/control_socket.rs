@@ -17,8 +17,11 @@
 //! | `{"cmd":"restart","follow":B}` | as `start`, after stopping the engine |
 //! | `{"cmd":"subscribe"}` | `{"event":"state","state":S}` now and on every change, until the client closes |
 //!
-//! `S` is the document `state.json` holds. A bad request gets
-//! `{"ok":false,"error":E}`; the connection stays usable.
+//! `S` is the document `state.json` holds. A bad request (also a line
+//! that is not UTF-8) gets `{"ok":false,"error":E}`; the connection stays
+//! usable. At most `proxy::limits::CONTROL_CONNECTIONS` connections are
+//! served at once (more wait to be accepted); one that sends no request
+//! line for `proxy::limits::IDLE_TIMEOUT` is closed.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -35,6 +38,8 @@ use crate::error::{Error, IoContext, Result};
 
 /// The longest request line accepted.
 const MAX_LINE: u64 = 4096;
+/// Connections served at once (see `proxy::limits`).
+const CONNECTIONS: usize = crate::proxy::limits::CONTROL_CONNECTIONS;
 
 pub fn path(p: &Profile) -> PathBuf {
     p.state_dir.join("control.sock")
@@ -112,11 +117,21 @@ pub async fn serve(p: &Profile, control: Control) -> Result<()> {
         .ctx(|| format!("cannot inspect {}", p.state_dir.display()))?
         .uid();
     info!("control socket {}", path.display());
+    // At most this many connections at once; more wait to be accepted,
+    // and the supervisor keeps descriptors for its own work.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     tokio::spawn(async move {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             match listener.accept().await {
                 Ok((s, _)) => {
-                    tokio::spawn(connection(s, control.clone(), owner));
+                    let control = control.clone();
+                    tokio::spawn(async move {
+                        connection(s, control, owner).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     warn!("control socket: {e}");
@@ -143,6 +158,8 @@ async fn send(w: &mut (impl AsyncWriteExt + Unpin), line: &Line) -> bool {
 }
 
 async fn connection(s: UnixStream, control: Control, owner: u32) {
+    use std::os::fd::AsRawFd;
+    let fd = s.as_raw_fd();
     let peer = s.peer_cred().map(|c| c.uid());
     let (r, mut w) = s.into_split();
     if peer.as_ref().ok() != Some(&owner) {
@@ -161,32 +178,67 @@ async fn connection(s: UnixStream, control: Control, owner: u32) {
     }
     let mut r = BufReader::new(r);
     loop {
-        let mut line = String::new();
-        match (&mut r).take(MAX_LINE).read_line(&mut line).await {
+        let mut line = Vec::new();
+        // A connection that says nothing for long gives its slot back.
+        let mut limited = (&mut r).take(MAX_LINE);
+        let read = limited.read_until(b'\n', &mut line);
+        match tokio::time::timeout(crate::proxy::limits::IDLE_TIMEOUT, read)
+            .await
+            .unwrap_or(Ok(0))
+        {
             Ok(0) | Err(_) => return,
-            Ok(_) if !line.ends_with('\n') => {
+            Ok(_) if !line.ends_with(b"\n") => {
                 let e = format!("request longer than {MAX_LINE} bytes");
                 send(&mut w, &Line::reply(Err(e), None)).await;
                 return;
             }
             Ok(_) => {}
         }
-        let req = match serde_json::from_str::<Req>(line.trim()) {
+        let req = match parse_request(&line) {
             Ok(r) => r,
             Err(e) => {
-                let e = format!(
-                    "bad request ({e}); expected {{\"cmd\": \"state\"|\"start\"|\"stop\"|\"restart\"|\"subscribe\"}}"
-                );
                 if !send(&mut w, &Line::reply(Err(e), None)).await {
                     return;
                 }
                 continue;
             }
         };
+        // A command read late (this supervisor was stopped, or busy) whose
+        // client gave up and went away is not carried out: nobody waits
+        // for it, and its user was told it did not happen.
+        if !matches!(req, Req::State | Req::Subscribe) && client_gone(fd) {
+            warn!(
+                "control socket: dropped a {req:?} request whose client went away before it was read"
+            );
+            return;
+        }
         if !handle(req, &control, &mut w, &mut r).await {
             return;
         }
     }
+}
+
+/// The client closed its end of the connection (POLLHUP: both
+/// directions shut, not a half-close after its request). `fd` is the
+/// connection's socket, open while its halves are.
+fn client_gone(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLHUP != 0
+}
+
+/// One request line (bytes: a line that is not UTF-8 is a bad request
+/// like any other, answered on a connection that stays usable).
+fn parse_request(line: &[u8]) -> std::result::Result<Req, String> {
+    let expected = "expected {\"cmd\": \"state\"|\"start\"|\"stop\"|\"restart\"|\"subscribe\"}";
+    let text = std::str::from_utf8(line)
+        .map_err(|e| format!("bad request (not UTF-8: {e}); {expected}"))?;
+    serde_json::from_str::<Req>(text.trim()).map_err(|e| format!("bad request ({e}); {expected}"))
 }
 
 /// Serve one request; false when the connection is done.
@@ -272,9 +324,13 @@ impl Client {
     }
 
     pub async fn connect_path(path: &Path) -> Option<Client> {
-        let s = UnixStream::connect(path).await.ok()?;
+        Self::try_connect(path).await.ok()
+    }
+
+    pub async fn try_connect(path: &Path) -> std::io::Result<Client> {
+        let s = UnixStream::connect(path).await?;
         let (r, w) = s.into_split();
-        Some(Client {
+        Ok(Client {
             r: BufReader::new(r),
             w,
         })
@@ -360,6 +416,12 @@ mod tests {
             serde_json::to_string(&Req::Stop).unwrap(),
             r#"{"cmd":"stop"}"#
         );
+        let e = parse_request(b"{\"cmd\":\"st\xffate\"}\n").unwrap_err();
+        assert!(e.starts_with("bad request (not UTF-8"), "{e}");
+        assert!(matches!(
+            parse_request(b" {\"cmd\":\"state\"}\n"),
+            Ok(Req::State)
+        ));
         let l = Line::reply(Err("no".into()), None);
         assert_eq!(
             serde_json::to_string(&l).unwrap(),

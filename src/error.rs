@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// 0 ok · 1 not ready / generic failure · 2 bad config or usage ·
 /// 3 already running · 4 engine prerequisite missing · 5 service manager
 /// unavailable · 6 path conflict or unsafe path · 7 external command failed ·
-/// 10 I/O error.
+/// 8 a supervisor holds the profile but does not answer · 10 I/O error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -46,6 +46,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A supervisor holds the profile's lock but does not answer on its
+    /// control socket (stopped, hung, or the socket replaced).
+    #[error("{0}")]
+    NotAnswering(String),
+
     /// Not an error as such: the engine is not ready (`status`).
     #[error("{0}")]
     NotReady(String),
@@ -61,6 +66,7 @@ impl Error {
             Error::ServiceManager(_) => 5,
             Error::UnsafePath(_) => 6,
             Error::Command { .. } => 7,
+            Error::NotAnswering(_) => 8,
             Error::Io { .. } => 10,
         }
     }

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod probe;
 pub mod progress;
 pub mod proxy;
+pub mod reach;
 pub mod service;
 pub mod state;
 pub mod status;

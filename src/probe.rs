@@ -21,6 +21,9 @@ pub enum Ping {
     Timeout,
     /// Answered, but not 200, or not HTTP.
     Bad(String),
+    /// dockhand could not even try: out of file descriptors (EMFILE,
+    /// ENFILE). dockhand's trouble, never the engine's.
+    NoFds(String),
 }
 
 impl Ping {
@@ -37,6 +40,7 @@ impl std::fmt::Display for Ping {
             Ping::Refused => write!(f, "socket refuses connections"),
             Ping::Timeout => write!(f, "no answer to /_ping in time"),
             Ping::Bad(s) => write!(f, "bad answer to /_ping: {s}"),
+            Ping::NoFds(s) => write!(f, "dockhand could not probe: out of file descriptors ({s})"),
         }
     }
 }
@@ -52,6 +56,7 @@ pub async fn ping(socket: &Path, timeout: Duration) -> Ping {
 async fn ping_inner(socket: &Path) -> Ping {
     let mut s = match UnixStream::connect(socket).await {
         Ok(s) => s,
+        Err(e) if out_of_fds(&e) => return Ping::NoFds(e.to_string()),
         Err(e) => {
             return match e.kind() {
                 std::io::ErrorKind::NotFound => Ping::NoSocket,
@@ -88,6 +93,11 @@ async fn ping_inner(socket: &Path) -> Ping {
         _ if line.is_empty() => Ping::Bad("connection closed without an answer".into()),
         _ => Ping::Bad(line.to_string()),
     }
+}
+
+/// The process (EMFILE) or the system (ENFILE) has no descriptor left.
+pub fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// Blocking wrapper for commands that don't run a runtime of their own.
@@ -152,5 +162,45 @@ mod tests {
         assert_eq!(ping(&p, Duration::from_secs(1)).await, Ping::NoSocket);
         drop(std::os::unix::net::UnixListener::bind(&p).unwrap());
         assert_eq!(ping(&p, Duration::from_secs(1)).await, Ping::Refused);
+    }
+
+    /// Out of descriptors: `NoFds`, not a failure of the engine (issue 15).
+    #[test]
+    fn out_of_descriptors_is_our_own_trouble() {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&p).unwrap();
+        // In a child process: the limit is per process and tests share one.
+        // SAFETY: the child only sets a limit, opens files and runs its
+        // own runtime, then _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let old = getrlimit(Resource::Nofile);
+            let low = Rlimit {
+                current: Some(64),
+                maximum: old.maximum,
+            };
+            let ok = setrlimit(Resource::Nofile, low).is_ok() && {
+                let mut hold = Vec::new();
+                while let Ok(f) = std::fs::File::open("/dev/null") {
+                    hold.push(f);
+                }
+                matches!(
+                    rt.block_on(ping(&p, Duration::from_secs(2))),
+                    Ping::NoFds(_)
+                )
+            };
+            // SAFETY: ends the forked child without running destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     }
 }

@@ -19,6 +19,10 @@ struct Report {
     socket_answers: bool,
     /// Where the state came from: "control_socket" or "state.json".
     source: &'static str,
+    /// A supervisor holds the profile but does not answer: why, and what
+    /// to do (the state shown is then the last one it recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_answering: Option<String>,
     /// Why state.json could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     state_error: Option<String>,
@@ -30,6 +34,9 @@ struct Report {
     /// `{log, message}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     launchd_log: Option<LaunchdNote>,
+    /// `engine = "ssh"`: host, connected since, last disconnect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh: Option<crate::engine::ssh::Record>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +64,14 @@ fn launchd_note(p: &Profile, state: &State) -> Option<LaunchdNote> {
 
 pub fn run(p: &Profile, json: bool) -> Result<u8> {
     let (report, ping, holder) = gather(p, json);
+    if report.not_answering.is_some() {
+        if json {
+            crate::ui::print_json(&report);
+        } else {
+            print_text(p, &report, &ping, holder.as_deref());
+        }
+        return Ok(crate::error::Error::NotAnswering(String::new()).exit_code());
+    }
     // When the state can't be read, the probe decides.
     let ready = holder.is_some()
         && ping == Ping::Ok
@@ -75,7 +90,11 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
     // Who holds the state dir, asked of the kernel (the pid when known).
     let holder = state::supervisor(p);
     // The running supervisor's own answer; its state.json otherwise.
-    let live = holder.and_then(|_| crate::control_socket::query_state(p, Duration::from_secs(2)));
+    let (live, silent) = match holder.map(|_| ask(p)) {
+        Some(crate::reach::Reach::Answers(_, s)) => (Some(*s), None),
+        Some(crate::reach::Reach::Silent(s)) => (None, Some(s.message(p))),
+        _ => (None, None),
+    };
     let source = if live.is_some() {
         "control_socket"
     } else {
@@ -88,7 +107,13 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
             Err(e) => (None, Some(e)),
         },
     };
-    let ping = probe::ping_blocking(&p.socket, p.probe_timeout.min(Duration::from_secs(5)));
+    // A running supervisor's socket is the one it serves (Colima's
+    // directory follows the installed release: engine::colima_version).
+    let socket = match (&holder, &recorded) {
+        (Some(_), Some(s)) => s.socket.clone(),
+        _ => p.socket.clone(),
+    };
+    let ping = probe::ping_blocking(&socket, p.probe_timeout.min(Duration::from_secs(5)));
     // No state.json is `stopped`; one that can't be read is `unknown`
     // (its reason in state_error): never a phase made up.
     let mut state = recorded.unwrap_or_else(|| State {
@@ -107,6 +132,7 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         supervisor_pid: 0,
         held: None,
         awake: None,
+        dockhand_trouble: None,
     });
     // Bounded, whatever the file says.
     state.last_error = state.last_error.as_deref().map(state::bounded);
@@ -122,17 +148,41 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         supervisor_running: holder.is_some(),
         socket_answers: ping == Ping::Ok,
         source,
+        not_answering: silent,
         state_error,
         other_agents,
         launchd_log,
+        ssh: crate::engine::ssh::Record::of(p),
     };
     let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
     (report, ping, holder)
 }
 
+/// The supervisor, asked over its control socket.
+fn ask(p: &Profile) -> crate::reach::Reach {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match rt {
+        Ok(rt) => rt.block_on(crate::reach::reach(p, crate::reach::PATIENCE)),
+        Err(e) => crate::reach::Reach::Silent(crate::reach::Silent {
+            pid: None,
+            why: format!("cannot start the async runtime to ask it ({e})"),
+        }),
+    }
+}
+
 fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
     let state = &r.state;
     match holder {
+        Some(_) if r.not_answering.is_some() => {
+            println!(
+                "profile {}: {}",
+                p.name,
+                r.not_answering.as_deref().unwrap_or_default()
+            );
+            println!("last recorded (state.json): {}", state.phase);
+        }
         Some(pid) => {
             let since = if state.since.is_empty() {
                 String::new()
@@ -158,7 +208,10 @@ fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
     if let Some(e) = &r.state_error {
         println!("state: unreadable ({e})");
     }
-    println!("socket {}: {ping}", p.socket.display());
+    println!("socket {}: {ping}", state.socket.display());
+    for line in crate::engine::ssh::status_lines(p) {
+        println!("{line}");
+    }
     for line in crate::proxy::status_lines(p, state, holder.is_some()) {
         println!("{line}");
     }
@@ -167,6 +220,9 @@ fn print_text(p: &Profile, r: &Report, ping: &Ping, holder: Option<&str>) {
         && state.phase != Phase::Ready
     {
         println!("last error: {e}");
+    }
+    if let Some(t) = &state.dockhand_trouble {
+        println!("warning: {t}");
     }
     for a in &r.other_agents {
         println!("warning: {a}");

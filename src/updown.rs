@@ -20,6 +20,7 @@ use crate::control::State;
 use crate::control_socket::{Client, Line, Req};
 use crate::error::{Error, Result};
 use crate::progress::{Mode, Progress, secs};
+use crate::reach::{PATIENCE, Reach, reach};
 
 /// `up --json` / `restart --json` / `down --json`.
 #[derive(Serialize)]
@@ -44,12 +45,11 @@ pub fn up(ctx: &Context, p: &Profile, timeout: Option<Duration>, json: bool) -> 
     let started = std::time::Instant::now();
     runtime()?.block_on(async {
         let deadline = Instant::now() + timeout;
-        let client = match Client::connect(p).await {
-            Some(c) => c,
-            None => {
-                if crate::state::holder_pid(&p.lock_path()).is_none() {
-                    ensure_service(ctx, p)?;
-                }
+        let client = match reach(p, PATIENCE).await {
+            Reach::Answers(c, _) => c,
+            Reach::Silent(s) => return Err(s.error(p)),
+            Reach::Nobody => {
+                ensure_service(ctx, p)?;
                 wait_for_supervisor(p, deadline, json).await?
             }
         };
@@ -70,7 +70,11 @@ pub fn restart(p: &Profile, timeout: Option<Duration>, json: bool) -> Result<u8>
     let started = std::time::Instant::now();
     runtime()?.block_on(async {
         let deadline = Instant::now() + timeout;
-        let client = Client::connect(p).await.ok_or_else(|| no_supervisor(p))?;
+        let client = match reach(p, PATIENCE).await {
+            Reach::Answers(c, _) => c,
+            Reach::Silent(s) => return Err(s.error(p)),
+            Reach::Nobody => return Err(no_supervisor(p)),
+        };
         drive(
             client,
             p,
@@ -86,14 +90,16 @@ pub fn restart(p: &Profile, timeout: Option<Duration>, json: bool) -> Result<u8>
 pub fn down(ctx: &Context, p: &Profile, service: bool, json: bool) -> Result<u8> {
     let started = std::time::Instant::now();
     let state = runtime()?.block_on(async {
-        let Some(mut c) = Client::connect(p).await else {
-            return Ok(None);
+        let mut c = match reach(p, PATIENCE).await {
+            Reach::Answers(c, _) => c,
+            Reach::Silent(s) => return Err(s.error(p)),
+            Reach::Nobody => return unsupervised_engine(p).await.map(|_| None),
         };
         let limit = p.stop_timeout + Duration::from_secs(30);
         match tokio::time::timeout(limit, c.call(&Req::Stop)).await {
-            Ok(r) => r.map(|l| l.state),
+            Ok(r) => r.map(|l| Some(l.state)).map(Option::flatten),
             Err(_) => Err(Error::NotReady(format!(
-                "the engine did not stop within {}: see `dockhand logs`",
+                "the supervisor took the stop but did not finish it within {}: it goes on stopping the engine (`dockhand status` shows when it is stopped; `dockhand logs` why it takes long)",
                 humantime::format_duration(limit)
             ))),
         }
@@ -105,8 +111,9 @@ pub fn down(ctx: &Context, p: &Profile, service: bool, json: bool) -> Result<u8>
                 p.name
             ),
             None => println!(
-                "no supervisor runs for profile `{}`: nothing to stop",
-                p.name
+                "no supervisor runs for profile `{}` and no engine answers on {}: nothing to stop",
+                p.name,
+                p.socket.display()
             ),
         }
     }
@@ -122,6 +129,21 @@ pub fn down(ctx: &Context, p: &Profile, service: bool, json: bool) -> Result<u8>
         });
     }
     Ok(0)
+}
+
+/// Without a supervisor, `down` has nothing to ask: fine when no engine
+/// answers on the profile's socket; an engine that does is not stopped
+/// behind the user's back, and not ignored either.
+async fn unsupervised_engine(p: &Profile) -> Result<()> {
+    let ping = crate::probe::ping(&p.socket, Duration::from_secs(2)).await;
+    if ping != crate::probe::Ping::Ok {
+        return Ok(());
+    }
+    Err(Error::NotReady(format!(
+        "no supervisor runs for profile `{0}`, but an engine answers on {1}: `dockhand down` stops engines through their supervisor. Run `dockhand up --profile {0}` (it adopts that engine), then `dockhand down --profile {0}`; or stop the engine yourself",
+        p.name,
+        p.socket.display()
+    )))
 }
 
 fn no_supervisor(p: &Profile) -> Error {
@@ -145,10 +167,10 @@ fn ensure_service(ctx: &Context, p: &Profile) -> Result<()> {
             with_stdout_on_stderr(true, || crate::service::unload::start_socket(ctx))?;
             ServiceCmd::Restart { engine: false }
         }
+        // Managed by nix and unloaded (`down --service`): loaded as it is.
         (Definition::Foreign, _) => {
-            return Err(Error::ServiceManager(format!(
-                "{who} and its service {path} is managed by nix and not loaded: activate your nix configuration, or run `dockhand run`"
-            )));
+            eprintln!("{who}: loading the login service {path} (managed by nix, kept as it is)");
+            return with_stdout_on_stderr(true, || crate::service::unload::load_as_is(ctx));
         }
         (Definition::Missing, _) => {
             eprintln!("{who}: installing the login service {path}");

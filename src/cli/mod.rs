@@ -19,6 +19,8 @@ fn needs_no_config(c: &Command) -> bool {
 
 /// Parse arguments, run the command, return the process exit code.
 pub fn main() -> u8 {
+    // Before any descriptor of our own is opened (sd_listen_fds(3)).
+    crate::proxy::activation::take_at_start();
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -73,7 +75,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         profile_name: cli.profile,
     };
     match cli.command {
-        Command::Run => crate::supervisor::run(ctx.profile()?),
+        Command::Run => {
+            crate::supervisor::handoff::remember_source(&ctx.config.source, &ctx.profile_name);
+            crate::supervisor::run(ctx.profile()?)
+        }
         Command::Status { json } => crate::status::run(&ctx.profile()?, json),
         Command::Config(ConfigCmd::Check) => Ok(config_check(&ctx.config)),
         Command::Config(ConfigCmd::Show) => {

@@ -71,28 +71,13 @@ impl Env {
             .unwrap_or_else(|| self.home.join(".local/state"))
     }
 
-    /// Colima's base directory, found as Colima finds it (config/files.go):
-    /// `$COLIMA_HOME`; else `~/.colima` if it exists; else
-    /// `$XDG_CONFIG_HOME/colima` if that variable is set; else
-    /// `~/.config/colima` if it exists; else `~/.colima` on macOS and
-    /// `~/.config/colima` elsewhere. (Colima ignores a `$COLIMA_HOME` that
-    /// doesn't exist yet; dockhand creates it before running colima.)
+    /// Colima's base directory, found as the installed Colima finds it
+    /// (the newest checked release's rule until `colima version` was asked:
+    /// `engine::colima_version`). Colima ignores a `$COLIMA_HOME` that
+    /// doesn't exist yet; dockhand creates it before running colima.
     pub fn colima_home(&self) -> PathBuf {
-        if let Some(d) = &self.colima_home {
-            return d.clone();
-        }
-        let dot = self.home.join(".colima");
-        if dot.is_dir() {
-            return dot;
-        }
-        if let Some(x) = &self.xdg_config_home {
-            return x.join("colima");
-        }
-        let xdg = self.home.join(".config/colima");
-        if xdg.is_dir() || !self.macos {
-            return xdg;
-        }
-        dot
+        use super::colima_release::{colima_home, installed};
+        colima_home(self, installed())
     }
 
     pub fn lima_home(&self) -> PathBuf {
@@ -134,8 +119,8 @@ mod tests {
         std::fs::create_dir_all(home.join(".config/colima")).unwrap();
         assert_eq!(
             e.colima_home(),
-            home.join(".config/colima"),
-            "an existing ~/.config/colima"
+            home.join(".colima"),
+            "an existing ~/.config/colima is main-branch only, not 0.10.3"
         );
         std::fs::create_dir_all(home.join(".colima")).unwrap();
         assert_eq!(

@@ -12,6 +12,7 @@ use toml::Spanned;
 use super::engines::colima::RawColima;
 use super::engines::command::RawCommand;
 use super::engines::dockerd::RawDockerd;
+use super::engines::ssh::RawSsh;
 use super::{Config, EngineKind, Source};
 use crate::error::{Error, Result};
 
@@ -53,6 +54,7 @@ pub(super) struct RawProfile {
     pub(super) dockerd: Option<Spanned<RawDockerd>>,
     pub(super) command: Option<Spanned<RawCommand>>,
     pub(super) colima: Option<Spanned<RawColima>>,
+    pub(super) ssh: Option<Spanned<RawSsh>>,
     // On-demand proxy keys (issue 10): resolved by `Config::proxy_keys`.
     pub(super) listen: Option<Spanned<String>>,
     pub(super) on_demand: Option<Spanned<bool>>,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Colima, Command, Dockerd, EngineKind};
+use super::{Colima, Command, Dockerd, EngineKind, Ssh};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Profile {
@@ -34,6 +34,8 @@ pub struct Profile {
     pub command: Option<Command>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colima: Option<Colima>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Ssh>,
     /// The socket dockhand serves clients on (the on-demand proxy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<PathBuf>,

@@ -29,8 +29,9 @@ impl Config {
         raw: &RawProfile,
         env: &Env,
         socket: &Path,
+        default_listen: Option<PathBuf>,
     ) -> Result<ProxyKeys> {
-        let listen = self.listen_key(name, raw, env, socket)?;
+        let listen = self.listen_key(name, raw, env, socket)?.or(default_listen);
         if listen.is_none() {
             self.needs_listen(name, raw)?;
         }

@@ -25,7 +25,7 @@ impl Config {
         let engine = self.engine_kind(name, raw, env)?;
 
         let (state_dir, log_file) = self.dirs(name, raw, env)?;
-        let t = self.timings(raw)?;
+        let mut t = self.timings(raw)?;
         let label = self.label(name, raw)?;
 
         let input = engines::Input {
@@ -36,7 +36,11 @@ impl Config {
         };
         let (spec, socket) = self.engine_spec(engine, &input)?;
         self.socket_fits(&socket, "socket", raw.socket.as_ref().map(Spanned::span))?;
-        let proxy = self.proxy_keys(name, raw, env, &socket)?;
+        let kind = spec.defaults(&state_dir);
+        if let (Some(d), None) = (kind.restart_backoff_max, &raw.restart_backoff_max) {
+            t.restart_backoff_max = d;
+        }
+        let proxy = self.proxy_keys(name, raw, env, &socket, kind.listen)?;
 
         let mut profile = Profile {
             name: name.to_string(),
@@ -53,6 +57,7 @@ impl Config {
             dockerd: None,
             command: None,
             colima: None,
+            ssh: None,
             listen: proxy.listen,
             on_demand: proxy.on_demand,
             idle_stop: proxy.idle_stop,

@@ -9,7 +9,8 @@
 use std::path::Path;
 
 use super::checks::Agent;
-use crate::config::{Colima, Profile, short_profile};
+use crate::config::{Colima, Profile};
+use crate::service::competitors::{starts_colima, starts_lima};
 
 /// At most this many plists, each at most MAX_PLIST bytes, are read.
 const MAX_AGENTS: usize = 500;
@@ -35,118 +36,77 @@ pub fn competing_agents(p: &Profile, home: &Path) -> Vec<Agent> {
     v
 }
 
-/// Agents in `~/Library/LaunchAgents` whose program starts the instance.
+/// Agents (`~/Library/LaunchAgents`, `/Library/LaunchAgents`) and daemons
+/// running as this user (`/Library/LaunchDaemons` with `UserName`) whose
+/// program starts the instance.
 fn by_program(home: &Path, c: &Colima) -> Vec<Agent> {
-    let dir = home.join("Library/LaunchAgents");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return vec![];
-    };
+    let roots = crate::service::competitors::Roots::for_home(home);
+    let dirs = roots.agents.iter().map(|d| (d, false));
     let mut found = Vec::new();
-    for e in entries.flatten().take(MAX_AGENTS) {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "plist")
-            || std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_PLIST)
-        {
-            continue;
-        }
-        let Ok(v) = plist::Value::from_file(&path) else {
+    for (dir, daemon) in dirs.chain(roots.daemons.iter().map(|d| (d, true))) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
-        let Some(d) = v.as_dictionary() else { continue };
-        let label = d
-            .get("Label")
-            .and_then(|l| l.as_string())
-            .unwrap_or_default()
-            .to_string();
-        let mut words: Vec<String> = d
-            .get("ProgramArguments")
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_string())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(p) = d.get("Program").and_then(|p| p.as_string()) {
-            words.insert(0, p.to_string());
-        }
-        // `/bin/sh -c "wait4path /nix/store && exec colima start ..."`.
-        let words: Vec<String> = words
-            .iter()
-            .flat_map(|w| w.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-            .collect();
-        let env = |k: &str| {
-            d.get("EnvironmentVariables")
-                .and_then(|e| e.as_dictionary())
-                .and_then(|e| e.get(k))
-                .and_then(|v| v.as_string())
-                .map(str::to_owned)
-        };
-        // Another COLIMA_HOME is another instance.
-        if env("COLIMA_HOME").is_some_and(|h| Path::new(&h) != c.home) {
-            continue;
-        }
-        let autostart = label == format!("io.lima-vm.autostart.{}", c.instance());
-        if autostart
-            || starts_colima(&words, env("COLIMA_PROFILE"), &c.profile)
-            || starts_lima(&words, &c.instance())
-        {
-            found.push(Agent {
-                fix: format!(
-                    "`launchctl bootout gui/$UID/{label}` and remove {} (or its nix definition)",
-                    path.display()
-                ),
-                label,
-                path: Some(path),
-            });
+        for e in entries.flatten().take(MAX_AGENTS) {
+            if let Some(a) = agent_of(&e.path(), c, daemon.then_some(roots.user.as_deref())) {
+                found.push(a);
+            }
         }
     }
     found.sort_by(|a, b| a.label.cmp(&b.label));
     found
 }
 
-fn base(w: &str) -> &str {
-    w.rsplit('/').next().unwrap_or(w)
-}
-
-/// `colima start [profile | --profile P | -p P] ...` for our profile.
-fn starts_colima(words: &[String], env_profile: Option<String>, ours: &str) -> bool {
-    let Some(i) = words.iter().position(|w| base(w) == "colima") else {
-        return false;
-    };
-    let rest = &words[i + 1..];
-    if rest.first().map(String::as_str) != Some("start") {
-        return false;
+/// The agent at `path` if it starts the instance; `daemon`: Some(user)
+/// for a system daemon, which counts only when it runs as that user.
+fn agent_of(path: &Path, c: &Colima, daemon: Option<Option<&str>>) -> Option<Agent> {
+    if path.extension().is_none_or(|x| x != "plist")
+        || std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_PLIST)
+    {
+        return None;
     }
-    // `colima start <profile>`: the word right after `start` (values of
-    // flags like `--cpu 4` can't be told from positionals without
-    // Colima's flag table, so later words are not taken), else
-    // `--profile`/`-p`, else $COLIMA_PROFILE (colima cmd/root.go).
-    let mut profile = rest.get(1).filter(|w| !w.starts_with('-')).cloned();
-    let mut it = rest[1..].iter();
-    while let Some(w) = it.next() {
-        match w.as_str() {
-            "--profile" | "-p" => profile = profile.or_else(|| it.next().cloned()),
-            s if s.starts_with("--profile=") => {
-                profile = profile.or_else(|| Some(s["--profile=".len()..].into()))
-            }
-            _ => {}
+    let v = plist::Value::from_file(path).ok()?;
+    let d = v.as_dictionary()?;
+    if let Some(user) = daemon {
+        let runs_as = d.get("UserName").and_then(|u| u.as_string());
+        if user.is_none() || runs_as != user {
+            return None;
         }
     }
-    let profile = profile.or(env_profile);
-    short_profile(profile.as_deref().unwrap_or("default")) == short_profile(ours)
-}
-
-/// `limactl start <instance>`.
-fn starts_lima(words: &[String], instance: &str) -> bool {
-    words
-        .iter()
-        .position(|w| base(w) == "limactl")
-        .is_some_and(|i| {
-            words[i + 1..].first().map(String::as_str) == Some("start")
-                && words[i + 2..].iter().any(|w| w == instance)
-        })
+    let label = d
+        .get("Label")
+        .and_then(|l| l.as_string())
+        .unwrap_or_default()
+        .to_string();
+    let words = crate::service::competitors::program_words(d);
+    let env = |k: &str| {
+        d.get("EnvironmentVariables")
+            .and_then(|e| e.as_dictionary())
+            .and_then(|e| e.get(k))
+            .and_then(|v| v.as_string())
+            .map(str::to_owned)
+    };
+    // Another COLIMA_HOME is another instance.
+    if env("COLIMA_HOME").is_some_and(|h| Path::new(&h) != c.home) {
+        return None;
+    }
+    let autostart = label == format!("io.lima-vm.autostart.{}", c.instance());
+    let ours = autostart
+        || starts_colima(&words, env("COLIMA_PROFILE"), &c.profile)
+        || starts_lima(&words, &c.instance());
+    let domain = if daemon.is_some() {
+        "sudo launchctl bootout system"
+    } else {
+        "launchctl bootout gui/$UID"
+    };
+    ours.then(|| Agent {
+        fix: format!(
+            "`{domain}/{label}` and remove {} (or its nix definition)",
+            path.display()
+        ),
+        label,
+        path: Some(path.to_path_buf()),
+    })
 }
 
 #[cfg(test)]

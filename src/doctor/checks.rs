@@ -76,6 +76,18 @@ fn tools(p: &Profile) -> Vec<Tool> {
             docker,
         ],
         EngineKind::Command => vec![docker],
+        EngineKind::Ssh => vec![
+            Tool {
+                name: "ssh",
+                version_args: &["-V"],
+                // ExitOnForwardFailure for -L of a unix socket and
+                // StreamLocalBindUnlink/Mask: OpenSSH 6.7.
+                oldest: &[6, 7],
+                install: "install the OpenSSH client (Debian/Ubuntu `sudo apt install openssh-client`)",
+                required: true,
+            },
+            docker,
+        ],
     }
 }
 
@@ -112,9 +124,10 @@ pub fn binaries(p: &Profile) -> Vec<Check> {
             });
             continue;
         };
-        let out = cmd::run(&path, t.version_args, &[], Duration::from_secs(10));
+        let out = cmd::run_or_why(&path, t.version_args, &[], Duration::from_secs(10));
         let found = out
             .as_ref()
+            .ok()
             .and_then(|o| cmd::version(&format!("{}{}", o.stdout, o.stderr)));
         let oldest = dotted(t.oldest);
         v.push(match found {
@@ -138,9 +151,10 @@ pub fn binaries(p: &Profile) -> Vec<Check> {
             None => Check::warn(
                 &id,
                 format!(
-                    "{}: `{name} {}` printed no version",
+                    "{}: `{name} {}` {}",
                     path.display(),
-                    t.version_args.join(" ")
+                    t.version_args.join(" "),
+                    out.err().unwrap_or_else(|| "printed no version".into())
                 ),
                 format!("check that {} works", path.display()),
             ),
@@ -193,13 +207,25 @@ pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
             ),
             install.clone(),
         ),
-        Definition::Foreign => Check::pass(
-            id,
-            format!(
-                "{} is a symlink (managed by nix-darwin or home-manager)",
-                path.display()
+        Definition::Foreign => match crate::service::nix_owned::recognise(path) {
+            Some(n) if n.matches == Some(false) => Check::fail(
+                id,
+                format!("{} ({})", path.display(), n.describe()),
+                format!(
+                    "activate your nix configuration again (`darwin-rebuild switch` / `home-manager switch`): {} is {}",
+                    path.display(),
+                    n.why
+                ),
             ),
-        ),
+            Some(n) => Check::pass(id, format!("{} ({})", path.display(), n.describe())),
+            None => Check::pass(
+                id,
+                format!(
+                    "{} is not dockhand's to manage (a symlink or special file)",
+                    path.display()
+                ),
+            ),
+        },
     };
     let second = match view.job {
         Ok(v) if v.known && v.running => Check::pass("service.loaded", "loaded and running"),

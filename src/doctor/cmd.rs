@@ -14,9 +14,43 @@ pub struct Out {
     pub stderr: String,
 }
 
-/// Run `program args` with `env` added; None when it can't start or
-/// exceeds `timeout` (then it is killed).
-pub fn run(program: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Option<Out> {
+/// Programs that timed out once: doctor asks them nothing more (each
+/// question would wait its whole timeout again).
+static HUNG: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Run `program args` with `env` added, or say why there is no output:
+/// "timed out after N s" (the tool hangs; it was killed after `timeout`)
+/// or "could not be started: …".
+pub fn run_or_why(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Out, String> {
+    let hung = |p: &Path| {
+        HUNG.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|h| h == p)
+    };
+    if hung(program) {
+        return Err("not asked: it timed out before".into());
+    }
+    let r = run_once(program, args, env, timeout);
+    if r.as_ref().is_err_and(|e| e.starts_with("timed out")) {
+        HUNG.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(program.to_path_buf());
+    }
+    r
+}
+
+fn run_once(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Out, String> {
     let mut child = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
@@ -24,7 +58,7 @@ pub fn run(program: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duratio
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .ok()?;
+        .map_err(|e| format!("could not be started: {e}"))?;
     // Readers report through channels: a grandchild that keeps a pipe open
     // after the tool is gone must not hold doctor up.
     let reader = |p: Option<Box<dyn Read + Send>>| {
@@ -60,11 +94,14 @@ pub fn run(program: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duratio
     let grace = Duration::from_secs(1);
     let stdout = out.recv_timeout(grace).unwrap_or_default();
     let stderr = err.recv_timeout(grace).unwrap_or_default();
-    status.map(|s| Out {
-        ok: s.success(),
-        stdout,
-        stderr,
-    })
+    match status {
+        Some(s) => Ok(Out {
+            ok: s.success(),
+            stdout,
+            stderr,
+        }),
+        None => Err(format!("timed out after {} s", timeout.as_secs())),
+    }
 }
 
 /// The first `x.y` or `x.y.z` in `text` ("Docker version 20.10.24+dfsg1").

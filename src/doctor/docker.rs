@@ -18,7 +18,12 @@ fn docker() -> Option<PathBuf> {
 }
 
 fn docker_out(args: &[&str]) -> Option<cmd::Out> {
-    cmd::run(&docker()?, args, &[], DOCKER_TIMEOUT)
+    docker_or_why(args).ok()
+}
+
+fn docker_or_why(args: &[&str]) -> Result<cmd::Out, String> {
+    let docker = docker().ok_or("the docker CLI is not on PATH")?;
+    cmd::run_or_why(&docker, args, &[], DOCKER_TIMEOUT)
 }
 
 fn host_of(socket: &Path) -> String {
@@ -144,21 +149,24 @@ pub fn context(p: &Profile) -> Vec<Check> {
     }
     // `context inspect` without a name is the current context; `context
     // show` only exists since docker 23.
-    let current = docker_out(&[
+    let current = docker_or_why(&[
         "context",
         "inspect",
         "--format",
         "{{.Name}}|{{.Endpoints.docker.Host}}",
-    ])
-    .filter(|o| o.ok)
-    .and_then(|o| {
+    ]);
+    let parsed = current.as_ref().ok().filter(|o| o.ok).and_then(|o| {
         let (n, h) = o.stdout.trim().split_once('|')?;
         Some((n.to_string(), h.to_string()))
     });
-    let Some((name, host)) = current else {
+    let Some((name, host)) = parsed else {
+        let why = match current {
+            Err(e) => e,
+            Ok(o) => format!("failed: {}", o.stderr.trim()),
+        };
         return vec![Check::warn(
             "context",
-            "`docker context inspect` failed",
+            format!("`docker context inspect` {why}"),
             "check your docker CLI config (DOCKER_CONFIG, ~/.docker/config.json)",
         )];
     };
@@ -172,11 +180,29 @@ pub fn context(p: &Profile) -> Vec<Check> {
         )];
     }
     // A context that already points at our socket (Colima makes one named
-    // after the instance), else one of our own.
+    // after the instance), else one of our own; one of our name that
+    // dockhand did not make is the user's: never touched.
     let (target, create) = match context_for(sock) {
         Some(n) => (n, false),
         None => (crate::context::name(&p.name), true),
     };
+    let now = format!(
+        "docker context `{name}` → {host}, not this profile's socket {}",
+        sock.display()
+    );
+    if create && let Some(e) = existing_context(&target) {
+        use crate::context::Plan;
+        if let Plan::Foreign(h) = crate::context::plan(Some(&e), &want) {
+            let why = crate::context::foreign_message(&target, &h, &want, p);
+            return vec![Check::fail(
+                "context",
+                format!("{now}; {why}"),
+                format!(
+                    "by hand: docker context create <another name> --docker host={want} && docker context use <another name>"
+                ),
+            )];
+        }
+    }
     let how = if create {
         format!(
             "docker context create {target} --docker host={want} (`update` if it exists) && docker context use {target}"
@@ -184,21 +210,19 @@ pub fn context(p: &Profile) -> Vec<Check> {
     } else {
         format!("docker context use {target}")
     };
-    vec![
-        Check::fail(
-            "context",
-            format!(
-                "docker context `{name}` → {host}, not this profile's socket {}",
-                sock.display()
-            ),
-            how,
-        )
-        .repair(Fix::Context {
-            name: target,
-            host: want,
-            create,
-        }),
-    ]
+    vec![Check::fail("context", now, how).repair(Fix::Context {
+        name: target,
+        host: want,
+        create,
+    })]
+}
+
+/// The context named `name`, if the docker CLI has one.
+fn existing_context(name: &str) -> Option<crate::context::Existing> {
+    let args = crate::context::inspect_args(name);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = docker_out(&args).filter(|o| o.ok)?;
+    crate::context::parse_inspect(&o.stdout)
 }
 
 /// `DOCKER_HOST` overrides every context: it must name `sock`.
@@ -227,7 +251,8 @@ fn context_for(sock: &Path) -> Option<String> {
 }
 
 /// `--fix`: make context `name` current, first creating it (or updating
-/// it) to point at `host` when `create`.
+/// it, if dockhand made it) to point at `host` when `create`; a user's
+/// context of that name is refused.
 pub fn use_context(p: &Profile, name: &str, host: &str, create: bool) -> Result<(), String> {
     let ran = |args: &[String]| {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -242,7 +267,11 @@ pub fn use_context(p: &Profile, name: &str, host: &str, create: bool) -> Result<
     };
     if create {
         let failed = |args: &[String], e: &str| format!("docker {}: {e}", args.join(" "));
-        crate::context::write_with(name, host, p, ran, failed)?;
+        if let crate::context::Plan::Foreign(h) =
+            crate::context::write_with(name, host, p, ran, failed)?
+        {
+            return Err(crate::context::foreign_message(name, &h, host, p));
+        }
     }
     let args = ["context".to_string(), "use".into(), name.into()];
     match ran(&args)? {

@@ -10,6 +10,7 @@ mod agents;
 mod checks;
 mod cmd;
 mod docker;
+mod ssh;
 mod stale;
 
 use agents::competing_agents;
@@ -121,8 +122,17 @@ pub fn run(explicit: Option<&std::path::Path>, profile: &str, json: bool, fix: b
             e.to_string(),
             "correct the config at the place named (`dockhand config check` to re-check)",
         )],
-        Ok((ctx, p)) => {
+        Ok((ctx, mut p)) => {
+            // Colima's directory (and what it can do) follow its release.
+            let release = crate::engine::colima_version::adapt(&mut p).err();
             let mut v = all_checks(&ctx, &p);
+            v.extend(release.map(|e| {
+                Check::fail(
+                    "binary.colima.release",
+                    e.to_string(),
+                    "upgrade Colima or change the profile as the message says",
+                )
+            }));
             if fix {
                 for c in v.iter_mut() {
                     apply(c, &ctx, &p);
@@ -147,6 +157,7 @@ pub fn run(explicit: Option<&std::path::Path>, profile: &str, json: bool, fix: b
 fn all_checks(ctx: &Context, p: &Profile) -> Vec<Check> {
     let mut v = vec![checks::config(ctx, p)];
     v.extend(checks::binaries(p));
+    v.extend(ssh::checks(p));
     v.extend(checks::service(ctx, p));
     v.push(checks::supervisor(p));
     v.extend(checks::competitors(ctx, p));

@@ -88,11 +88,15 @@ impl ColimaEngine {
         reaper::output(&mut cmd, QUERY_TIMEOUT).await.ok()
     }
 
-    /// `colima status <p> --json` succeeds: the VM runs.
+    /// `colima status <p> --json` succeeds: the VM runs. Before 0.8.1
+    /// `--json` is an unknown flag (exit 1); plain `colima status <p>`
+    /// exits 0 only when running in every release (v0.7.6 app/app.go).
     async fn vm_running(&self) -> bool {
-        self.query(&["status", &self.c.profile, "--json"])
-            .await
-            .is_some_and(|o| o.status.success())
+        let mut args = vec!["status", self.c.profile.as_str()];
+        if super::colima_version::installed().status_json() {
+            args.push("--json");
+        }
+        self.query(&args).await.is_some_and(|o| o.status.success())
     }
 
     /// Colima's own view from `colima list --json`: Running, Stopped, Broken.
@@ -133,6 +137,10 @@ impl ColimaEngine {
             watched: ha,
             adopted: true,
             own_group: false,
+            // Not yet: a Colima VM is stopped with `colima stop`, which a
+            // watcher would need the profile's config for (issue 17 covers
+            // the process engines).
+            watcher: None,
         })
     }
 
@@ -340,6 +348,7 @@ impl ColimaEngine {
             watched: None,
             adopted: false,
             own_group: false,
+            watcher: None,
         })
     }
 

@@ -12,7 +12,7 @@ use crate::sys;
 /// `engine.log` is kept under this size (plus what an engine writes in a
 /// second), with `logging::KEEP` older files, like dockhand's own log.
 pub const ENGINE_LOG_MAX: u64 = crate::logging::MAX_BYTES;
-const ENGINE_LOG: &str = "engine.log";
+pub(super) const ENGINE_LOG: &str = "engine.log";
 
 /// Send the engine's stdout and stderr to `<state_dir>/engine.log` (opened
 /// through the claimed state dir, never through a link). A file, not a

@@ -19,10 +19,13 @@ use crate::error::Result;
 use crate::sys::{self, reaper::Child};
 
 pub mod colima;
+pub mod colima_version;
 mod log;
 pub mod process;
 mod socket;
+pub mod ssh;
 mod stop;
+pub mod watcher;
 
 pub use log::{ENGINE_LOG_MAX, bound_log, guard_engine_log, last_words, log_output_to};
 pub use socket::{ping_until, remove_dead_socket, remove_dead_socket_or};
@@ -46,6 +49,20 @@ pub struct Running {
     /// `watched` is an engine dockhand started (in a process group of its
     /// own), found again through our record: its group is ours to kill.
     pub own_group: bool,
+    /// Stops the engine if this supervisor ends without stopping it and
+    /// no other claims it in time (`crate::engine::watcher`); released when
+    /// dropped, kept on a handoff (`hand_over`).
+    pub watcher: Option<crate::engine::watcher::Watcher>,
+}
+
+impl Running {
+    /// The engine stays for the next supervisor: its watcher takes over
+    /// when this process ends.
+    pub fn hand_over(mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.hand_over();
+        }
+    }
 }
 
 impl Running {
@@ -82,6 +99,7 @@ pub fn summary(p: &Profile) -> String {
     match p.engine {
         EngineKind::Colima => colima::summary(p),
         EngineKind::Dockerd | EngineKind::Command => process::summary(p),
+        EngineKind::Ssh => ssh::summary(p),
     }
 }
 
@@ -90,7 +108,7 @@ pub fn summary(p: &Profile) -> String {
 pub fn other_logs(p: &Profile) -> Vec<PathBuf> {
     match p.engine {
         EngineKind::Colima => colima::other_logs(p),
-        EngineKind::Dockerd | EngineKind::Command => Vec::new(),
+        EngineKind::Dockerd | EngineKind::Command | EngineKind::Ssh => Vec::new(),
     }
 }
 
@@ -110,6 +128,12 @@ impl ResumePolicy {
         grace: Duration::from_secs(60),
         retry: Duration::from_secs(3),
     };
+    /// A forward that never recovers by itself (an ssh connection):
+    /// no grace, a dead one is replaced at once.
+    pub const AT_ONCE: ResumePolicy = ResumePolicy {
+        grace: Duration::ZERO,
+        retry: Duration::from_secs(3),
+    };
 }
 
 /// The engine kinds. A new kind is a file here, a variant, and its arms in
@@ -118,6 +142,7 @@ impl ResumePolicy {
 pub enum Engine {
     Process(process::ProcessEngine),
     Colima(colima::ColimaEngine),
+    Ssh(ssh::SshEngine),
 }
 
 impl Engine {
@@ -127,6 +152,7 @@ impl Engine {
             EngineKind::Dockerd | EngineKind::Command => {
                 Engine::Process(process::ProcessEngine::new(p))
             }
+            EngineKind::Ssh => Engine::Ssh(ssh::SshEngine::new(p)),
         }
     }
 
@@ -136,6 +162,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.check(),
             Engine::Colima(e) => e.check(),
+            Engine::Ssh(e) => e.check(),
         }
     }
 
@@ -144,6 +171,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.adopt().await,
             Engine::Colima(e) => e.adopt().await,
+            Engine::Ssh(e) => e.adopt().await,
         }
     }
 
@@ -153,6 +181,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.clean_stale().await,
             Engine::Colima(e) => e.clean_stale().await,
+            Engine::Ssh(e) => e.clean_stale().await,
         }
     }
 
@@ -161,6 +190,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.spawn(),
             Engine::Colima(e) => e.spawn(),
+            Engine::Ssh(e) => e.spawn(),
         }
     }
 
@@ -169,6 +199,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.wait_ready(r, deadline).await,
             Engine::Colima(e) => e.wait_ready(r, deadline).await,
+            Engine::Ssh(e) => e.wait_ready(r, deadline).await,
         }
     }
 
@@ -179,6 +210,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.stop(r, timeout).await,
             Engine::Colima(e) => e.stop(r, timeout).await,
+            Engine::Ssh(e) => e.stop(r, timeout).await,
         }
     }
 
@@ -187,7 +219,7 @@ impl Engine {
     pub fn daemonized(&self, r: &mut Running) -> Option<crate::error::Error> {
         match self {
             Engine::Process(e) => e.daemonized(r),
-            Engine::Colima(_) => None,
+            Engine::Colima(_) | Engine::Ssh(_) => None,
         }
     }
 
@@ -195,8 +227,45 @@ impl Engine {
     pub async fn remove_runtime_files(&mut self) {
         match self {
             Engine::Process(e) => e.remove_runtime_files().await,
+            Engine::Ssh(e) => e.remove_runtime_files().await,
             Engine::Colima(_) => {}
         }
+    }
+
+    /// After a failed start or an exit: a failure that retrying can't fix
+    /// (the ssh engine's host key, login or configuration), with its fix.
+    /// The supervisor then holds the profile `failed` until `up`/`restart`.
+    pub fn fatal(&self) -> Option<String> {
+        match self {
+            Engine::Ssh(e) => e.fatal(),
+            _ => None,
+        }
+    }
+
+    /// After a failed probe or start: the engine's process is fine but
+    /// what it serves is down (the ssh engine's forward is up, the remote
+    /// engine isn't). The supervisor keeps the process and probes at the
+    /// backoff's pace instead of restarting it.
+    pub fn serving_down(&mut self) -> Option<String> {
+        match self {
+            Engine::Ssh(e) => e.remote_down(),
+            _ => None,
+        }
+    }
+
+    /// After a failed start: it failed because what the engine serves is
+    /// down, not the engine's process (see `serving_down`).
+    pub fn started_degraded(&self) -> bool {
+        match self {
+            Engine::Ssh(e) => e.started_degraded(),
+            _ => false,
+        }
+    }
+
+    /// A client request cuts a wait short (between attempts, after a
+    /// failure): true where an attempt is cheap (an ssh connection).
+    pub fn retry_on_request(&self) -> bool {
+        matches!(self, Engine::Ssh(_))
     }
 
     /// How failed probes shortly after a resume from sleep are treated.
@@ -204,6 +273,7 @@ impl Engine {
         match self {
             Engine::Process(e) => e.resume_policy(),
             Engine::Colima(e) => e.resume_policy(),
+            Engine::Ssh(e) => e.resume_policy(),
         }
     }
 }

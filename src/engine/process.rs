@@ -74,6 +74,19 @@ impl ProcessEngine {
         }
     }
 
+    /// A process engine running `argv` (the ssh engine's forward).
+    pub fn with_argv(p: &Profile, name: &str, argv: Vec<String>) -> ProcessEngine {
+        ProcessEngine {
+            kind: p.engine,
+            name: name.into(),
+            argv,
+            socket: p.socket.clone(),
+            state_dir: p.state_dir.clone(),
+            stop_timeout: p.stop_timeout,
+            dockerd: None,
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         let program = &self.argv[0];
         if program.contains('/') && sys::which(program).is_none() {
@@ -141,12 +154,21 @@ impl ProcessEngine {
             Some((p, own)) => (Some(p), own),
             None => (None, false),
         };
+        let watcher = watched.as_ref().and_then(|p| {
+            crate::engine::watcher::Watcher::start(
+                p.pid(),
+                own_group,
+                &self.state_dir,
+                self.stop_timeout,
+            )
+        });
         Some(Running {
             child: None,
             pid: watched.as_ref().map(sys::Proc::pid),
             watched,
             adopted: true,
             own_group,
+            watcher,
         })
     }
 
@@ -227,6 +249,12 @@ impl ProcessEngine {
             pid: Some(pid),
             adopted: false,
             own_group: false,
+            watcher: crate::engine::watcher::Watcher::start(
+                pid,
+                true,
+                &self.state_dir,
+                self.stop_timeout,
+            ),
         })
     }
 

@@ -121,6 +121,13 @@ pub async fn remove_dead_socket(socket: &Path) -> Result<Option<String>> {
             Ok(Some(format!("removed dead socket {}", socket.display())))
         }
         Ping::NoSocket => Ok(None),
+        Ping::NoFds(e) => Err(crate::error::Error::io(
+            format!(
+                "cannot check {}: dockhand is out of file descriptors",
+                socket.display()
+            ),
+            std::io::Error::other(e),
+        )),
         other => Err(crate::error::Error::UnsafePath(format!(
             "{} is in use by another program ({other}): dockhand will not take it over; stop that program or set another socket path",
             socket.display()

@@ -115,18 +115,38 @@ pub async fn stop_proc(p: &sys::Proc, timeout: Duration, group: bool) {
 /// process, a wrapper's background child, container shims come back to
 /// it as its own children, so they are known to be ours): SIGTERM, up to
 /// `timeout` to go, then SIGKILL to each and its group. Returns how many
-/// there were.
+/// there were. Call it once the engine's own process is reaped.
 pub async fn stop_orphans(timeout: Duration) -> usize {
+    stop_orphans_with(timeout, || {
+        sys::reaper::reap();
+        sys::orphans()
+    })
+    .await
+}
+
+/// How many scans in a row must find nothing before the set is final,
+/// once some orphan was seen.
+const EMPTY_SCANS_AFTER_ORPHANS: u32 = 3;
+
+/// [`stop_orphans`] over `scan` (the live orphans now).
+///
+/// On Linux dockhand is the subreaper and the engine is already reaped:
+/// every live descendant of it has been re-parented to dockhand by the
+/// time its parent exited (the kernel re-parents before the parent turns
+/// zombie), so a first scan that finds nothing is final and costs one
+/// scan. Only when orphans were seen can one of them be forking as we
+/// look (a daemon's double fork in flight: its child comes to us only
+/// when it exits), so then the set is done when it stayed empty over a
+/// few scans. On macOS there is no subreaper: orphans go to launchd,
+/// `sys::orphans` is always empty there, and this returns at once; the
+/// engine's process group kill in `stop_group` is all there is.
+async fn stop_orphans_with(timeout: Duration, mut scan: impl FnMut() -> Vec<i32>) -> usize {
     let mut seen = std::collections::BTreeSet::new();
     let term = Instant::now() + timeout;
     let deadline = term + KILL_GRACE;
-    // A process that is forking as we look (a daemon's double fork) hands
-    // its child to us only when it exits: the set is done when it has
-    // stayed empty over a few scans, not at the first empty one.
     let mut empty_scans = 0;
     sys::poll_until(deadline, || {
-        sys::reaper::reap();
-        let left = sys::orphans();
+        let left = scan();
         empty_scans = if left.is_empty() { empty_scans + 1 } else { 0 };
         for pid in &left {
             if seen.insert(*pid) {
@@ -140,8 +160,46 @@ pub async fn stop_orphans(timeout: Duration) -> usize {
                 sys::kill_child_tree(*pid);
             }
         }
-        empty_scans >= 3
+        match seen.is_empty() {
+            true => empty_scans >= 1,
+            false => empty_scans >= EMPTY_SCANS_AFTER_ORPHANS,
+        }
     })
     .await;
     seen.len()
+}
+
+#[cfg(test)]
+mod orphan_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn no_orphan_at_the_first_scan_is_final() {
+        let mut scans = 0;
+        let n = stop_orphans_with(Duration::from_secs(5), || {
+            scans += 1;
+            Vec::new()
+        })
+        .await;
+        assert_eq!((n, scans), (0, 1), "one empty scan must end it");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn orphans_seen_need_the_set_to_stay_empty() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let mut scans = 0;
+        let n = stop_orphans_with(Duration::from_secs(5), || {
+            scans += 1;
+            if scans == 1 { vec![pid] } else { Vec::new() }
+        })
+        .await;
+        let status = child.wait().unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(scans, 1 + EMPTY_SCANS_AFTER_ORPHANS);
+        assert!(!status.success(), "the orphan got SIGTERM");
+    }
 }

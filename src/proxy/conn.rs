@@ -2,6 +2,7 @@
 //! make sure the engine runs (or answer for a stopped one), forward the
 //! request and its response, and switch to a raw copy on an upgrade.
 
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,9 +13,11 @@ use tracing::debug;
 use super::Shared;
 use super::http::{self, Framing, Head, HeadError, Reader};
 use super::idle::{Active, Activity};
+use super::limits;
 use super::sock::{self, ReadHalf, WriteHalf};
 use super::zerocopy;
 use crate::control::Held;
+use crate::state::Phase;
 
 const NO_ENGINE: u64 = u64::MAX;
 
@@ -61,6 +64,9 @@ struct Conn {
 enum Next {
     More,
     Close,
+    /// The ssh forward closed before answering a GET/HEAD it was sent:
+    /// send these bytes again through the next forward.
+    Replay(Vec<u8>),
 }
 
 /// How a response ended.
@@ -75,7 +81,7 @@ enum Resp {
 impl Conn {
     async fn run(&mut self, bound: &AtomicU64) {
         loop {
-            let head = match self.cr.head(true).await {
+            let head = match self.next_head().await {
                 Ok(h) => h,
                 Err(HeadError::Closed | HeadError::Io(_)) => return,
                 Err(HeadError::Bad(code, msg)) => {
@@ -85,8 +91,31 @@ impl Conn {
             };
             match self.request(head, bound).await {
                 Next::More => {}
-                Next::Close => return,
+                Next::Close | Next::Replay(_) => return,
             }
+        }
+    }
+
+    /// The next request head: a connection idle longer than
+    /// `IDLE_TIMEOUT` is closed, a head begun must be complete within
+    /// `HEAD_DEADLINE` (else 408 and close).
+    async fn next_head(&mut self) -> Result<Head, HeadError> {
+        if self.cr.buffered().is_empty() {
+            match tokio::time::timeout(limits::IDLE_TIMEOUT, self.cr.read_more()).await {
+                Err(_) | Ok(Ok(0)) => return Err(HeadError::Closed),
+                Ok(Err(e)) => return Err(HeadError::Io(e)),
+                Ok(Ok(_)) => {}
+            }
+        }
+        match tokio::time::timeout(limits::HEAD_DEADLINE, self.cr.head(true)).await {
+            Ok(r) => r,
+            Err(_) => Err(HeadError::Bad(
+                408,
+                format!(
+                    "request head not complete within {}s",
+                    limits::HEAD_DEADLINE.as_secs()
+                ),
+            )),
         }
     }
 
@@ -100,8 +129,8 @@ impl Conn {
         let passive = self.shared.classifier.passive(&head.method, &path);
         let framing = match head.request_framing() {
             Ok(f) => f,
-            Err(m) => {
-                let _ = self.reply(&http::json_error(400, &m, true)).await;
+            Err((code, m)) => {
+                let _ = self.reply(&http::json_error(code, &m, true)).await;
                 return Next::Close;
             }
         };
@@ -141,8 +170,12 @@ impl Conn {
             };
         }
         if self.engine.is_none() {
-            let epoch = *self.shared.epoch.borrow();
-            match UnixStream::connect(&self.shared.socket).await {
+            let mut epoch = *self.shared.epoch.borrow();
+            let connected = match UnixStream::connect(&self.shared.socket).await {
+                Err(_) if self.shared.remote => self.await_forward(&mut epoch).await,
+                c => c.map_err(|e| e.to_string()),
+            };
+            match connected {
                 Ok(s) => {
                     big_buffers(&s);
                     let Ok((r, w)) = sock::from_tokio(s) else {
@@ -163,12 +196,63 @@ impl Conn {
                 }
             }
         }
-        self.forward(head, framing, &mut active).await
+        match self.forward(&head, framing, &mut active).await {
+            Next::Replay(bytes) => self.replay(bytes, &head, bound).await,
+            next => next,
+        }
     }
 
-    /// Forward the request to the engine and its response back; `active`
-    /// is released when the engine ends its side of an upgraded stream.
-    async fn forward(&mut self, head: Head, framing: Framing, active: &mut Option<Active>) -> Next {
+    /// A GET or HEAD the dying ssh forward took and closed unanswered
+    /// (the request never reached the engine, or reading it changes
+    /// nothing): sent once more through the new forward.
+    async fn replay(&mut self, bytes: Vec<u8>, head: &Head, bound: &AtomicU64) -> Next {
+        self.engine = None;
+        // Not bound to the dead forward's epoch while waiting for the next.
+        bound.store(NO_ENGINE, Ordering::SeqCst);
+        let mut epoch = NO_ENGINE;
+        let s = match self.await_forward(&mut epoch).await {
+            Ok(s) => s,
+            Err(why) => {
+                let m = format!("dockhand cannot reach the Docker engine: {why}");
+                let _ = self.reply(&http::json_error(503, &m, true)).await;
+                return Next::Close;
+            }
+        };
+        big_buffers(&s);
+        let Ok((r, w)) = sock::from_tokio(s) else {
+            return Next::Close;
+        };
+        bound.store(epoch, Ordering::SeqCst);
+        let (er, ew) = self.engine.insert((Reader::new(r), w));
+        if ew.write_all(&bytes).await.is_err() {
+            return Next::Close;
+        }
+        match response(er, &mut self.cw, head).await {
+            Ok(Resp::Done { close }) if !close && !head.closes() => {
+                ew.quiet();
+                self.cw.quiet();
+                Next::More
+            }
+            Ok(Resp::Raw) => {
+                let _ = tokio::join!(raw(&mut self.cr, ew), raw(er, &mut self.cw));
+                Next::Close
+            }
+            _ => Next::Close,
+        }
+    }
+
+    /// Forward the request to the engine and its response back. While
+    /// the engine works, the client is watched: one that hangs up ends the
+    /// engine connection at once (the engine cancels the request, as when
+    /// the client talks to it directly); a half-close is passed on.
+    async fn forward(
+        &mut self,
+        head: &Head,
+        framing: Framing,
+        active: &mut Option<Active>,
+    ) -> Next {
+        let idempotent = matches!(head.method.as_str(), "GET" | "HEAD");
+        let replayable = self.shared.remote && idempotent && framing == Framing::None;
         let Conn { cr, cw, engine, .. } = self;
         let (er, ew) = engine.as_mut().expect("connected");
         // A small body already read goes out with the head, in one write.
@@ -178,65 +262,97 @@ impl Conn {
             }
             f => (head.len, f),
         };
+        let replay = replayable.then(|| cr.buffered()[..send].to_vec());
         if ew.write_all(&cr.buffered()[..send]).await.is_err() {
-            return Next::Close;
+            return replay.map_or(Next::Close, Next::Replay);
         }
         cr.consume(send);
-        let done = {
-            let req = body(cr, ew, framing);
-            let resp = response(er, cw, &head);
-            tokio::pin!(req, resp);
-            let (mut req_done, mut resp_done) = (false, None);
-            while !req_done || resp_done.is_none() {
+        let (done, whole) = {
+            let client = client_side(cr, ew, framing);
+            let resp = response(er, cw, head);
+            tokio::pin!(client, resp);
+            let mut whole = None;
+            loop {
                 tokio::select! {
-                    r = &mut req, if !req_done => match r {
-                        Ok(()) => req_done = true,
-                        Err(_) => return Next::Close,
+                    c = &mut client, if whole.is_none() => match c {
+                        Client::Gone => return Next::Close,
+                        Client::Stopped(w) => whole = Some(w),
                     },
-                    r = &mut resp, if resp_done.is_none() => match r {
-                        Ok(x) => resp_done = Some(x),
+                    r = &mut resp => match r {
+                        Ok(x) => break (x, whole.unwrap_or(true)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+                            return replay.map_or(Next::Close, Next::Replay);
+                        }
                         Err(_) => return Next::Close,
                     },
                 }
             }
-            resp_done.expect("done")
         };
         // Between requests the sockets wake dockhand only to read.
         ew.quiet();
         cw.quiet();
         match done {
-            Resp::Done { close } if !close && !head.closes() => Next::More,
+            Resp::Done { close } if !close && !head.closes() && whole => Next::More,
             Resp::Done { .. } => Next::Close,
             Resp::Raw => {
-                // Upgraded or hijacked: bytes both ways, each direction's
-                // end passed on as a half-close.
-                // Once the engine has ended its side (the exec or attach
-                // is over) it is no longer work, even while the client
-                // keeps its socket open (docker-py does).
-                let down = async {
-                    let r = raw(er, cw).await;
-                    *active = None;
-                    r
-                };
-                let _ = tokio::join!(raw(cr, ew), down);
+                raw_both(cr, ew, er, cw, active).await;
                 Next::Close
+            }
+        }
+    }
+
+    /// The ssh forward went away under a request (ssh killed, the
+    /// supervisor not yet told): wait for the supervisor to notice and
+    /// reconnect (within `start_timeout`), then connect again.
+    /// `epoch`: the engine's epoch before the connect that succeeded.
+    async fn await_forward(&self, epoch: &mut u64) -> Result<UnixStream, String> {
+        let deadline = tokio::time::Instant::now() + self.shared.start_timeout;
+        let mut rx = self.shared.control.subscribe();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.shared.control.start()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => return Err(why),
+                Err(_) => return Err("the forward did not come back within start_timeout".into()),
+            }
+            *epoch = *self.shared.epoch.borrow();
+            match UnixStream::connect(&self.shared.socket).await {
+                Ok(s) => return Ok(s),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.to_string()),
+                // Still "ready" with the dead forward: wait for the news.
+                Err(_) => {
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_millis(200), rx.changed())
+                            .await;
+                }
             }
         }
     }
 
     /// When the engine isn't running: start it and wait (None: forward),
     /// or answer for it (Some): a held engine's recorded answers for
-    /// passive requests (not the docker CLI's), `down`'s refusal.
+    /// passive requests (not the docker CLI's), `down`'s and a failed
+    /// profile's refusal.
     async fn engine_or_answer(&mut self, head: &Head, path: &str, passive: bool) -> Option<Local> {
-        if self.shared.control.engine_up() {
+        let st = self.shared.control.state();
+        let remote = self.shared.remote;
+        if self.shared.control.engine_up() && (!remote || st.phase == Phase::Ready) {
             return None;
         }
-        let st = self.shared.control.state();
+        // A remote engine's forward reconnecting: the CLI's first
+        // questions get the remote engine's last answers (so it negotiates
+        // that engine's API version), the rest wait for the forward.
+        if remote && st.held.is_none() {
+            let key = super::cache::key(path);
+            if let Some(b) = key.and_then(|k| self.shared.cache.answer(k, head.method == "HEAD")) {
+                return Some(Local::Bytes(b));
+            }
+        }
         let cli = head
             .header("user-agent")
             .is_some_and(|v| v.starts_with(b"Docker-Client/"));
         let answer_here = match st.held {
-            Some(Held::Down) => true,
+            Some(Held::Down | Held::Failed) => true,
             Some(Held::Idle | Held::OnDemand) => passive && !cli,
             None => false,
         };
@@ -251,16 +367,30 @@ impl Conn {
                 return Some(Local::Bytes(b));
             }
         }
-        if st.held == Some(Held::Down) {
-            return Some(Local::Error(format!(
-                "the Docker engine of dockhand profile `{}` is {}: run `dockhand up` to start it",
-                self.shared.profile,
-                Held::Down
-            )));
+        match st.held {
+            Some(Held::Failed) => {
+                return Some(Local::Error(format!(
+                    "dockhand profile `{}` failed: {}",
+                    self.shared.profile,
+                    st.last_error.as_deref().unwrap_or("see `dockhand status`")
+                )));
+            }
+            Some(Held::Down) => {
+                return Some(Local::Error(format!(
+                    "the Docker engine of dockhand profile `{}` is {}: run `dockhand up` to start it",
+                    self.shared.profile,
+                    Held::Down
+                )));
+            }
+            _ => {}
         }
         let limit = self.shared.start_timeout;
         match tokio::time::timeout(limit, self.shared.control.start()).await {
             Ok(Ok(())) => None,
+            Ok(Err(why)) if remote => Some(Local::Error(format!(
+                "dockhand cannot reach the Docker engine: {why}; see `dockhand status --profile {}`",
+                self.shared.profile
+            ))),
             Ok(Err(why)) => Some(Local::Error(format!(
                 "dockhand could not start the Docker engine: {why}; see `dockhand status --profile {}`",
                 self.shared.profile
@@ -290,6 +420,92 @@ async fn body(
         return Ok(());
     }
     r.copy_body(framing, w, None).await
+}
+
+/// How the client's side of a request ended before the answer did.
+enum Client {
+    /// It hung up, or its socket failed: end the connection.
+    Gone,
+    /// Nothing more to watch: the request was sent whole (true; further
+    /// bytes, a pipelined request, stay buffered) or not (false: a body
+    /// cut short or malformed, passed on for the engine to answer; the
+    /// connection ends after that answer).
+    Stopped(bool),
+}
+
+/// The client's side of a request: its body to the engine, then a watch
+/// for the client going away while the engine answers. Never ends while
+/// the client stays and keeps quiet.
+async fn client_side(cr: &mut Reader<ReadHalf>, ew: &mut WriteHalf, framing: Framing) -> Client {
+    match body(cr, ew, framing).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            // Framing the engine may judge otherwise: bytes as they come,
+            // so it sees what the client sent and gives its own answer.
+            return match raw(cr, ew).await {
+                Ok(()) if !sock::hung_up(cr.get_ref().as_fd()) => Client::Stopped(false),
+                _ => Client::Gone,
+            };
+        }
+        Err(_) => return end_of_client(cr, ew, false).await,
+    }
+    loop {
+        match cr.read_more().await {
+            Ok(0) => return end_of_client(cr, ew, true).await,
+            Ok(_) => {} // the next request, pipelined: kept
+            Err(_) => return Client::Gone,
+        }
+    }
+}
+
+/// The client stopped sending (the request `whole` or not): gone when it
+/// hung up; otherwise its half-close goes on to the engine, which may
+/// still answer (an early error answer reaches the client).
+async fn end_of_client(cr: &Reader<ReadHalf>, ew: &mut WriteHalf, whole: bool) -> Client {
+    if sock::hung_up(cr.get_ref().as_fd()) {
+        return Client::Gone;
+    }
+    let _ = ew.shutdown().await;
+    Client::Stopped(whole)
+}
+
+/// Both directions of an upgraded or hijacked stream (or an answer that
+/// runs until the engine closes) until both have ended, or one side hangs
+/// up or fails: then both are closed.
+async fn raw_both(
+    cr: &mut Reader<ReadHalf>,
+    ew: &mut WriteHalf,
+    er: &mut Reader<ReadHalf>,
+    cw: &mut WriteHalf,
+    active: &mut Option<Active>,
+) {
+    let up = raw_until(cr, ew);
+    // The engine's direction: when the engine has closed its socket
+    // altogether (not only its writing side), the stream is over.
+    let down = raw_until(er, cw);
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            over = &mut up, if !up_done => if over { return } else { up_done = true },
+            // Once the engine has ended its side (the exec or attach is
+            // over) it is no longer work, even while the client keeps its
+            // socket open (docker-py does).
+            over = &mut down, if !down_done => {
+                *active = None;
+                if over { return } else { down_done = true }
+            }
+        }
+    }
+}
+
+/// One raw direction to its end; true when that end is the whole
+/// connection's (the sender hung up, or a socket failed).
+async fn raw_until(r: &mut Reader<ReadHalf>, w: &mut WriteHalf) -> bool {
+    match raw(r, w).await {
+        Ok(()) => sock::hung_up(r.get_ref().as_fd()),
+        Err(_) => true,
+    }
 }
 
 /// An upgraded or hijacked direction: bytes until the end of the stream,
@@ -324,12 +540,19 @@ async fn response(
     req: &Head,
 ) -> std::io::Result<Resp> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    // Nothing sent to the client yet: the engine closing now is told
+    // apart (NotConnected), so an ssh forward's request can be replayed.
+    let mut first = true;
     loop {
         let head = er.head(false).await.map_err(|e| match e {
+            HeadError::Io(_) | HeadError::Closed if first => {
+                std::io::Error::new(std::io::ErrorKind::NotConnected, "closed before answering")
+            }
             HeadError::Io(e) => e,
             HeadError::Closed => std::io::ErrorKind::UnexpectedEof.into(),
             HeadError::Bad(_, m) => bad(m),
         })?;
+        first = false;
         if head.status == 101 || head.status < 200 {
             cw.write_all(&er.buffered()[..head.len]).await?;
             er.consume(head.len);
@@ -359,5 +582,197 @@ async fn response(
         return Ok(Resp::Done {
             close: head.closes(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use tokio::io::AsyncReadExt;
+
+    /// A proxy in front of `engine` (a socket path), the engine up.
+    fn shared(engine: &std::path::Path, dir: &std::path::Path) -> Arc<Shared> {
+        let st = crate::state::State {
+            adopted: false,
+            profile: "t".into(),
+            phase: crate::state::Phase::Ready,
+            engine_pid: None,
+            socket: engine.into(),
+            restarts: 0,
+            last_error: None,
+            since: String::new(),
+            supervisor_pid: 1,
+            held: None,
+            awake: None,
+            dockhand_trouble: None,
+        };
+        let (control, cmds) = crate::control::channel(st);
+        std::mem::forget(cmds);
+        Arc::new(Shared {
+            control,
+            socket: engine.into(),
+            start_timeout: std::time::Duration::from_secs(5),
+            profile: "t".into(),
+            classifier: super::super::classify::Classifier::new(None),
+            cache: super::super::cache::Cache::load(dir),
+            record: super::super::record::Record::default(),
+            idle: Activity::new(),
+            epoch: tokio::sync::watch::channel(0).0,
+            remote: false,
+        })
+    }
+
+    /// An engine that answers 413 as soon as it has the head, then closes
+    /// without reading the body (unread data: the proxy's next write to it
+    /// fails at once). Through the proxy, the client gets the 413 every
+    /// time, however the failing write and the answer race.
+    #[tokio::test]
+    async fn an_early_answer_reaches_the_client_although_the_body_cannot_be_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let engine = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = engine.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut b = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut b).await.unwrap();
+                    head.extend_from_slice(&b[..n]);
+                }
+                // Let the proxy fill the socket with body and block on it:
+                // the answer and the failing write then come together.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                s.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                drop(s);
+            }
+        });
+        let shared = shared(&path, dir.path());
+        for i in 0..20 {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            let ours = UnixStream::from_std(ours).unwrap();
+            tokio::spawn(serve(shared.clone(), ours));
+            let answer = tokio::task::spawn_blocking(move || {
+                let mut c = theirs;
+                c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .unwrap();
+                c.write_all(
+                    b"POST /v1.41/build HTTP/1.1\r\nHost: d\r\nContent-Length: 8388608\r\n\r\n",
+                )
+                .unwrap();
+                let mut w = c.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    let _ = w.write_all(&vec![0u8; 8 << 20]);
+                });
+                let mut out = Vec::new();
+                let _ = c.read_to_end(&mut out);
+                let _ = c.shutdown(std::net::Shutdown::Both);
+                let _ = writer.join();
+                out
+            })
+            .await
+            .unwrap();
+            assert!(
+                answer.starts_with(b"HTTP/1.1 413"),
+                "try {i}: {:?}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+
+    /// An engine for one connection at `path`: reads a head, then `then`.
+    fn one_shot_engine<F, Fut>(path: &std::path::Path, then: F)
+    where
+        F: FnOnce(tokio::net::UnixStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let engine = tokio::net::UnixListener::bind(path).unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = engine.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut b).await.unwrap();
+                head.extend_from_slice(&b[..n]);
+            }
+            then(s).await;
+        });
+    }
+
+    fn client(shared: &Arc<Shared>) -> (tokio::task::JoinHandle<()>, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        (tokio::spawn(serve(shared.clone(), ours)), theirs)
+    }
+
+    /// An upgraded stream whose engine closes its socket: the client's
+    /// side is closed too, although the client keeps quiet and holds its
+    /// socket (the connection ends; it used to wait for the client).
+    #[cfg(target_os = "linux")] // sock::hung_up
+    #[tokio::test]
+    async fn an_engine_that_closes_an_upgraded_stream_closes_the_clients_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        one_shot_engine(&path, |mut s| async move {
+            s.write_all(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nbye")
+                .await
+                .unwrap();
+        });
+        let shared = shared(&path, dir.path());
+        let (task, mut c) = client(&shared);
+        c.write_all(b"POST /v1.41/exec/x/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).await.unwrap();
+        assert!(got.ends_with(b"bye"), "{:?}", String::from_utf8_lossy(&got));
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the connection ends while the client holds its socket")
+            .unwrap();
+    }
+
+    /// Each chunk of a chunked answer reaches the client as it arrives,
+    /// with its size line: the engine sends the next one only after the
+    /// client has read the last.
+    #[tokio::test]
+    async fn chunks_are_forwarded_as_they_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        one_shot_engine(&path, move |mut s| async move {
+            s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            for i in 0..3 {
+                s.write_all(format!("5\r\nstep{i}\r\n").as_bytes())
+                    .await
+                    .unwrap();
+                rx.recv().await.unwrap();
+            }
+            s.write_all(b"0\r\n\r\n").await.unwrap();
+        });
+        let shared = shared(&path, dir.path());
+        let (_task, mut c) = client(&shared);
+        c.write_all(b"POST /v1.41/build HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut b = [0u8; 4096];
+        for i in 0..3 {
+            let chunk = format!("5\r\nstep{i}\r\n");
+            while !String::from_utf8_lossy(&seen).ends_with(&chunk) {
+                let n = tokio::time::timeout(std::time::Duration::from_secs(10), c.read(&mut b))
+                    .await
+                    .expect("chunk forwarded at once")
+                    .unwrap();
+                assert!(n > 0);
+                seen.extend_from_slice(&b[..n]);
+            }
+            tx.send(()).await.unwrap();
+        }
     }
 }

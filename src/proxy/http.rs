@@ -12,9 +12,12 @@ pub const BUF: usize = 256 * 1024;
 /// A connection starts with this much (heads, small answers) and grows
 /// to `BUF` when it copies a body: idle keep-alive connections stay cheap.
 const SMALL: usize = 16 * 1024;
-/// The longest request or response head accepted.
-pub const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 128;
+/// The longest request or response head accepted: Go's net/http (the
+/// engine's server) reads up to `DefaultMaxHeaderBytes` (1 MiB) plus
+/// 4096 bytes of slack, with any number of headers within it.
+pub const MAX_HEAD: usize = (1 << 20) + 4096;
+/// Headers parsed without allocating; more are parsed in a second pass.
+const FEW_HEADERS: usize = 64;
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
 
@@ -24,6 +27,14 @@ pub struct Reader<R> {
     buf: Vec<u8>,
     pos: usize,
     end: usize,
+    /// Bytes of the heads budget (`limits`) this reader's buffer holds.
+    charged: usize,
+}
+
+impl<R> Drop for Reader<R> {
+    fn drop(&mut self) {
+        super::limits::release_head(self.charged);
+    }
 }
 
 /// How a body ends.
@@ -72,6 +83,7 @@ impl Head {
     pub fn closes(&self) -> bool {
         self.has_token("connection", "close")
             || (self.version == 0 && !self.has_token("connection", "keep-alive"))
+            || self.ambiguous()
     }
 
     /// The request asks to switch protocols (`Upgrade: tcp`, `h2c`).
@@ -79,31 +91,58 @@ impl Head {
         self.header("upgrade").is_some()
     }
 
-    fn body_framing(&self) -> Result<Framing, String> {
-        if self.has_token("transfer-encoding", "chunked") {
+    /// The body's framing as Go's net/http (the engine's server) reads
+    /// it: `Transfer-Encoding` ignored on HTTP/1.0, else one field that is
+    /// exactly `chunked` (anything else: 501); Content-Length all digits,
+    /// repeated only with the same value (else 400). Both together: the
+    /// body is chunked (Go drops the length) and the connection closes
+    /// after the answer (`closes`), as RFC 9112 6.3 asks.
+    fn body_framing(&self) -> Result<Framing, (u16, String)> {
+        let te: Vec<&[u8]> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        if !te.is_empty() && self.version >= 1 {
+            if te.len() > 1 || !te[0].trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                let what = String::from_utf8_lossy(&te.join(&b", "[..])).into_owned();
+                return Err((501, format!("unsupported Transfer-Encoding: {what:?}")));
+            }
             return Ok(Framing::Chunked);
-        }
-        if self.header("transfer-encoding").is_some() {
-            return Err("unsupported Transfer-Encoding".into());
         }
         let mut len = None;
         for (n, v) in &self.headers {
-            if n.eq_ignore_ascii_case("content-length") {
-                let v: u64 = std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .ok_or("bad Content-Length")?;
-                if len.is_some_and(|l| l != v) {
-                    return Err("conflicting Content-Length headers".into());
-                }
-                len = Some(v);
+            if !n.eq_ignore_ascii_case("content-length") {
+                continue;
             }
+            let v = v.trim_ascii();
+            if v.is_empty() {
+                continue;
+            }
+            let n: u64 = std::str::from_utf8(v)
+                .ok()
+                .filter(|s| s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse().ok())
+                .ok_or((400, "bad Content-Length".to_string()))?;
+            if len.is_some_and(|l| l != n) {
+                return Err((400, "conflicting Content-Length headers".into()));
+            }
+            len = Some(n);
         }
         Ok(len.map(Framing::Length).unwrap_or(Framing::None))
     }
 
-    /// A request body's framing.
-    pub fn request_framing(&self) -> Result<Framing, String> {
+    /// Both Content-Length and Transfer-Encoding: chunked wins, but such
+    /// a message may be a smuggling attempt; the connection ends after it.
+    fn ambiguous(&self) -> bool {
+        self.version >= 1
+            && self.header("transfer-encoding").is_some()
+            && self.header("content-length").is_some()
+    }
+
+    /// A request body's framing, or the status and message to refuse it.
+    pub fn request_framing(&self) -> Result<Framing, (u16, String)> {
         self.body_framing()
     }
 
@@ -112,7 +151,7 @@ impl Head {
         if method == "HEAD" || self.status < 200 || self.status == 204 || self.status == 304 {
             return Ok(Framing::None);
         }
-        match self.body_framing()? {
+        match self.body_framing().map_err(|(_, m)| m)? {
             Framing::None => Ok(Framing::Eof),
             f => Ok(f),
         }
@@ -142,7 +181,30 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             buf: vec![0u8; SMALL],
             pos: 0,
             end: 0,
+            charged: 0,
         }
+    }
+
+    /// Room for a longer head: the buffer doubles (up to `MAX_HEAD`),
+    /// paid from the heads budget.
+    fn grow_for_head(&mut self) -> Result<(), HeadError> {
+        let new = (self.buf.len() * 2).min(MAX_HEAD);
+        let extra = new.saturating_sub(self.buf.len());
+        if !super::limits::charge_head(extra) {
+            return Err(HeadError::Bad(
+                503,
+                "too many large request heads in progress: try again".into(),
+            ));
+        }
+        self.charged += extra;
+        self.buf.resize(new, 0);
+        Ok(())
+    }
+
+    /// A head is complete: its memory no longer counts as a head in
+    /// progress (the buffer shrinks once it is empty, see `consume`).
+    fn head_done(&mut self) {
+        super::limits::release_head(std::mem::take(&mut self.charged));
     }
 
     /// Use the full-size buffer (before copying a body).
@@ -184,7 +246,27 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         if self.pos == self.end {
             self.pos = 0;
             self.end = 0;
+            if self.buf.len() > BUF {
+                // A large head's buffer: back to the usual size.
+                self.buf.truncate(SMALL);
+                self.buf.shrink_to_fit();
+            }
         }
+    }
+
+    /// Wait for more bytes (keeping those buffered); 0 at the end of the
+    /// stream. Never returns with a full buffer unread: when it is full,
+    /// waits forever (the caller races it against something else).
+    pub async fn read_more(&mut self) -> io::Result<usize> {
+        if self.pos > 0 && self.end == self.buf.len() {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.buf.len() {
+            return std::future::pending().await;
+        }
+        self.fill().await
     }
 
     /// Read more into the buffer (moving what is left to its start when
@@ -205,18 +287,19 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub async fn head(&mut self, request: bool) -> Result<Head, HeadError> {
         loop {
             if let Some(h) = parse(self.buffered(), request)? {
+                self.head_done();
                 return Ok(h);
             }
             if self.buffered().len() >= MAX_HEAD {
                 return Err(HeadError::Bad(431, "request head too large".into()));
             }
-            if self.buffered().len() >= self.buf.len() / 2 {
-                self.grow();
-            }
             if self.pos > 0 && self.end == self.buf.len() {
                 self.buf.copy_within(self.pos..self.end, 0);
                 self.end -= self.pos;
                 self.pos = 0;
+            }
+            if self.end == self.buf.len() {
+                self.grow_for_head()?;
             }
             if self.fill().await? == 0 {
                 return Err(if self.buffered().is_empty() {
@@ -274,9 +357,12 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 
-    /// Copy a chunked body, framing included, to `w`: each buffer's worth
-    /// of the body goes out in one write; only chunk-size and trailer lines
-    /// are looked at, chunk data is skipped by its size.
+    /// Copy a chunked body, framing included, to `w`: what arrives goes
+    /// out at once, so chunks keep their boundaries and timing; only
+    /// chunk-size and trailer lines are looked at, chunk data is skipped by
+    /// its size. A body that breaks the framing (RFC 9112 7.1: CRLF after
+    /// every line and chunk) is still passed on, all that was read of it,
+    /// so the receiver gives its own answer; then `InvalidData`.
     pub async fn copy_chunked<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
         self.grow();
         let mut st = Chunked::Size(Vec::new());
@@ -285,7 +371,14 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             let buf = &self.buf[self.pos..self.end];
-            let (used, done) = st.advance(buf)?;
+            let (used, done) = match st.advance(buf) {
+                Ok(x) => x,
+                Err(e) => {
+                    w.write_all(buf).await?;
+                    self.consume(buf.len());
+                    return Err(e);
+                }
+            };
             w.write_all(&buf[..used]).await?;
             self.consume(used);
             if done {
@@ -316,17 +409,35 @@ enum Chunked {
     Size(Vec<u8>),
     /// In chunk data: bytes left.
     Data(u64),
-    /// In the CRLF after chunk data: bytes left.
-    DataEnd(u8),
+    /// In the CRLF after chunk data: what of it is still due.
+    DataEnd(&'static [u8]),
     /// In a trailer line (the body ends at an empty one).
     Trailer(Vec<u8>),
+}
+
+fn malformed(m: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("malformed chunked body: {m}"),
+    )
+}
+
+/// A chunk-size line without its CRLF: 1 to 16 hex digits, then
+/// optionally whitespace and `;` extensions (Go: `parseHexUint`).
+fn chunk_size(line: &[u8]) -> io::Result<u64> {
+    let end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
+    let hex = line[..end].trim_ascii_end();
+    if hex.is_empty() || hex.len() > 16 || !hex.iter().all(u8::is_ascii_hexdigit) {
+        return Err(malformed("bad chunk size"));
+    }
+    let hex = std::str::from_utf8(hex).expect("hex digits");
+    u64::from_str_radix(hex, 16).map_err(|_| malformed("bad chunk size"))
 }
 
 impl Chunked {
     /// Consume from `buf` what belongs to the body; returns how much, and
     /// whether the body ended there.
     fn advance(&mut self, buf: &[u8]) -> io::Result<(usize, bool)> {
-        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
         let mut i = 0;
         while i < buf.len() {
             match self {
@@ -335,13 +446,16 @@ impl Chunked {
                     i += k as usize;
                     *left -= k;
                     if *left == 0 {
-                        *self = Chunked::DataEnd(2);
+                        *self = Chunked::DataEnd(b"\r\n");
                     }
                 }
-                Chunked::DataEnd(left) => {
+                Chunked::DataEnd(due) => {
+                    if buf[i] != due[0] {
+                        return Err(malformed("chunk data not followed by CRLF"));
+                    }
                     i += 1;
-                    *left -= 1;
-                    if *left == 0 {
+                    *due = &due[1..];
+                    if due.is_empty() {
                         *self = Chunked::Size(Vec::new());
                     }
                 }
@@ -349,26 +463,23 @@ impl Chunked {
                     let Some(j) = buf[i..].iter().position(|&b| b == b'\n') else {
                         line.extend_from_slice(&buf[i..]);
                         if line.len() > MAX_LINE {
-                            return Err(bad("chunk line too long"));
+                            return Err(malformed("chunk line too long"));
                         }
                         return Ok((buf.len(), false));
                     };
                     line.extend_from_slice(&buf[i..i + j]);
                     i += j + 1;
                     let line = std::mem::take(line);
-                    let text = line.trim_ascii_end();
+                    let Some(text) = line.strip_suffix(b"\r") else {
+                        return Err(malformed("line ended by a bare LF"));
+                    };
                     if let Chunked::Trailer(_) = self {
                         if text.is_empty() {
                             return Ok((i, true));
                         }
                         continue;
                     }
-                    let hex = text.split(|&b| b == b';').next().unwrap_or(&[]);
-                    let size = std::str::from_utf8(hex)
-                        .ok()
-                        .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
-                        .ok_or_else(|| bad("bad chunk size"))?;
-                    *self = match size {
+                    *self = match chunk_size(text)? {
                         0 => Chunked::Trailer(Vec::new()),
                         n => Chunked::Data(n),
                     };
@@ -473,7 +584,23 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn parse(buf: &[u8], request: bool) -> Result<Option<Head>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match parse_with(buf, request, &mut few) {
+        Err(HeadError::Bad(431, _)) => {
+            // Any number of headers within `MAX_HEAD`: no more than lines.
+            let lines = buf.iter().filter(|&&b| b == b'\n').count();
+            let mut many = vec![httparse::EMPTY_HEADER; lines + 1];
+            parse_with(buf, request, &mut many)
+        }
+        r => r,
+    }
+}
+
+fn parse_with<'b>(
+    buf: &'b [u8],
+    request: bool,
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<Head>, HeadError> {
     let bad = |e: httparse::Error| match e {
         httparse::Error::TooManyHeaders => HeadError::Bad(431, "too many headers".into()),
         e => HeadError::Bad(400, format!("malformed HTTP: {e}")),
@@ -484,7 +611,7 @@ fn parse(buf: &[u8], request: bool) -> Result<Option<Head>, HeadError> {
             .collect()
     };
     if request {
-        let mut req = httparse::Request::new(&mut headers);
+        let mut req = httparse::Request::new(headers);
         match req.parse(buf).map_err(bad)? {
             httparse::Status::Partial => Ok(None),
             httparse::Status::Complete(len) => Ok(Some(Head {
@@ -497,7 +624,7 @@ fn parse(buf: &[u8], request: bool) -> Result<Option<Head>, HeadError> {
             })),
         }
     } else {
-        let mut res = httparse::Response::new(&mut headers);
+        let mut res = httparse::Response::new(headers);
         match res.parse(buf).map_err(bad)? {
             httparse::Status::Partial => Ok(None),
             httparse::Status::Complete(len) => Ok(Some(Head {
@@ -518,7 +645,9 @@ pub fn json_error(status: u16, message: &str, close: bool) -> Vec<u8> {
     let body = serde_json::json!({ "message": message }).to_string();
     let reason = match status {
         400 => "Bad Request",
+        408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         _ => "Service Unavailable",
     };
@@ -581,6 +710,86 @@ mod tests {
             let mut out = Vec::new();
             assert!(r.copy_chunked(&mut out).await.is_err());
         }
+    }
+
+    /// CRLF everywhere (RFC 9112 7.1): a bare LF is malformed, and what
+    /// was read of the body is still passed on (the receiver judges).
+    #[tokio::test]
+    async fn bare_lf_in_chunked_bodies_is_malformed_but_passed_on() {
+        for wire in [
+            &b"2\nab\r\n0\r\n\r\n"[..],
+            b"2\r\nab\n0\r\n\r\n",
+            b"2\r\nab\r\n0\n\r\n",
+            b"2\r\nab\r\n0\r\n\n",
+            b" 2\r\nab\r\n0\r\n\r\n",
+            b"+2\r\nab\r\n0\r\n\r\n",
+        ] {
+            let mut r = Reader::new(wire);
+            let mut out = Vec::new();
+            let e = r.copy_chunked(&mut out).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{wire:?}");
+            assert_eq!(out, wire, "all of it passed on");
+        }
+    }
+
+    async fn request(wire: &[u8]) -> Head {
+        Reader::new(wire).head(true).await.unwrap()
+    }
+
+    /// As Go's net/http: Transfer-Encoding ignored on HTTP/1.0, else only
+    /// one `chunked` (else 501); Content-Length digits only; with both,
+    /// chunked, and the connection closes after the answer.
+    #[tokio::test]
+    async fn request_framing_follows_go() {
+        let h =
+            request(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n")
+                .await;
+        assert_eq!(h.request_framing().unwrap(), Framing::Length(3));
+        for te in [
+            "gzip, chunked",
+            "identity",
+            "chunked\r\nTransfer-Encoding: chunked",
+        ] {
+            let h =
+                request(format!("POST / HTTP/1.1\r\nTransfer-Encoding: {te}\r\n\r\n").as_bytes())
+                    .await;
+            assert_eq!(h.request_framing().unwrap_err().0, 501, "{te}");
+        }
+        for cl in ["+3", "3 3", "-1", "0x3"] {
+            let h = request(format!("POST / HTTP/1.1\r\nContent-Length: {cl}\r\n\r\n").as_bytes())
+                .await;
+            assert_eq!(h.request_framing().unwrap_err().0, 400, "{cl}");
+        }
+        let h =
+            request(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+        assert_eq!(h.request_framing().unwrap(), Framing::Chunked);
+        assert!(h.closes());
+    }
+
+    /// Any number of headers, and heads up to 1 MiB, however they arrive.
+    #[tokio::test]
+    async fn big_heads_parse_across_reads() {
+        let many: String = (0..300).map(|i| format!("X-{i}: {i}\r\n")).collect();
+        let big = format!("X-Big: {}\r\n", "v".repeat(500_000));
+        for extra in [many, big] {
+            let wire = format!("GET /_ping HTTP/1.1\r\nHost: d\r\n{extra}\r\n").into_bytes();
+            let (a, mut b) = tokio::io::duplex(4096);
+            let n = wire.len();
+            let t = tokio::spawn(async move {
+                for c in wire.chunks(1000) {
+                    b.write_all(c).await.unwrap();
+                }
+                b
+            });
+            let mut r = Reader::new(a);
+            let h = r.head(true).await.unwrap();
+            assert_eq!(h.len, n);
+            drop(t.await.unwrap());
+        }
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "v".repeat(MAX_HEAD));
+        let mut r = Reader::new(huge.as_bytes());
+        assert!(matches!(r.head(true).await, Err(HeadError::Bad(431, _))));
     }
 
     #[tokio::test]

@@ -157,7 +157,13 @@ fn not_ours(shared: &Shared) -> Awake {
 /// what `status` shows (with when the idle stop is due, when nothing
 /// runs), and when that is.
 async fn look(shared: &Shared, after: Duration) -> (Awake, Instant) {
-    let running = match running_containers(shared).await {
+    // A remote engine's containers run without the connection: they
+    // don't keep it open.
+    let running = match shared.remote {
+        true => Ok(0),
+        false => running_containers(shared).await,
+    };
+    let running = match running {
         Ok(n) => Some(n),
         Err(e) => {
             warn!("idle check: cannot list running containers: {e}");
@@ -171,7 +177,7 @@ async fn look(shared: &Shared, after: Duration) -> (Awake, Instant) {
     let active = shared.idle.active();
     let due = shared.idle.last() + after;
     let awake = Awake {
-        running_containers: running,
+        running_containers: running.filter(|_| !shared.remote),
         active_requests: active as u32,
         never_idle_stopped: None,
         idle_stop_at: (running == Some(0) && active == 0).then(|| {

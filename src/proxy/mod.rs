@@ -12,6 +12,7 @@
 //! - `idle`: what keeps the engine awake; the idle stop
 //! - `cache`: the engine's last `/_ping` and `/version` answers
 //! - `record`: read-only answers recorded on the way down, served while held
+//! - `limits`: connection caps, head deadlines and budget
 
 pub mod activation;
 pub mod cache;
@@ -20,6 +21,7 @@ mod conn;
 mod events;
 pub mod http;
 mod idle;
+pub mod limits;
 pub mod listen;
 mod record;
 mod sock;
@@ -50,6 +52,10 @@ pub(crate) struct Shared {
     /// Bumped whenever the engine stops answering (restarting, stopping,
     /// held): connections to the old engine are closed.
     pub epoch: watch::Sender<u64>,
+    /// The engine is remote (`engine = "ssh"`): only `ready` is up (an
+    /// unhealthy forward is reconnecting), and containers running there
+    /// don't keep the connection open.
+    pub remote: bool,
 }
 
 /// Serve `listener` (already bound, see `listen::bind`) for the life of
@@ -66,6 +72,7 @@ pub fn spawn(p: &Profile, control: Control, bound: listen::Bound) {
         record: record::Record::default(),
         idle: idle::Activity::new(),
         epoch: watch::channel(0).0,
+        remote: p.engine == crate::config::EngineKind::Ssh,
     });
     tokio::spawn(follow_engine(shared.clone()));
     if let Some(after) = p.idle_stop {
@@ -74,15 +81,27 @@ pub fn spawn(p: &Profile, control: Control, bound: listen::Bound) {
     tokio::spawn(accept(shared, bound));
 }
 
+/// Accept clients while fewer than the cap are served (`limits`): past
+/// it, new connections wait in the socket's backlog.
 async fn accept(shared: Arc<Shared>, bound: listen::Bound) {
+    let cap = limits::proxy_connections();
+    info!("serving at most {cap} client connections at once");
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         match bound.listener.accept().await {
             Ok((s, _)) => {
-                tokio::spawn(conn::serve(shared.clone(), s));
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    conn::serve(shared, s).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
-                // Out of descriptors (EMFILE) and the like: back off a
-                // little rather than spin; connections finishing free some.
+                // Out of descriptors (ENFILE: the whole system) and the
+                // like: back off a little rather than spin.
                 warn!("cannot accept a connection: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -98,7 +117,10 @@ async fn follow_engine(shared: Arc<Shared>) {
     loop {
         let now_up = {
             let s = rx.borrow_and_update();
-            matches!(s.phase, Phase::Ready | Phase::Unhealthy)
+            match shared.remote {
+                true => s.phase == Phase::Ready,
+                false => matches!(s.phase, Phase::Ready | Phase::Unhealthy),
+            }
         };
         if up && !now_up {
             shared.epoch.send_modify(|e| *e += 1);
@@ -136,6 +158,7 @@ pub fn status_lines(p: &Profile, st: &crate::state::State, supervised: bool) -> 
     if let Some(held) = st.held {
         let how = match held {
             crate::state::Held::Down => "`dockhand up` starts it",
+            crate::state::Held::Failed => "fix what the last error says, then `dockhand up`",
             _ => "the next docker command or active request starts it",
         };
         out.push(format!("engine {held}: {how}"));
@@ -149,6 +172,7 @@ pub fn status_lines(p: &Profile, st: &crate::state::State, supervised: bool) -> 
         }
         let containers = match a.running_containers {
             Some(n) => format!("{n} running container(s)"),
+            None if p.ssh.is_some() => "remote containers don't keep the connection".into(),
             None => "running containers unknown".into(),
         };
         let left = a

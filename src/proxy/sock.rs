@@ -106,6 +106,27 @@ impl WriteHalf {
     }
 }
 
+/// Both directions of the connection are over: `POLLHUP` on the socket
+/// (Linux sets it on a unix socket when the peer closed, or shut its
+/// writing side after we shut ours). Elsewhere false: a close then looks
+/// like a half-close, which the proxy passes on (the engine cancels the
+/// request on it as it does on EOF).
+#[cfg(target_os = "linux")]
+pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::OUT)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).is_ok() && fds[0].revents().contains(PollFlags::HUP)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn hung_up(_: BorrowedFd<'_>) -> bool {
+    false
+}
+
 /// No SIGPIPE for a peer gone: `MSG_NOSIGNAL` on Linux; on macOS the
 /// sockets come from tokio (mio), which sets `SO_NOSIGPIPE` on them.
 #[cfg(any(target_os = "linux", target_os = "android"))]

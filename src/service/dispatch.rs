@@ -65,6 +65,13 @@ pub fn run(cmd: ServiceCmd, ctx: &Context) -> Result<u8> {
         path: definition_path(platform, ctx, i),
         config_home: ctx.config.env.config_home(),
     };
+    // Nothing nix installed is rewritten or removed (exit 6), and nothing
+    // else is touched before saying so.
+    if matches!(cmd, ServiceCmd::Install { .. } | ServiceCmd::Uninstall)
+        && let Some(n) = super::nix_owned::recognise(&to.path)
+    {
+        return Err(n.refusal(&to.path));
+    }
     match cmd {
         ServiceCmd::Print { .. } => print_definitions(platform, i),
         ServiceCmd::PrepareRestart { engine } => prepare_restart(&profile, engine),

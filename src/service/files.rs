@@ -18,7 +18,12 @@ pub(crate) enum FileState {
 /// Compare the file at `path` with `content`. A symlink (for example one
 /// that nix-darwin or home-manager manages) is refused: dockhand never
 /// writes through or removes someone else's link.
+/// A regular file nix installed (a read-only copy, a `--config` in the
+/// store: `nix_owned`) is refused the same way.
 pub(crate) fn file_state(path: &Path, content: &str) -> Result<FileState> {
+    if let Some(n) = super::nix_owned::recognise(path).filter(|_| !is_symlink(path)) {
+        return Err(n.refusal(path));
+    }
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::Missing),
         Err(e) => return Err(Error::io(format!("cannot inspect {}", path.display()), e)),
@@ -42,6 +47,15 @@ pub(crate) fn file_state(path: &Path, content: &str) -> Result<FileState> {
     } else {
         FileState::Different
     })
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Something (ours or nix's) is at `path`.
+pub(crate) fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// Write `content` to `path` atomically: a temporary file in the same

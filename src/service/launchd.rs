@@ -275,6 +275,11 @@ fn load(tool: &Tool, i: &Inputs, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Load the plist at `path` as it is (one nix manages).
+pub fn load_existing(i: &Inputs, path: &Path) -> Result<()> {
+    load(&Tool::launchctl()?, i, path)
+}
+
 pub fn install(i: &Inputs, path: &Path, profile: &Profile) -> Result<()> {
     let tool = Tool::launchctl()?;
     let content = render(i);

@@ -22,6 +22,7 @@ mod exit;
 mod files;
 mod inputs;
 pub mod launchd;
+pub mod nix_owned;
 mod report;
 pub mod systemd;
 mod tool;

@@ -21,7 +21,14 @@ pub(crate) fn describe_file(
             true,
             "installed, differs from what `dockhand service install` would write now",
         ),
-        Err(Error::UnsafePath(_)) => (true, "a symlink or special file, not managed by dockhand"),
+        Err(Error::UnsafePath(_)) => match super::nix_owned::recognise(path) {
+            Some(n) => {
+                let line = format!("{} ({})", path.display(), n.describe());
+                lines.push(("file".into(), line));
+                return Ok(true);
+            }
+            None => (true, "a symlink or special file, not managed by dockhand"),
+        },
         Err(e) => return Err(e),
     };
     lines.push(("file".into(), format!("{} ({how})", path.display())));

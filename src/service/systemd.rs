@@ -24,7 +24,15 @@
 //!   stop_timeout, leaving nothing in the cgroup; on a restart
 //!   (`dockhand service restart`, `systemctl --user restart`, home-manager's
 //!   sd-switch) it leaves a healthy engine to the new dockhand, which
-//!   adopts it (`service::handoff`).
+//!   adopts it (`service::handoff`). Kept because every other path also
+//!   ends with the engine stopped or adopted: a restart into a config the
+//!   successor can't load stops the engine at once (checked before the
+//!   handoff); and whenever dockhand ends without stopping its engine (a
+//!   handoff nobody takes, `prepare-restart` then a real stop, SIGKILL and
+//!   then `systemctl --user stop` during `RestartSec`, which with this
+//!   mode signals nothing), the engine's watcher (`crate::engine::watcher`, left in
+//!   the cgroup) stops it once no supervisor has claimed it for 20 s.
+//!   `mixed` or `control-group` would kill the engine on every restart.
 //! - `Environment=PATH=...`: the directories where colima, limactl, docker
 //!   and qemu were found at install time, then nix's and Homebrew's profile
 //!   directories and the system's.
@@ -122,7 +130,10 @@ RestartPreventExitStatus=2 3 4 6
 TimeoutStartSec={start}s
 TimeoutStopSec={stop}s
 # Signal only dockhand: on a stop it stops the engine within stop_timeout; on a
-# restart it leaves a healthy engine to the new dockhand, which adopts it.
+# restart it leaves a healthy engine to the new dockhand, which adopts it. An
+# engine no dockhand claims within 20 s (a successor that fails, a stop after
+# prepare-restart, a stop while systemd waits RestartSec after a crash) is
+# stopped by the watcher dockhand leaves next to it.
 KillMode=process
 Environment={env}
 

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::files::{self, FileState};
+use super::files;
 use super::tool::Tool;
 use super::{Inputs, Platform, activation, launchd, systemd};
 use crate::config::Context;
@@ -34,7 +34,7 @@ fn stop_units(i: &Inputs, config_home: &Path) -> Result<()> {
     let socket = activation::socket_unit_path(config_home, &i.profile);
     let service = systemd::unit_path(config_home, &i.profile);
     let mut units = Vec::new();
-    if files::file_state(&socket, "")? != FileState::Missing {
+    if files::present(&socket) {
         units.push(activation::socket_unit_name(&i.profile));
     }
     units.push(systemd::unit_name(&i.profile));
@@ -46,7 +46,7 @@ fn stop_units(i: &Inputs, config_home: &Path) -> Result<()> {
             return Err(tool.failure(&args, &out, ""));
         }
     }
-    if files::file_state(&service, "")? == FileState::Missing {
+    if !files::present(&service) {
         println!("not installed: {} does not exist", service.display());
     } else {
         println!(
@@ -67,10 +67,31 @@ pub fn start_socket(ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let socket = activation::socket_unit_path(&ctx.config.env.config_home(), &ctx.profile_name);
-    if files::file_state(&socket, "")? == FileState::Missing {
+    if !files::present(&socket) {
         return Ok(());
     }
     let tool = Tool::systemctl()?;
     tool.run(&["start", &activation::socket_unit_name(&ctx.profile_name)])?;
     Ok(())
+}
+
+/// `dockhand up` with a definition nix manages that isn't loaded (after
+/// `down --service`): load it as it is, never rewritten. launchd:
+/// `enable` + `bootstrap` of that plist; systemd: `start` the unit.
+pub fn load_as_is(ctx: &Context) -> Result<()> {
+    let platform = Platform::for_actions()?;
+    let profile = ctx
+        .config
+        .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
+    let i = Inputs::gather(ctx, &profile)?;
+    let env = &ctx.config.env;
+    match platform {
+        Platform::Launchd => launchd::load_existing(&i, &launchd::plist_path(&env.home, &i.label)),
+        Platform::Systemd => {
+            start_socket(ctx)?;
+            let tool = Tool::systemctl()?;
+            tool.run(&["start", &systemd::unit_name(&i.profile)])?;
+            Ok(())
+        }
+    }
 }

@@ -168,8 +168,9 @@ impl Dir {
         name: &OsStr,
         bytes: &[u8],
         mode: u32,
+        sync: bool,
     ) -> std::io::Result<()> {
-        write_atomic_at(self.fd.as_fd(), name, bytes, mode)
+        write_atomic_at(self.fd.as_fd(), name, bytes, mode, sync)
     }
 
     /// A regular file of ours in the directory (no link followed), at most

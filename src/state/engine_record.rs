@@ -28,7 +28,7 @@ impl Record {
     }
     pub fn save(&self, state_dir: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).expect("record serializes");
-        super::write_atomic(&Record::path(state_dir), &json, 0o600)
+        super::write_runtime(&Record::path(state_dir), &json, 0o600)
     }
     /// Our record, read only from the state directory this supervisor
     /// claimed and still holds (a regular file of ours, no link): never

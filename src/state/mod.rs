@@ -11,7 +11,7 @@ pub mod engine_record;
 mod private_dir;
 mod records;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_runtime};
 pub use dir::{Dir, claim, claimed, holder_pid, supervisor};
 pub use private_dir::{open_private_dir, private_dir};
 pub use records::{

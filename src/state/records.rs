@@ -7,7 +7,6 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::write_atomic;
 use crate::config::Profile;
 use crate::error::Result;
 
@@ -57,6 +56,10 @@ pub struct State {
     /// What keeps a running engine awake (profiles with `idle_stop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awake: Option<Awake>,
+    /// dockhand's own trouble (its probe out of file descriptors): never
+    /// counted against the engine, shown by `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockhand_trouble: Option<String>,
 }
 
 /// Why a supervised engine is stopped and stays stopped.
@@ -69,6 +72,10 @@ pub enum Held {
     Idle,
     /// `on_demand`: not started yet; the first request that needs it starts it.
     OnDemand,
+    /// A failure retrying can't fix (the ssh engine's host key or login):
+    /// phase `failed`, `last_error` says what to do; `up` or `restart`
+    /// tries again, client requests don't.
+    Failed,
 }
 
 impl Held {
@@ -88,6 +95,7 @@ impl std::fmt::Display for Held {
             Held::Down => "stopped by `dockhand down`",
             Held::Idle => "stopped by dockhand's idle policy (idle_stop)",
             Held::OnDemand => "not started yet (on_demand)",
+            Held::Failed => "held after a failure retrying can't fix",
         })
     }
 }
@@ -180,7 +188,7 @@ pub fn read(profile: &Profile) -> Result<Option<State>, String> {
 pub fn write(profile: &Profile, state: &State) -> Result<()> {
     let mut json = serde_json::to_vec_pretty(state).expect("state serializes");
     json.push(b'\n');
-    write_atomic(&profile.state_path(), &json, 0o600)
+    super::atomic::write_runtime(&profile.state_path(), &json, 0o600)
 }
 
 #[cfg(test)]

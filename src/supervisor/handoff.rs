@@ -11,9 +11,18 @@
 //!   shows `<id> <unit> restart running` while the old process is stopped,
 //!   and `stop` for a stop or a logout.
 //!
+//! Before it keeps the engine, it checks that a successor can take it:
+//! the config it was started from (the same `--config`, or the same
+//! lookup) still loads, has the profile, and names the same engine kind
+//! and state dir. If not (a typo in the config), it stops the engine like
+//! on any stop: a successor that exits 2 would leave it to nobody.
+//!
 //! The supervisor then exits leaving the engine (in its own process group;
 //! the unit has `KillMode=process`, the agent `AbandonProcessGroup`), and
-//! the next supervisor adopts it. So that a config change that needs a new
+//! the next supervisor adopts it. If none claims the state dir within
+//! `crate::engine::watcher::BOUND` (the successor failed for another reason, or
+//! the stop was a real one: `prepare-restart` then a logout), the
+//! engine's watcher stops it. So that a config change that needs a new
 //! engine still gets one, the engine's settings are recorded when it is
 //! spawned (`engine-spec`); an adopted engine whose recorded settings differ
 //! from the config's is restarted, and the supervisor says so.
@@ -108,6 +117,15 @@ fn take_request(state_dir: &Path, pid: i32) -> Option<Request> {
 /// Decide, on a stop request, whether to leave the engine running for the
 /// next supervisor. `Some(why)` keeps it.
 pub async fn keep_engine(p: &Profile) -> Option<String> {
+    let why = restart_asked(p).await?;
+    if let Some(problem) = successor_problem(p) {
+        tracing::warn!("{why}, but {problem}: stopping the engine instead of handing it over");
+        return None;
+    }
+    Some(why)
+}
+
+async fn restart_asked(p: &Profile) -> Option<String> {
     let me = std::process::id() as i32;
     if let Some(r) = take_request(&p.state_dir, me) {
         return r
@@ -118,6 +136,45 @@ pub async fn keep_engine(p: &Profile) -> Option<String> {
     restart_job(&unit)
         .await
         .then(|| format!("systemd is restarting {unit}"))
+}
+
+/// Where `dockhand run` read its config: `--config`/`$DOCKHAND_CONFIG`
+/// (Some) or the default lookup (None), and the profile.
+static SOURCE: std::sync::OnceLock<(Option<PathBuf>, String)> = std::sync::OnceLock::new();
+
+/// Called by `dockhand run` before it starts supervising.
+pub fn remember_source(source: &crate::config::Source, profile: &str) {
+    let explicit = match source {
+        crate::config::Source::Explicit(p) => Some(p.clone()),
+        _ => None,
+    };
+    let _ = SOURCE.set((explicit, profile.to_string()));
+}
+
+/// Why a successor started like this supervisor could not adopt the
+/// engine, if it could not.
+fn successor_problem(p: &Profile) -> Option<String> {
+    let (explicit, name) = SOURCE.get()?;
+    let next = crate::config::Env::from_process()
+        .and_then(|env| crate::config::Config::load(explicit.as_deref(), env))
+        .and_then(|c| c.profile(name));
+    successor_mismatch(p, next)
+}
+
+pub fn successor_mismatch(p: &Profile, next: Result<Profile>) -> Option<String> {
+    match next {
+        Err(e) => Some(format!("the next supervisor could not start: {e}")),
+        Ok(n) if n.engine != p.engine => Some(format!(
+            "the config now names another engine ({:?}, not {:?})",
+            n.engine, p.engine
+        )),
+        Ok(n) if n.state_dir != p.state_dir => Some(format!(
+            "the config now names another state dir ({}, not {})",
+            n.state_dir.display(),
+            p.state_dir.display()
+        )),
+        Ok(_) => None,
+    }
 }
 
 /// The unit this process runs in, from `/proc/self/cgroup` (cgroup2 or
@@ -162,19 +219,30 @@ pub fn has_restart_job(list_jobs: &str, unit: &str) -> bool {
 
 /// The settings an engine was started with, as recorded in `engine-spec`.
 pub fn spec(p: &Profile) -> String {
-    format!(
+    let mut s = format!(
         "{:?}\n{}\n{:?}\n{:?}\n{:?}\n",
         p.engine,
         p.socket.display(),
         p.dockerd,
         p.command,
         p.colima
-    )
+    );
+    // Only for ssh profiles: the others' records stay as they were.
+    if let Some(ssh) = &p.ssh {
+        s.push_str(&format!("{ssh:?}\n"));
+    }
+    s
 }
 
 /// Record the settings of a freshly spawned engine.
 pub fn record_spec(p: &Profile) -> Result<()> {
-    crate::state::write_atomic(&spec_path(&p.state_dir), spec(p).as_bytes(), 0o600)
+    let path = spec_path(&p.state_dir);
+    let spec = spec(p);
+    // The same engine again (a restart): nothing to write.
+    if read_bounded(&path, 64 * 1024).is_ok_and(|old| old == spec.as_bytes()) {
+        return Ok(());
+    }
+    crate::state::write_atomic(&path, spec.as_bytes(), 0o600)
 }
 
 /// Forget the recorded settings (the engine was stopped).
@@ -225,6 +293,35 @@ mod tests {
         ));
         assert!(!has_restart_job("31 other.service restart running\n", u));
         assert!(!has_restart_job("", u));
+    }
+
+    #[test]
+    fn a_successor_must_load_the_same_engine_and_state_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let env = crate::config::Env::bare(t.path().to_path_buf());
+        let load = |text: &str| {
+            let f = t.path().join("c.toml");
+            std::fs::write(&f, text).unwrap();
+            crate::config::Config::load(Some(&f), env.clone()).and_then(|c| c.profile("default"))
+        };
+        let p = load("[profiles.default]\nengine = \"dockerd\"\n").unwrap();
+        assert_eq!(successor_mismatch(&p, Ok(p.clone())), None);
+        let typo = load("[profiles.default]\nengine = \"dockerd\"\nbogus_key = 1\n");
+        assert!(successor_mismatch(&p, typo).unwrap().contains("bogus_key"));
+        let other = load(
+            "[profiles.default]\nengine = \"command\"\nsocket = \"/tmp/x.sock\"\n[profiles.default.command]\nargv = [\"/bin/true\"]\n",
+        );
+        let why = successor_mismatch(&p, other).unwrap();
+        assert!(why.contains("another engine"), "{why}");
+        let dir = load(&format!(
+            "[profiles.default]\nengine = \"dockerd\"\nstate_dir = {:?}\n",
+            t.path().join("elsewhere").display().to_string()
+        ));
+        assert!(
+            successor_mismatch(&p, dir)
+                .unwrap()
+                .contains("another state dir")
+        );
     }
 
     #[test]

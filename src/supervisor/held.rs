@@ -1,7 +1,8 @@
 //! An engine held stopped while the supervisor serves: `on_demand`
-//! (not started yet), `idle_stop` (stopped as idle), `dockhand down`.
+//! (not started yet), `idle_stop` (stopped as idle), `dockhand down`, or
+//! a failure retrying can't fix (held `failed` until `up`/`restart`).
 
-use tracing::info;
+use tracing::{error, info};
 
 use super::Supervisor;
 use super::machine::Act;
@@ -27,8 +28,16 @@ impl Supervisor {
         }
         self.st.held = Some(why);
         self.st.awake = None;
-        self.set(Phase::Stopped, None, &format!("engine {why}"));
-        self.waiters.resolve(Err(format!("the engine was {why}")));
+        match (why, self.failed_why.clone()) {
+            (Held::Failed, Some(msg)) => {
+                self.set(Phase::Failed, None, &msg);
+                self.waiters.resolve(Err(msg));
+            }
+            _ => {
+                self.set(Phase::Stopped, None, &format!("engine {why}"));
+                self.waiters.resolve(Err(format!("the engine was {why}")));
+            }
+        }
         self.stop_acks.drain(..).for_each(|a| {
             let _ = a.send(());
         });
@@ -53,8 +62,18 @@ impl Supervisor {
         }
         info!("start requested");
         self.held = None;
+        self.failed_why = None;
         self.st.held = None;
         self.woken = true;
         true
+    }
+
+    /// A failure retrying can't fix (the engine's `fatal`): held `failed`
+    /// with `msg` (its fix) until `up` or `restart`; the waiters told.
+    pub(super) fn hold_failed(&mut self, msg: String) {
+        error!("{msg}");
+        self.held = Some(Held::Failed);
+        self.failed_why = Some(msg.clone());
+        self.waiters.resolve(Err(msg));
     }
 }

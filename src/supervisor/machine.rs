@@ -61,6 +61,13 @@ pub(super) enum Next {
     Stop(Option<Running>),
 }
 
+/// After a failed start: go round again, serve this engine, or stop.
+pub(super) enum Failed {
+    Again,
+    Serve(Running),
+    Stop(Option<Running>),
+}
+
 /// What a request means for the phase the supervisor is in.
 pub(super) enum Act {
     Nothing,
@@ -148,14 +155,12 @@ impl Supervisor {
                 Ok(None) => continue, // shutdown or hold during start
                 Err(Obtain::Fatal(e)) => return Err(self.fail(e)),
                 Err(Obtain::Failed(why, r)) => {
-                    self.waiters.resolve(Err(why.clone()));
-                    // A failed start always waits: at least a second.
-                    let delay = backoff.next_delay().max(Duration::from_secs(1));
-                    if !self.recover(&why, r, delay).await {
-                        break None;
-                    }
                     first = false;
-                    continue;
+                    match self.start_failed(why, r, &mut backoff).await? {
+                        Failed::Again => continue,
+                        Failed::Serve(r) => r,
+                        Failed::Stop(r) => break r,
+                    }
                 }
             };
             first = false;
@@ -168,6 +173,43 @@ impl Supervisor {
             }
         };
         self.finish(running).await
+    }
+
+    /// A failed start: held `failed` when retrying can't fix it (the
+    /// engine's `fatal`); served as is when only what the engine serves
+    /// is down (`started_degraded`: watched in `degraded` until it
+    /// answers); else retried after the backoff (at least a second).
+    async fn start_failed(
+        &mut self,
+        why: String,
+        r: Option<Running>,
+        backoff: &mut Backoff,
+    ) -> Result<Failed> {
+        if let Some(msg) = self.engine.fatal() {
+            if let Some(r) = r {
+                self.engine.stop(r, self.p.stop_timeout).await;
+            }
+            self.hold_failed(msg);
+            return Ok(Failed::Again);
+        }
+        let r = match r {
+            Some(mut r) if self.engine.started_degraded() => {
+                return Ok(match self.degraded(&mut r, why).await {
+                    Ok(()) => Failed::Serve(r),
+                    Err(exit) => match self.after(exit, r, Instant::now(), backoff).await? {
+                        Next::Stop(r) => Failed::Stop(r),
+                        Next::Again => Failed::Again,
+                    },
+                });
+            }
+            r => r,
+        };
+        self.waiters.resolve(Err(why.clone()));
+        let delay = backoff.next_delay().max(Duration::from_secs(1));
+        Ok(match self.recover(&why, r, delay).await {
+            true => Failed::Again,
+            false => Failed::Stop(None),
+        })
     }
 
     /// `ready`: how the engine came to answer, and the waiters told.
@@ -254,6 +296,10 @@ impl Supervisor {
         if running.is_some()
             && let Some(why) = super::handoff::keep_engine(&self.p).await
         {
+            // Its watcher stops it if no supervisor claims it in time.
+            if let Some(r) = running.take() {
+                r.hand_over();
+            }
             let how = format!(
                 "supervisor stopped for a restart ({why}); the engine keeps running for the next supervisor to adopt"
             );
@@ -267,6 +313,7 @@ impl Supervisor {
         }
         self.engine.remove_runtime_files().await;
         super::handoff::forget_spec(&self.p);
+        crate::engine::watcher::wait_released();
         self.set(
             Phase::Stopped,
             None,
@@ -320,10 +367,12 @@ impl Supervisor {
                 _ = shutdown.wait_for(|v| *v) => return false,
                 req = Self::request(&mut self.cmds) => req,
             };
-            // A start waits for the next attempt; a stop or restart ends
-            // the wait (the loop then holds, or starts at once).
+            // A start waits for the next attempt (or makes it now, where
+            // attempts are cheap); a stop or restart ends the wait (the
+            // loop then holds, or starts at once).
             match self.take(req) {
                 Act::Hold | Act::Restart => return true,
+                Act::Start if self.engine.retry_on_request() => return true,
                 Act::Start | Act::Nothing => {}
             }
         }

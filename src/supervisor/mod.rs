@@ -54,11 +54,14 @@ pub fn run(profile: Profile) -> Result<u8> {
 }
 
 /// `run` once the state dir is ours.
-async fn supervise(profile: Profile, signals: Signals, dir: &'static state::Dir) -> Result<u8> {
+async fn supervise(mut profile: Profile, signals: Signals, dir: &'static state::Dir) -> Result<u8> {
+    // Colima: its release, asked once per start, decides its directory.
+    let notes = crate::engine::colima_version::adapt(&mut profile)?;
     let engine = Engine::new(&profile);
     engine.check()?;
     crate::logging::bound_launchd_log(&profile.log_file);
     crate::logging::init(&profile.log_file)?;
+    notes.iter().for_each(|n| tracing::info!("{n}"));
     sys::become_subreaper();
     sys::reaper::start().map_err(|e| Error::io("cannot watch child processes", e))?;
     crate::engine::guard_engine_log(dir);
@@ -98,6 +101,7 @@ fn record_fatal(p: &Profile, dir: &state::Dir, e: &Error) {
         supervisor_pid: me,
         held: None,
         awake: None,
+        dockhand_trouble: None,
     };
     let _ = state::write(p, &st);
 }
@@ -139,6 +143,8 @@ struct Supervisor {
     woken: bool,
     /// The claimed state directory.
     dir: &'static state::Dir,
+    /// Why the engine is held `failed` (`Held::Failed`).
+    failed_why: Option<String>,
 }
 
 impl Supervisor {
@@ -160,6 +166,7 @@ impl Supervisor {
             supervisor_pid: std::process::id(),
             held: None,
             awake: None,
+            dockhand_trouble: None,
         };
         let (control, cmds) = control::channel(st.clone());
         let held = p.on_demand.then_some(Held::OnDemand);
@@ -174,6 +181,7 @@ impl Supervisor {
             stop_acks: Vec::new(),
             woken: false,
             dir,
+            failed_why: None,
         };
         (sup, control)
     }

@@ -208,14 +208,23 @@ impl Supervisor {
         let timeout = self.p.probe_timeout;
         // Every wait races the engine's exit and a stop request.
         let first = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
-        if first.is_ok() {
+        if self.own_trouble(&first) || first.is_ok() {
             return Ok(true);
+        }
+        if let Some(why) = self.engine.serving_down() {
+            self.degraded(r, why).await?;
+            self.set(Phase::Ready, r.pid, "the engine answers again");
+            self.waiters.resolve(Ok(()));
+            return Ok(false);
         }
         self.set(Phase::Unhealthy, r.pid, &format!("probe failed: {first}"));
         let resume = self.engine.resume_policy();
         let grace_end = resumed.map(|t| t + resume.grace);
         loop {
             let p = racing(r, shutdown, probe::ping(&self.p.socket, timeout)).await?;
+            if self.own_trouble(&p) {
+                return Ok(true); // can't tell: the next probe asks again
+            }
             if p.is_ok() {
                 self.set(Phase::Ready, r.pid, "probe answers again");
                 return Ok(false);
@@ -228,6 +237,70 @@ impl Supervisor {
                 resume.retry.as_secs()
             );
             racing(r, shutdown, sleep(resume.retry)).await?;
+        }
+    }
+
+    /// A probe that could not run for dockhand's own reasons (out of file
+    /// descriptors) says nothing about the engine: noted for `status`,
+    /// never a reason to restart it (true). Cleared by a probe that runs.
+    fn own_trouble(&mut self, p: &probe::Ping) -> bool {
+        let trouble = match p {
+            probe::Ping::NoFds(_) => Some(p.to_string()),
+            _ => None,
+        };
+        if self.st.dockhand_trouble != trouble {
+            match &trouble {
+                Some(t) => warn!("{t}: the engine is not blamed"),
+                None => info!("dockhand's probe runs again"),
+            }
+            self.st.dockhand_trouble = trouble.clone();
+            self.record();
+        }
+        trouble.is_some()
+    }
+}
+
+impl Supervisor {
+    /// The engine's process runs but what it serves is down (the ssh
+    /// engine's remote engine): `unhealthy` with `why`, the process kept,
+    /// probed at the backoff's pace (at once on a start request) until it
+    /// answers (Ok) or something else ends it.
+    pub(super) async fn degraded(&mut self, r: &mut Running, mut why: String) -> Result<(), Exit> {
+        self.set(Phase::Unhealthy, r.pid, &why);
+        self.waiters.resolve(Err(why.clone()));
+        let mut backoff = super::Backoff::new(self.p.restart_backoff_max);
+        backoff.next_delay();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let end = Instant::now() + backoff.next_delay();
+            loop {
+                tokio::select! {
+                    exit = r.exited() => return Err(Exit::Restart(format!("engine {exit}"))),
+                    _ = shutdown.wait_for(|v| *v) => return Err(Exit::Shutdown),
+                    _ = tokio::time::sleep_until(end) => break,
+                    req = Self::request(&mut self.cmds) => match self.take(req) {
+                        Act::Start => break,
+                        Act::Hold => return Err(Exit::Hold),
+                        Act::Restart => return Err(Exit::Requested),
+                        Act::Nothing => {}
+                    },
+                }
+            }
+            let ping = probe::ping(&self.p.socket, self.p.probe_timeout);
+            let p = racing(r, &mut shutdown, ping).await?;
+            if p.is_ok() {
+                return Ok(());
+            }
+            match self.engine.serving_down() {
+                Some(w) => {
+                    if w != why {
+                        self.set(Phase::Unhealthy, r.pid, &w);
+                        why = w;
+                    }
+                    self.waiters.resolve(Err(why.clone()));
+                }
+                None => return Err(Exit::Restart(format!("engine does not answer: {p}"))),
+            }
         }
     }
 }

@@ -81,6 +81,36 @@ impl Colima {
         harness::docker_answers(&self.socket())
     }
 
+    /// `dockhand run` that must end by itself (not retry forever): its
+    /// exit code and output, or a failure after a bound.
+    fn run_to_exit(&mut self) -> (Option<i32>, String) {
+        let i = self.env.run();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let out = self.env.root.join(format!("run-{}.out", i + 1));
+        loop {
+            if let Some(s) = self.env.supervisors_try_wait(i) {
+                return (s.code(), std::fs::read_to_string(&out).unwrap_or_default());
+            }
+            if std::time::Instant::now() > deadline {
+                self.env.stop(i, Duration::from_secs(40));
+                panic!(
+                    "dockhand run kept going instead of exiting 4\n{}",
+                    std::fs::read_to_string(&out).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Model Colima `version`; where it keeps its files follows.
+    fn release(&mut self, version: &str) {
+        self.set_env("STANDIN_VERSION", version);
+        let v: Vec<u32> = version.split('.').map(|n| n.parse().unwrap()).collect();
+        if v < vec![0, 6, 10] {
+            self.home = self.env.root.join("xdg-config/colima");
+        }
+    }
+
     fn set_env(&mut self, k: &str, v: &str) {
         self.env.extra_env.retain(|(key, _)| key != k);
         self.env.extra_env.push((k.into(), v.into()));
@@ -128,10 +158,33 @@ fn name_in(path: &std::path::Path, pid: i32) {
     std::fs::write(path, format!("{pid}\n")).unwrap();
 }
 
-#[test]
-fn starts_adopts_and_stops_colima() {
+/// One supervisor life per Colima release in the supported range: the
+/// oldest, one per behaviour change and the newest (the stand-in's
+/// STANDIN_VERSION; tests/fixtures/colima/colima cites each change).
+/// 0.6.9: `COLIMA_HOME` not read, so `$XDG_CONFIG_HOME/colima` (set by the
+/// harness) on this Linux host; before 0.8.1 no `status --json`, so the
+/// adoption after a crash goes through plain `colima status`.
+macro_rules! per_release {
+    ($($name:ident: $v:expr,)*) => {$(
+        #[test]
+        fn $name() {
+            starts_adopts_and_stops_colima($v)
+        }
+    )*};
+}
+per_release! {
+    colima_0_6_9_first_start_with_xdg_config_home_then_adopted: "0.6.9",
+    colima_0_7_6_starts_adopts_and_stops: "0.7.6",
+    colima_0_8_0_adopted_after_a_dockhand_crash: "0.8.0",
+    colima_0_8_1_starts_adopts_and_stops: "0.8.1",
+    colima_0_9_1_starts_adopts_and_stops: "0.9.1",
+    colima_0_10_3_starts_adopts_and_stops: "0.10.3",
+}
+
+fn starts_adopts_and_stops_colima(version: &str) {
     require_engine!();
     let mut c = Colima::new();
+    c.release(version);
     let first = c.env.run();
     let v = c.wait_ready();
     let ha = c.read_pid("ha.pid");
@@ -549,7 +602,7 @@ fn a_brew_services_colima_agent_is_reported_by_install_and_status() {
 fn the_oldest_supported_colima_accepts_the_start_flags() {
     require_engine!();
     let mut c = Colima::new();
-    c.set_env("STANDIN_VERSION", "0.6.0");
+    c.release("0.6.0");
     let run = c.env.run();
     c.wait_ready();
     assert!(
@@ -560,4 +613,95 @@ fn the_oldest_supported_colima_accepts_the_start_flags() {
         c.calls()
     );
     assert_eq!(c.env.stop(run, Duration::from_secs(40)).code(), Some(0));
+}
+
+/// `vm_type = "krunkit"` on a Colima before 0.10.0 (5e32efa): exit 4 at
+/// once, naming both versions, no `colima start` retried forever.
+#[test]
+fn krunkit_on_an_old_colima_is_refused() {
+    let mut c = Colima::new();
+    c.set_env("STANDIN_VERSION", "0.9.1");
+    let text = std::fs::read_to_string(&c.env.config).unwrap();
+    c.env
+        .write_config(&text.replace("cpu = 2\n", "cpu = 2\nvm_type = \"krunkit\"\n"));
+    let (code, err) = c.run_to_exit();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("0.10.0") && err.contains("installed: 0.9.1"),
+        "{err}"
+    );
+    assert_eq!(c.count("start"), 0, "{:?}", c.calls());
+}
+
+/// Below the supported range: exit 4 naming the installed and the
+/// required release and how to upgrade.
+#[test]
+fn a_colima_below_the_minimum_is_refused() {
+    let mut c = Colima::new();
+    c.set_env("STANDIN_VERSION", "0.5.6");
+    let (code, err) = c.run_to_exit();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("Colima 0.5.6 is installed")
+            && err.contains("0.6.0 or later")
+            && err.contains("brew upgrade colima"),
+        "{err}"
+    );
+    assert_eq!(c.count("start"), 0, "{:?}", c.calls());
+}
+
+/// Lima 2.2's `limactl autostart enable --condition=boot` daemon in
+/// /Library/LaunchDaemons, running as this user (`UserName`): reported by
+/// `service install` (refused without --force) and by `status`, with its
+/// own disable command; one running as another user is not. The system
+/// directories are under DOCKHAND_TEST_SYSROOT.
+#[test]
+fn a_launch_daemon_running_as_this_user_is_reported_by_install_and_status() {
+    let mut c = Colima::new();
+    let sysroot = c.env.root.join("sysroot");
+    let daemons = sysroot.join("Library/LaunchDaemons");
+    std::fs::create_dir_all(&daemons).unwrap();
+    let daemon = |label: &str, user: &str| {
+        let p = daemons.join(format!("{label}.plist"));
+        std::fs::write(&p, format!("<?xml version=\"1.0\"?>\n<plist version=\"1.0\"><dict><key>Label</key><string>{label}</string><key>UserName</key><string>{user}</string><key>ProgramArguments</key><array><string>/opt/homebrew/bin/limactl</string><string>start</string><string>colima</string><string>--foreground</string></array></dict></plist>\n")).unwrap();
+        p
+    };
+    let lima = daemon("io.lima-vm.daemon.colima", "tester");
+    let brew = daemon("homebrew.mxcl.colima", "someone-else");
+    let bin = c.env.root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(harness::fixture("service/launchctl"), bin.join("launchctl")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        c.env.extra_env.iter().find(|(k, _)| k == "PATH").unwrap().1
+    );
+    c.set_env("PATH", &path);
+    c.set_env("USER", "tester");
+    c.set_env("DOCKHAND_TEST_SYSROOT", &sysroot.display().to_string());
+    c.set_env("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    c.set_env(
+        "DOCKHAND_TEST_LOG",
+        &c.env.root.join("launchctl.log").display().to_string(),
+    );
+    c.set_env(
+        "STANDIN_STATE",
+        &c.env.root.join("launchd").display().to_string(),
+    );
+
+    let (code, _, err) = c.env.output(&["service", "install"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains(&lima.display().to_string()), "{err}");
+    assert!(err.contains("limactl autostart disable colima"), "{err}");
+    assert!(!err.contains(&brew.display().to_string()), "{err}");
+    let ours = c.env.home.join("Library/LaunchAgents/local.docker.plist");
+    assert!(!ours.exists(), "nothing installed");
+
+    let (_, out, err) = c.env.output(&["status"]);
+    assert!(out.contains(&lima.display().to_string()), "{out}{err}");
+    assert!(
+        out.contains("limactl autostart disable colima"),
+        "{out}{err}"
+    );
+    assert!(!out.contains("someone-else") && !out.contains(&brew.display().to_string()));
 }

@@ -66,6 +66,138 @@ fn logs_follow_continues_across_rotation() {
     assert_eq!(text, want, "lines lost, doubled or out of order");
 }
 
+/// Issue 17: lines of a burst of `bytes` bytes, numbered from `from`.
+fn burst(path: &std::path::Path, from: u32, bytes: usize) -> u32 {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    let mut text = String::with_capacity(bytes + 64);
+    let mut i = from;
+    while text.len() < bytes {
+        text.push_str(&format!("burst line {i:08}\n"));
+        i += 1;
+    }
+    f.write_all(text.as_bytes()).unwrap();
+    i
+}
+
+/// `logs -f` while 3 MiB bursts go through `turn` (a rotation, a
+/// copy-truncate, a deletion) between them: every line once, in order.
+fn follow_bursts_through(turn: impl Fn(&std::path::Path)) {
+    const BURST: usize = 3 << 20;
+    let (env, log) = env_with_log();
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "before following\n").unwrap();
+    let f = Streaming::spawn(env.cmd(&["logs", "-f", "-n", "1"]));
+    f.wait_for("before following\n", Duration::from_secs(10));
+    let mid = burst(&log, 0, BURST);
+    turn(&log);
+    let end = burst(&log, mid, BURST);
+    // One turn per poll of the follower at most: a second one waits
+    // until the first burst's file was left behind.
+    f.wait_for(
+        &format!("burst line {:08}\n", end - 1),
+        Duration::from_secs(60),
+    );
+    turn(&log);
+    crate::harness::append(&log, "the end");
+    let text = f.wait_for("the end\n", Duration::from_secs(60));
+    let want = std::iter::once("before following".to_string())
+        .chain((0..end).map(|i| format!("burst line {i:08}")))
+        .chain(std::iter::once("the end".to_string()));
+    let got: Vec<&str> = text.lines().collect();
+    let mut n = 0;
+    for (i, w) in want.enumerate() {
+        assert_eq!(
+            got.get(i).copied(),
+            Some(w.as_str()),
+            "line {i} of {} lines expected, {} printed: lost, doubled or out of order",
+            end + 2,
+            got.len()
+        );
+        n += 1;
+    }
+    assert_eq!(got.len(), n, "more lines printed than written");
+}
+
+#[test]
+fn logs_follow_keeps_every_line_of_bursts_through_rotation() {
+    follow_bursts_through(dockhand::logging::rotate_files);
+}
+
+#[test]
+fn logs_follow_keeps_every_line_of_bursts_through_copy_truncate() {
+    follow_bursts_through(|log| {
+        let copy = std::path::PathBuf::from(format!("{}.1", log.display()));
+        std::fs::copy(log, copy).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    });
+}
+
+#[test]
+fn logs_follow_keeps_every_line_of_bursts_through_deletion() {
+    follow_bursts_through(|log| std::fs::remove_file(log).unwrap());
+}
+
+/// Issue 17: `logs -n 5` when the last line is 50 MiB long reads a
+/// bounded part of it, in bounded memory, and shows its end marked as
+/// cut (the time is in `benches/commands.rs`).
+#[test]
+fn logs_tail_after_a_huge_line_is_bounded() {
+    let (env, log) = env_with_log();
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    // Written in pieces: the test's own memory stays small (a child's
+    // peak RSS counts what it shared with us at fork).
+    let mut f = std::fs::File::create(&log).unwrap();
+    f.write_all(b"short one\nshort two\n").unwrap();
+    let piece = vec![b'x'; 1 << 20];
+    for _ in 0..50 {
+        f.write_all(&piece).unwrap();
+    }
+    f.write_all(b"y\n").unwrap();
+    drop((f, piece));
+    let out_path = env.root.join("tail.out");
+    let child = env
+        .cmd(&["logs", "-n", "5"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .spawn()
+        .unwrap();
+    let (status, max_rss_kb) = wait_with_rusage(child);
+    assert!(status.success());
+    let out = std::fs::read(&out_path).unwrap();
+    assert!(out.starts_with("[… cut".as_bytes()), "no cut marker");
+    assert!(out.ends_with(b"xxxy\n"), "not the line's end");
+    assert!(
+        out.len() <= (33 << 20),
+        "read past the budget: {}",
+        out.len()
+    );
+    assert!(
+        max_rss_kb < 40 * 1024,
+        "`logs -n 5` held {max_rss_kb} KiB: memory must not grow with the line"
+    );
+}
+
+/// Wait for `child`, with its peak RSS in KiB.
+fn wait_with_rusage(child: std::process::Child) -> (std::process::ExitStatus, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child; rusage is written by the kernel.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as i32;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid);
+    std::mem::forget(child);
+    (std::process::ExitStatus::from_raw(status), ru.ru_maxrss)
+}
+
 #[test]
 fn logs_engine_shows_colima_host_agent_logs() {
     let env = Env::new();

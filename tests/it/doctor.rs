@@ -84,7 +84,8 @@ fn a_healthy_engine_passes_after_fixing_mode_and_context() {
         .0
     );
     assert!(docker(&env, &["context", "use", "elsewhere"]).0);
-    // A stale context of dockhand's name: updated, not duplicated.
+    // A stale context dockhand made (its description, as an older
+    // release wrote it): updated, not duplicated.
     assert!(
         docker(
             &env,
@@ -92,6 +93,8 @@ fn a_healthy_engine_passes_after_fixing_mode_and_context() {
                 "context",
                 "create",
                 "dockhand",
+                "--description",
+                "dockhand profile default (engine started on demand)",
                 "--docker",
                 "host=unix:///tmp/old.sock"
             ]
@@ -178,6 +181,88 @@ fn docker_host_elsewhere_is_reported_not_fixed() {
             env.socket().display()
         )),
         "{c}"
+    );
+}
+
+/// Issue 17: a user's own context named `dockhand` (say, a remote
+/// engine) is not dockhand's: `--fix` leaves it and the current context
+/// as they were, and says what to run by hand.
+#[test]
+fn a_users_own_dockhand_context_is_left_alone() {
+    let mut env = Env::new();
+    docker_config(&mut env);
+    env.command_config(&["/bin/true"], "");
+    for args in [
+        &[
+            "context",
+            "create",
+            "elsewhere",
+            "--docker",
+            "host=unix:///tmp/nowhere.sock",
+        ][..],
+        &["context", "use", "elsewhere"],
+        &[
+            "context",
+            "create",
+            "dockhand",
+            "--description",
+            "my remote engine",
+            "--docker",
+            "host=tcp://10.0.0.5:2375",
+        ],
+    ] {
+        assert!(docker(&env, args).0, "docker {args:?}");
+    }
+    let before = docker(&env, &["context", "inspect", "dockhand"]).1;
+    let (code, v) = doctor(&env, &["--fix"]);
+    assert_eq!(code, 1, "{v:#}");
+    let c = check(&v, "context");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["fixable"], false, "{c}");
+    assert_ne!(c["fixed"], true, "{c}");
+    let summary = c["summary"].as_str().unwrap();
+    assert!(summary.contains("dockhand did not make it"), "{c}");
+    assert!(summary.contains("docker context update dockhand"), "{c}");
+    assert!(
+        c["fix"].as_str().unwrap().contains("docker context create"),
+        "{c}"
+    );
+    assert_eq!(docker(&env, &["context", "inspect", "dockhand"]).1, before);
+    assert_eq!(docker(&env, &["context", "show"]).1, "elsewhere");
+}
+
+/// Issue 17: a docker CLI that hangs is reported as timed out (and not
+/// asked again by the later checks).
+#[test]
+fn a_hung_docker_cli_is_reported_as_timed_out() {
+    let mut env = Env::new();
+    env.command_config(&["/bin/true"], "");
+    let bin = env.root.join("hung-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let p = bin.join("docker");
+    std::fs::write(&p, "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.extra_env.retain(|(k, _)| k != "PATH");
+    env.extra_env
+        .push(("PATH".into(), format!("{}:/usr/bin:/bin", bin.display())));
+    let started = std::time::Instant::now();
+    let (_, v) = doctor(&env, &[]);
+    let c = check(&v, "binary.docker");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 10 s"),
+        "{c}"
+    );
+    let ctx = check(&v, "context");
+    assert!(
+        ctx["summary"].as_str().unwrap().contains("timed out"),
+        "{ctx}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "docker was waited for more than once"
     );
 }
 

@@ -548,7 +548,11 @@ fn status_says_unknown_when_state_json_cant_be_read() {
         assert_eq!(v["phase"], "unknown", "{what}: {v:#}");
         assert!(v["state_error"].as_str().is_some(), "{what}: {v:#}");
         assert_eq!(v["supervisor_running"], true, "{what}");
-        assert_eq!(out.status.code(), Some(0), "{what}: {v:#}");
+        // Issue 17: its control socket is gone, so the supervisor is
+        // named as not answering (exit 8), the probe still reported.
+        assert!(v["not_answering"].as_str().is_some(), "{what}: {v:#}");
+        assert_eq!(v["socket_answers"], true, "{what}: {v:#}");
+        assert_eq!(out.status.code(), Some(8), "{what}: {v:#}");
     }
     remove_any(&state);
     std::fs::write(&state, good).unwrap();

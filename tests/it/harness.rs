@@ -218,12 +218,31 @@ impl Env {
         self.supervisors.len() - 1
     }
 
+    /// Start a supervisor from `cmd` (built from `cmd(&["run"])`, or a
+    /// wrapper around it) in the background.
+    pub fn spawn_supervisor(&mut self, mut cmd: Command) -> usize {
+        self.runs += 1;
+        let out = std::fs::File::create(self.root.join(format!("run-{}.out", self.runs))).unwrap();
+        let child = cmd
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        self.supervisors.push(child);
+        self.supervisors.len() - 1
+    }
+
     pub fn supervisor_pid(&self, i: usize) -> i32 {
         self.supervisors[i].id() as i32
     }
 
     pub fn signal(&self, i: usize, sig: rustix::process::Signal) {
         kill(self.supervisor_pid(i), sig);
+    }
+
+    /// Supervisor `i`'s exit status, if it has exited.
+    pub fn supervisors_try_wait(&mut self, i: usize) -> Option<ExitStatus> {
+        self.supervisors[i].try_wait().unwrap()
     }
 
     /// Wait for supervisor `i` to exit, at most `within`.

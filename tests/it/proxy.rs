@@ -481,13 +481,17 @@ fn docker_plain(env: &Env, args: &[&str]) -> std::process::Output {
 fn the_docker_context_points_at_listen_and_can_be_made_current() {
     require_engine!();
     let mut env = proxy_env("on_demand = true");
-    // A context of that name pointing elsewhere is brought up to date.
+    // A context dockhand made (its mark: the description) pointing
+    // elsewhere is brought up to date. (A user's own is left alone:
+    // tests/it/doctor.rs.)
     let o = docker_plain(
         &env,
         &[
             "context",
             "create",
             "dockhand",
+            "--description",
+            "dockhand profile default (engine started on demand)",
             "--docker",
             "host=unix:///nowhere.sock",
         ],

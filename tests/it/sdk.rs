@@ -163,11 +163,10 @@ fn sdk_build_streams_yield_the_same_chunks_as_direct() {
     py.ask("build_same", Duration::from_secs(180));
 }
 
-/// Through dockhand the quiet step goes on until the engine writes again:
-/// the proxy notices a client that hung up only then. Un-ignore with the
-/// client-hangup detection of issue 15 (branch r15a).
+/// The proxy notices a client that hung up while the engine is quiet (a
+/// silent build step) and closes the engine connection: dockerd cancels
+/// the build as it does for a direct client.
 #[test]
-#[ignore = "needs the proxy's client-hangup detection (issue 15, branch r15a)"]
 fn sdk_a_discarded_build_stream_cancels_the_build() {
     require_docker_py!();
     let mut env = proxy_env("");

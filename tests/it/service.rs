@@ -1395,3 +1395,143 @@ fn launchd_fatal_errors_show_in_status() {
         "{text}"
     );
 }
+
+/// A plist as nix-darwin installs it (`cp -f`, mode 0444, its `--config`
+/// in the store) and the same bytes in the current system generation:
+/// `install`/`uninstall` refuse (exit 6, change the nix configuration),
+/// touching nothing; `service status` and `doctor` call it healthy;
+/// `down --service` / `up` unload and load it, byte for byte as it was.
+#[test]
+fn launchd_nix_owned_plist_is_never_rewritten() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("launchctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "launchd");
+    sb.set("STANDIN_DRAIN", "0");
+    let sysroot = sb.root.join("sysroot");
+    sb.set("DOCKHAND_TEST_SYSROOT", sysroot.display().to_string());
+    let cfg = sb.config("c.toml", "[profiles.default]\nstart_timeout = \"1s\"\n");
+    let c = cfg.to_str().unwrap();
+    let ours = sb.ok(&["service", "print", "--platform", "launchd", "--config", c]);
+    let theirs = ours.replace(c, "/nix/store/0abc-dockhand-default.toml");
+    assert_ne!(ours, theirs);
+    let plist = sb.home.join("Library/LaunchAgents/local.docker.plist");
+    let generation = sysroot.join("run/current-system/user/Library/LaunchAgents");
+    for dir in [plist.parent().unwrap(), &generation] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(generation.join("local.docker.plist"), &theirs).unwrap();
+    std::fs::write(&plist, &theirs).unwrap();
+    std::fs::set_permissions(&plist, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let kept = || {
+        assert_eq!(std::fs::read_to_string(&plist).unwrap(), theirs);
+        let mode = std::fs::metadata(&plist).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o444);
+    };
+    sb.take_calls();
+    for verb in ["install", "uninstall"] {
+        let out = sb.run(&["service", verb, "--config", c]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{verb}: {err}");
+        assert!(
+            err.contains("managed by nix-darwin") && err.contains("nix configuration"),
+            "{err}"
+        );
+        kept();
+    }
+    assert_eq!(sb.take_calls(), Vec::<String>::new(), "nothing touched");
+
+    let out = sb.run(&["service", "status", "--config", c]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("managed by nix-darwin, matches its generation"),
+        "{text}"
+    );
+    let doctor = sb.run(&["doctor", "--json", "--config", c]);
+    let v: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "service")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "pass", "{check}");
+    assert!(
+        check["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("managed by nix-darwin"),
+        "{check}"
+    );
+
+    sb.take_calls();
+    sb.ok(&["down", "--service", "--config", c]);
+    kept();
+    let out = sb.run(&["up", "--timeout", "1s", "--config", c]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loading the login service"), "{err}");
+    let calls = sb.take_calls();
+    assert!(
+        calls.contains(&format!(
+            "launchctl bootstrap gui/{} {}",
+            uid(),
+            plist.display()
+        )),
+        "{calls:?}"
+    );
+    kept();
+
+    // A newer generation (a switch not yet activated): doctor says so.
+    std::fs::write(generation.join("local.docker.plist"), "newer").unwrap();
+    let doctor = sb.run(&["doctor", "--json", "--config", c]);
+    let v: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "service")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "fail", "{check}");
+    kept();
+}
+
+/// The same for a systemd unit home-manager installed (read-only here,
+/// its generation's copy beside it): refused by install/uninstall with
+/// nothing run, reported as managed by `service status`.
+#[test]
+fn systemd_nix_owned_unit_is_never_rewritten() {
+    let mut sb = Sandbox::new();
+    sb.stand_in("systemctl");
+    sb.set("DOCKHAND_SERVICE_PLATFORM", "systemd");
+    let cfg = sb.config("c.toml", "[profiles.default]\nstart_timeout = \"1s\"\n");
+    let c = cfg.to_str().unwrap();
+    let ours = sb.ok(&["service", "print", "--platform", "systemd", "--config", c]);
+    let theirs = ours.replace(c, "/nix/store/0abc-dockhand-default.toml");
+    let unit = sb
+        .root
+        .join("xdg-config/systemd/user/dockhand-default.service");
+    let generation = sb
+        .home
+        .join(".local/state/home-manager/gcroots/current-home/home-files/.config/systemd/user");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(&generation).unwrap();
+    std::fs::write(generation.join("dockhand-default.service"), &theirs).unwrap();
+    std::fs::write(&unit, &theirs).unwrap();
+    std::fs::set_permissions(&unit, std::fs::Permissions::from_mode(0o444)).unwrap();
+    sb.take_calls();
+    for verb in ["install", "uninstall"] {
+        let out = sb.run(&["service", verb, "--config", c]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{verb}: {err}");
+        assert!(err.contains("managed by home-manager"), "{err}");
+        assert_eq!(std::fs::read_to_string(&unit).unwrap(), theirs);
+    }
+    assert_eq!(sb.take_calls(), Vec::<String>::new(), "nothing touched");
+    let out = sb.run(&["service", "status", "--config", c]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("managed by home-manager, matches its generation"),
+        "{text}"
+    );
+}

@@ -235,6 +235,57 @@ fn dockhand_serves_a_socket_passed_by_systemd() {
     let _ = act.wait();
 }
 
+/// `LISTEN_PID` naming dockhand itself and `LISTEN_FDS` naming
+/// descriptors that were not passed (3 is a plain file, 4 and 5 are not
+/// open at start, so later they are dockhand's own): dockhand takes
+/// nothing, warns, binds `listen` itself and serves it (issue 15: it used
+/// to close its own descriptors and fail with EBADF).
+#[test]
+fn activation_variables_without_sockets_take_nothing() {
+    require_engine!();
+    let mut env = Env::new();
+    listen_config(&env);
+    let run = env.cmd(&["run"]);
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(r#"exec 3</dev/null 4>&- 5>&-; LISTEN_PID=$$ LISTEN_FDS=3 exec "$0" "$@""#)
+        .arg(run.get_program())
+        .args(run.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in run.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    let i = env.spawn_supervisor(sh);
+    let l = listen(&env);
+    harness::eventually("dockhand holds the engine", Duration::from_secs(30), || {
+        env.status().1["held"] == "on_demand"
+    });
+    let answer = ask(&l).unwrap_or_else(|e| panic!("{e}\n{}", env.log()));
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{answer}\n{}",
+        env.log()
+    );
+    let log = env.log();
+    assert!(!log.contains("(socket activation)"), "{log}");
+    assert!(
+        log.contains("ignoring descriptor 3: it is not a socket"),
+        "{log}"
+    );
+    assert!(
+        log.contains("ignoring descriptor 4: it is not open"),
+        "{log}"
+    );
+    assert_eq!(
+        env.stop(i, Duration::from_secs(60)).code(),
+        Some(0),
+        "{log}"
+    );
+}
+
 /// One request on a new connection to `sock`, answered in full (bounded).
 fn ask(sock: &Path) -> std::io::Result<String> {
     use std::io::{Read, Write};

@@ -456,11 +456,23 @@ fn systemd_user_bad_config_is_not_restarted() {
     let rig = Rig::up(Round::Command);
     rig.write_config("", &[]);
     ok(&rig.dockhand(&["service", "install"]), "install");
+    let engine = rig.engine_pid() as i32;
+    let cgroup = rig.show("ControlGroup");
     let good = std::fs::read_to_string(&rig.config).unwrap();
     std::fs::write(&rig.config, format!("{good}\nbogus_key = 1\n")).unwrap();
     rig.systemctl(&["restart", UNIT]);
     eventually("the unit to fail", Duration::from_secs(30), || {
         rig.show("ActiveState") == "failed"
+    });
+    // Issue 17: the successor can't load the config, so the stopping
+    // supervisor did not hand the engine over: it stopped it.
+    assert!(
+        !alive(engine),
+        "the engine runs on unsupervised\n{}",
+        rig.diag()
+    );
+    eventually("an empty cgroup", Duration::from_secs(10), || {
+        rig.unit_cgroup_pids(&cgroup).is_empty()
     });
     let text = rig.show("StatusText");
     assert!(
@@ -484,10 +496,69 @@ fn systemd_user_bad_config_is_not_restarted() {
         stdout.contains("failed") && stdout.contains("last exit status: 2"),
         "{stdout}"
     );
-    // Fixed: restart recovers.
+    // Fixed: restart recovers, with a new engine.
     std::fs::write(&rig.config, good).unwrap();
     let text = ok(&rig.dockhand(&["service", "restart"]), "restart");
     assert!(text.contains("is ready:"), "{text}");
+    let now = rig.engine_pid() as i32;
+    assert!(now > 0 && now != engine && alive(now), "{}", rig.diag());
+}
+
+/// The longest an engine nobody claims may run on: the watcher's bound,
+/// its stop grace, and slack for a loaded machine.
+const UNCLAIMED: Duration = Duration::from_secs(20 + 10 + 10);
+
+/// Issue 17: `prepare-restart`, then a real stop and no successor: the
+/// engine is handed over, and stopped by its watcher after the bound.
+#[test]
+fn systemd_user_prepare_restart_then_stop_leaves_no_engine() {
+    if !available(false) {
+        return;
+    }
+    let rig = Rig::up(Round::Command);
+    rig.write_config("", &[]);
+    ok(&rig.dockhand(&["service", "install"]), "install");
+    let engine = rig.engine_pid() as i32;
+    let cgroup = rig.show("ControlGroup");
+    ok(
+        &rig.dockhand(&["service", "prepare-restart"]),
+        "prepare-restart",
+    );
+    rig.systemctl(&["stop", UNIT]);
+    assert_eq!(rig.show("ActiveState"), "inactive", "{}", rig.diag());
+    assert!(alive(engine), "handed over: kept for a successor at first");
+    eventually("the unclaimed engine stopped", UNCLAIMED, || !alive(engine));
+    eventually("an empty cgroup", Duration::from_secs(10), || {
+        rig.unit_cgroup_pids(&cgroup).is_empty()
+    });
+    assert!(!rig.socket().exists() || !crate::harness::docker_answers(&rig.socket()));
+}
+
+/// Issue 17: dockhand SIGKILLed, then `systemctl --user stop` while
+/// systemd waits `RestartSec` to restart it: with `KillMode=process`
+/// systemd signals nothing then; the watcher stops the engine.
+#[test]
+fn systemd_user_stop_during_restart_sec_leaves_no_engine() {
+    if !available(false) {
+        return;
+    }
+    let rig = Rig::up(Round::Command);
+    rig.write_config("", &[]);
+    ok(&rig.dockhand(&["service", "install"]), "install");
+    let engine = rig.engine_pid() as i32;
+    let cgroup = rig.show("ControlGroup");
+    let main: i32 = rig.show("MainPID").parse().unwrap();
+    kill(main, rustix::process::Signal::KILL);
+    eventually("systemd waiting to restart", Duration::from_secs(5), || {
+        rig.show("SubState") == "auto-restart"
+    });
+    rig.systemctl(&["stop", UNIT]);
+    assert_eq!(rig.show("ActiveState"), "inactive", "{}", rig.diag());
+    assert_eq!(rig.show("NRestarts"), "0", "restarted before the stop");
+    eventually("the orphaned engine stopped", UNCLAIMED, || !alive(engine));
+    eventually("an empty cgroup", Duration::from_secs(10), || {
+        rig.unit_cgroup_pids(&cgroup).is_empty()
+    });
 }
 
 /// An engine that never answers: `install` reports the failed start with

@@ -455,6 +455,13 @@ fn the_control_socket_speaks_json_lines() {
     let v = next(&mut r);
     assert_eq!(v["ok"], true);
     assert_eq!(v["state"]["phase"], "ready");
+    // So is a line that is not UTF-8 (issue 15).
+    w.write_all(b"{\"cmd\":\"st\xffate\"}\n").unwrap();
+    let v = next(&mut r);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("UTF-8"), "{v}");
+    w.write_all(b"{\"cmd\":\"state\"}\n").unwrap();
+    assert_eq!(next(&mut r)["ok"], true);
 
     // subscribe: the state now, then every change a `down` makes.
     let (mut r, mut w) = connect();

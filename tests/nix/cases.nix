@@ -7,6 +7,8 @@
 #   error:  for "fail", text the evaluation error must contain
 #   check:  for "ok", leaf values the output (see eval.nix) must have, as
 #           { "json.path" = value; } (a value of null: the key is absent)
+#   contains: for "ok", { "json.path" = [ text ... ]; }: the string at
+#           that path contains each text (activation scripts)
 #   compare: for "ok", compare every agent/unit with `dockhand service print`
 {
   # --------------------------------------------------------- nix-darwin
@@ -20,6 +22,13 @@
       system.primaryUser = "alice";
       virtualisation.docker-darwin.enable = true;
     };
+    # The log directory is created as the user, and the installed plist
+    # compared under ~alice as nix-darwin's userLaunchd does.
+    contains."activation" = [
+      "sudo --user=alice -- mkdir -p -m 700 /Users/alice/Library/Logs/dockhand"
+      "[[ -f ~alice/Library/LaunchAgents/local.docker.plist ]]"
+      "cmp -s /nix/store/00000000000000000000000000000000-launchd/user/Library/LaunchAgents/local.docker.plist ~alice/Library/LaunchAgents/local.docker.plist"
+    ];
     check = {
       "preparesRestart" = true;
       "agents.docker-darwin.Label" = "local.docker";
@@ -93,6 +102,11 @@
         profiles.off.enable = false;
       };
     };
+    # prepare-restart runs with the profile's environment.
+    contains."activation" = [
+      "COLIMA_HOME=/Users/alice/.config/colima"
+      "~alice/Library/LaunchAgents/com.example.docker.work.plist"
+    ];
     check = {
       "agents.docker-darwin.ExitTimeOut" = 135;
       "agents.docker-darwin.StandardOutPath" = "/Users/alice/logs/docker.launchd.log";
@@ -235,6 +249,10 @@
       services.dockhand.enable = true;
       services.dockhand.dockerHost = "default";
     };
+    contains."activation" = [
+      "mkdir -p -m 700 /Users/alice/Library/Logs/dockhand"
+      "prepare-restart"
+    ];
     check = {
       "preparesRestart" = true;
       "agents.dockhand-default.Label" = "local.docker";
@@ -279,6 +297,25 @@
         "docker"
       ];
     };
+  };
+
+  # A profile whose environment moves dockhand's state: prepare-restart
+  # gets that environment, or it finds no supervisor to hand over.
+  hm-linux-environment = {
+    kind = "hm";
+    host = "linux";
+    expect = "ok";
+    config = {
+      home.username = "alice";
+      home.homeDirectory = "/home/alice";
+      services.dockhand.enable = true;
+      services.dockhand.profiles.default.environment.XDG_STATE_HOME = "/home/alice/state";
+    };
+    check."units.dockhand-default.Service.Type" = "notify";
+    contains."activation" = [
+      "XDG_STATE_HOME=/home/alice/state"
+      "prepare-restart"
+    ];
   };
 
   hm-linux-command = {

@@ -351,10 +351,17 @@ def main():
                     problems.append(f"{path}: missing (expected {want!r})")
                 elif got != want:
                     problems.append(f"{path}: expected {want!r}, got {got!r}")
+            for path, wants in sorted(c.get("contains", {}).items()):
+                found, got = lookup(out, path)
+                for want in wants:
+                    want = subst(want, config_dir)
+                    if not found or want not in got:
+                        problems.append(f"{path}: lacks {want!r} in {got!r}")
             if problems:
                 bad(f"{what}: {len(problems)} expected value(s) differ", "\n".join(problems))
             else:
-                ok(f"{what}: {len(c.get('check', {}))} expected values")
+                n = len(c.get("check", {})) + sum(len(v) for v in c.get("contains", {}).values())
+                ok(f"{what}: {n} expected values")
 
             if not c.get("compare"):
                 continue

@@ -182,6 +182,8 @@ let
       preparesRestart = nlib.hasInfix "dockhand service prepare-restart --profile default" (
         cfg.system.activationScripts.preActivation.text or ""
       );
+      # The activation text the module adds (checked with `contains`).
+      activation = cfg.system.activationScripts.preActivation.text or "";
     };
 
   # ---------------------------------------------------------- home-manager
@@ -264,6 +266,10 @@ let
       preparesRestart = nlib.hasInfix "dockhand service prepare-restart --profile default" (
         (cfg.home.activation.dockhandPrepareRestart or { }).data or ""
       );
+      activation = nlib.concatMapStrings (e: (cfg.home.activation.${e} or { }).data or "") [
+        "dockhandLogDirs"
+        "dockhandPrepareRestart"
+      ];
     };
 
   # home-manager drops fields that are null or [] and then empty sections

@@ -8,8 +8,10 @@
 //! field in `Profile`.
 
 pub mod colima;
+pub mod colima_release;
 pub mod command;
 pub mod dockerd;
+pub mod ssh;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ pub enum EngineKind {
     Colima,
     Dockerd,
     Command,
+    Ssh,
 }
 
 impl EngineKind {
@@ -35,6 +38,7 @@ impl EngineKind {
             EngineKind::Colima => "colima",
             EngineKind::Dockerd => "dockerd",
             EngineKind::Command => "command",
+            EngineKind::Ssh => "ssh",
         }
     }
 }
@@ -44,6 +48,7 @@ pub(super) enum EngineSpec {
     Dockerd(dockerd::Dockerd),
     Command(command::Command),
     Colima(colima::Colima),
+    Ssh(ssh::Ssh),
 }
 
 impl EngineSpec {
@@ -53,8 +58,29 @@ impl EngineSpec {
             EngineSpec::Dockerd(d) => p.dockerd = Some(d),
             EngineSpec::Command(c) => p.command = Some(c),
             EngineSpec::Colima(c) => p.colima = Some(c),
+            EngineSpec::Ssh(s) => p.ssh = Some(s),
         }
     }
+
+    /// The kind's own defaults of keys every profile has: the ssh engine
+    /// is served through `listen` (its /_ping and /version answers while
+    /// it reconnects) and retries a lost connection at least every 30 s.
+    pub(super) fn defaults(&self, state_dir: &Path) -> KindDefaults {
+        match self {
+            EngineSpec::Ssh(_) => KindDefaults {
+                listen: Some(state_dir.join("docker.sock")),
+                restart_backoff_max: Some(ssh::SSH_BACKOFF_MAX),
+            },
+            _ => KindDefaults::default(),
+        }
+    }
+}
+
+/// Defaults an engine kind sets for profile-wide keys (None: the usual).
+#[derive(Default)]
+pub(super) struct KindDefaults {
+    pub listen: Option<PathBuf>,
+    pub restart_backoff_max: Option<std::time::Duration>,
 }
 
 /// What a kind's resolution works from.
@@ -68,11 +94,12 @@ pub(super) struct Input<'a> {
 }
 
 /// Each kind's table in the raw profile, where it was given.
-fn tables(raw: &RawProfile) -> [(EngineKind, Option<Range<usize>>); 3] {
+fn tables(raw: &RawProfile) -> [(EngineKind, Option<Range<usize>>); 4] {
     [
         (EngineKind::Dockerd, raw.dockerd.as_ref().map(Spanned::span)),
         (EngineKind::Command, raw.command.as_ref().map(Spanned::span)),
         (EngineKind::Colima, raw.colima.as_ref().map(Spanned::span)),
+        (EngineKind::Ssh, raw.ssh.as_ref().map(Spanned::span)),
     ]
 }
 
@@ -130,6 +157,10 @@ impl Config {
             EngineKind::Colima => {
                 let (c, socket) = self.colima(input)?;
                 (EngineSpec::Colima(c), socket)
+            }
+            EngineKind::Ssh => {
+                let (s, socket) = self.ssh(input)?;
+                (EngineSpec::Ssh(s), socket)
             }
         })
     }

@@ -13,7 +13,7 @@ const SD_LISTEN_FDS_START: i32 = 3;
 pub fn activation_fds() -> Result<Vec<OwnedFd>> {
     let pid = std::env::var("LISTEN_PID").ok();
     let n = std::env::var("LISTEN_FDS").ok();
-    // SAFETY: single-threaded at this point of start-up in practice; the
+    // SAFETY: called first thing in main, before any thread starts; the
     // variables are ours to consume (sd_listen_fds(unset_environment=1)).
     unsafe {
         std::env::remove_var("LISTEN_PID");
@@ -34,11 +34,18 @@ pub fn activation_fds() -> Result<Vec<OwnedFd>> {
         // SAFETY: fcntl on a descriptor number; fails harmlessly if closed.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
         if flags < 0 {
+            super::ignored(fd, "it is not open");
+            continue;
+        }
+        // SAFETY: borrowed only to inspect it; not closed here.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if let Err(why) = super::listening_unix_stream(borrowed) {
+            super::ignored(fd, &why);
             continue;
         }
         // SAFETY: as above; sets FD_CLOEXEC.
         unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
-        // SAFETY: systemd passed this descriptor to us to own.
+        // SAFETY: systemd passed this listening socket to us to own.
         fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
     }
     Ok(fds)

@@ -1,0 +1,184 @@
+//! `engine = "ssh"`: the `[profiles.<name>.ssh]` table (a remote engine's
+//! socket forwarded over one supervised OpenSSH connection).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::Input;
+use crate::config::Config;
+use crate::config::file::Dur;
+use crate::config::profile::ser_dur;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawSsh {
+    host: Option<Spanned<String>>,
+    remote_socket: Option<Spanned<String>>,
+    keepalive: Option<Spanned<Dur>>,
+    config_file: Option<Spanned<String>>,
+}
+
+/// The resolved `[ssh]` table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ssh {
+    /// An ssh config alias or `user@host` (ssh's destination argument).
+    pub host: String,
+    /// The engine's socket on the remote host.
+    pub remote_socket: String,
+    /// `ServerAliveInterval`; three missed answers end the connection.
+    #[serde(serialize_with = "ser_dur")]
+    pub keepalive: Duration,
+    /// `-F <file>`: an ssh client config of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<PathBuf>,
+}
+
+/// Failures of the connection are retried at most this far apart.
+pub const SSH_BACKOFF_MAX: Duration = Duration::from_secs(30);
+pub const DEFAULT_REMOTE_SOCKET: &str = "/var/run/docker.sock";
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// A destination ssh takes as a host, never as an option (`-oProxyCommand=`
+/// would run a command): no leading `-`, no whitespace or control
+/// characters, and not empty.
+fn host_ok(h: &str) -> bool {
+    !h.is_empty()
+        && !h.starts_with('-')
+        && !h
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\'' || c == '"')
+}
+
+impl Config {
+    /// `[ssh]` (host required) and the local end of the forward: `socket`,
+    /// by default `<state_dir>/forward.sock` (a path without `:`, which
+    /// ssh's `-L local:remote` would split).
+    pub(super) fn ssh(&self, i: &Input) -> Result<(Ssh, PathBuf)> {
+        let (name, raw, env, state_dir) = (i.name, i.raw, i.env, i.state_dir);
+        let t = raw.ssh.as_ref().map(Spanned::get_ref);
+        let Some(host) = t.and_then(|t| t.host.as_ref()) else {
+            return Err(Error::Config(format!(
+                "{}: profile `{name}` has engine = \"ssh\" but no host: add [profiles.{name}.ssh] with host = \"<ssh config alias or user@host>\"",
+                self.source.path().display()
+            )));
+        };
+        if !host_ok(host.get_ref()) {
+            return Err(self.err_at(
+                host.span(),
+                format!(
+                    "host {:?} is not an ssh destination: write an ssh config alias or user@host (no leading '-', no spaces or quotes)",
+                    host.get_ref()
+                ),
+            ));
+        }
+        let remote_socket = match t.and_then(|t| t.remote_socket.as_ref()) {
+            Some(r) if !r.get_ref().starts_with('/') || r.get_ref().contains([':', '\n']) => {
+                return Err(self.err_at(
+                    r.span(),
+                    format!(
+                        "remote_socket {:?} must be an absolute path on the remote host without ':' (such as \"/var/run/docker.sock\" or \"/run/user/1000/docker.sock\")",
+                        r.get_ref()
+                    ),
+                ));
+            }
+            Some(r) => r.get_ref().clone(),
+            None => DEFAULT_REMOTE_SOCKET.into(),
+        };
+        let keepalive = match t.and_then(|t| t.keepalive.as_ref()) {
+            Some(k)
+                if k.get_ref().0 < Duration::from_secs(1)
+                    || k.get_ref().0 > Duration::from_secs(3600) =>
+            {
+                return Err(self.err_at(
+                    k.span(),
+                    "keepalive must be between 1s and 1h, such as \"10s\" (ssh's ServerAliveInterval counts whole seconds)".into(),
+                ));
+            }
+            Some(k) => Duration::from_secs(k.get_ref().0.as_secs()),
+            None => DEFAULT_KEEPALIVE,
+        };
+        let config_file = self.path(&t.and_then(|t| t.config_file.clone()), "config_file", env)?;
+        let socket = self
+            .path(&raw.socket, "socket", env)?
+            .unwrap_or_else(|| state_dir.join("forward.sock"));
+        if socket.to_string_lossy().contains(':') {
+            return Err(self.err_at(
+                raw.socket.as_ref().map(Spanned::span).unwrap_or(0..0),
+                format!(
+                    "socket {} contains ':', which ssh's -L local:remote cannot take: choose another path",
+                    socket.display()
+                ),
+            ));
+        }
+        let ssh = Ssh {
+            host: host.get_ref().clone(),
+            remote_socket,
+            keepalive,
+            config_file,
+        };
+        Ok((ssh, socket))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineKind;
+
+    fn parse(text: &str) -> Result<crate::config::Profile> {
+        crate::config::testing::parse(text)?.profile("devbox")
+    }
+
+    #[test]
+    fn defaults_put_both_sockets_in_the_state_dir() {
+        let p = parse(
+            "[profiles.devbox]\nengine = \"ssh\"\n[profiles.devbox.ssh]\nhost = \"devbox\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.engine, EngineKind::Ssh);
+        let sd = PathBuf::from("/home/u/.local/state/dockhand/devbox");
+        assert_eq!(p.socket, sd.join("forward.sock"));
+        assert_eq!(p.listen, Some(sd.join("docker.sock")));
+        assert!(p.docker_context);
+        assert_eq!(p.restart_backoff_max, SSH_BACKOFF_MAX);
+        let s = p.ssh.unwrap();
+        assert_eq!(s.remote_socket, DEFAULT_REMOTE_SOCKET);
+        assert_eq!(s.keepalive, DEFAULT_KEEPALIVE);
+        assert_eq!(s.config_file, None);
+    }
+
+    #[test]
+    fn the_table_implies_the_engine_and_keys_are_checked() {
+        let p = parse("[profiles.devbox.ssh]\nhost = \"me@box\"\nremote_socket = \"/run/user/1000/docker.sock\"\nkeepalive = \"5s\"\nconfig_file = \"~/ssh.conf\"\n").unwrap();
+        assert_eq!(p.engine, EngineKind::Ssh);
+        let s = p.ssh.unwrap();
+        assert_eq!(s.host, "me@box");
+        assert_eq!(s.keepalive, Duration::from_secs(5));
+        assert_eq!(s.config_file, Some(PathBuf::from("/home/u/ssh.conf")));
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        let m = err("[profiles.devbox]\nengine = \"ssh\"\n");
+        assert!(m.contains("no host"), "{m}");
+        let m = err("[profiles.devbox.ssh]\nhost = \"-oProxyCommand=x\"\n");
+        assert!(
+            m.contains("/c.toml:2:8") && m.contains("not an ssh destination"),
+            "{m}"
+        );
+        let m = err("[profiles.devbox.ssh]\nhost = \"h\"\nremote_socket = \"run/d.sock\"\n");
+        assert!(m.contains("absolute path on the remote"), "{m}");
+        let m = err("[profiles.devbox.ssh]\nhost = \"h\"\nkeepalive = \"100ms\"\n");
+        assert!(m.contains("keepalive must be between"), "{m}");
+        let m = err("[profiles.devbox.ssh]\nhost = \"h\"\nport = 22\n");
+        assert!(m.contains("unknown field `port`"), "{m}");
+        let m =
+            err("[profiles.devbox]\nengine = \"dockerd\"\n[profiles.devbox.ssh]\nhost = \"h\"\n");
+        assert!(m.contains("[ssh] table but engine = \"dockerd\""), "{m}");
+        let m = err(
+            "[profiles.devbox]\nsocket = \"/tmp/a:b.sock\"\n[profiles.devbox.ssh]\nhost = \"h\"\n",
+        );
+        assert!(m.contains("contains ':'"), "{m}");
+    }
+}

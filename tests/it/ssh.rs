@@ -1,0 +1,530 @@
+//! `engine = "ssh"` against a private sshd on 127.0.0.1 (its own config,
+//! host key and AuthorizedKeysFile in the test's temp dir) and a private
+//! dockerd as the remote engine. The client gets its own config with `-F`
+//! (OpenSSH reads `~/.ssh` from the passwd entry, not `$HOME`).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{self, Env, require_engine};
+use crate::ssh_rig::{self, Rig, docker};
+
+macro_rules! require_sshd {
+    () => {
+        require_engine!();
+        if !ssh_rig::available() {
+            let why = "the ssh engine's tests need sshd (apt openssh-server); run scripts/test, which installs it";
+            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
+            eprintln!("SKIP: {why}");
+            return;
+        }
+    };
+}
+
+/// A profile forwarding the rig's remote dockerd; `extra` adds or
+/// overrides top-level keys ("key = value" lines).
+fn config(env: &Env, rig: &Rig, extra: &str) {
+    let defaults = [
+        ("probe_interval", "\"1s\""),
+        ("probe_timeout", "\"500ms\""),
+        ("start_timeout", "\"20s\""),
+        ("stop_timeout", "\"3s\""),
+        ("docker_context", "false"),
+    ];
+    let mut keys = String::new();
+    for (k, v) in defaults {
+        if !extra
+            .lines()
+            .any(|l| l.split('=').next().map(str::trim) == Some(k))
+        {
+            keys.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    env.write_config(&format!(
+        "[profiles.default]\nengine = \"ssh\"\nstate_dir = {:?}\n{keys}{extra}\n[profiles.default.ssh]\nhost = \"devbox\"\nremote_socket = {:?}\nkeepalive = \"2s\"\nconfig_file = {:?}\n",
+        env.state.display().to_string(),
+        rig.remote_sock.display().to_string(),
+        rig.client_config.display().to_string(),
+    ));
+}
+
+/// An env with sshd and the remote engine up, the profile written.
+fn rig(extra: &str) -> (Env, Rig) {
+    let env = Env::new();
+    let mut rig = Rig::new(&env.root);
+    rig.start_sshd("");
+    rig.start_remote();
+    config(&env, &rig, extra);
+    (env, rig)
+}
+
+/// The docker CLI through dockhand's `listen` socket.
+fn through(env: &Env, args: &[&str]) -> (bool, String) {
+    docker(&env.socket(), args)
+}
+
+/// A raw `GET` over a unix socket: the whole answer.
+fn get(sock: &Path, target: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn forward(env: &Env) -> std::path::PathBuf {
+    env.state.join("forward.sock")
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn cmdline(pid: i64) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+fn engine_pid(v: &Value) -> i64 {
+    v["engine_pid"].as_i64().expect("an engine pid")
+}
+
+/// Ready; the argv and the sockets; `docker ps` and `run --rm` through
+/// `listen`; 30 parallel `docker ps`; `kill -9` of ssh: the next request
+/// succeeds; status names the host and the disconnect.
+#[test]
+fn forward_serves_heals_and_is_locked_down() {
+    require_sshd!();
+    let (mut env, rig) = rig("");
+    let tar = harness::busybox_tar(&rig.dir);
+    assert!(docker(&rig.remote_sock, &["import", tar.to_str().unwrap(), "bb"]).0);
+    env.run();
+    let v = env.wait_ready();
+    let argv = cmdline(engine_pid(&v));
+    assert_eq!(argv[0], "ssh", "{argv:?}");
+    for must in [
+        "-N",
+        "BatchMode=yes",
+        "ExitOnForwardFailure=yes",
+        "StreamLocalBindMask=0177",
+        "ControlPath=none",
+        "ServerAliveCountMax=3",
+    ] {
+        assert!(
+            argv.iter().any(|a| a == must),
+            "{must} missing from {argv:?}"
+        );
+    }
+    assert!(
+        !argv
+            .iter()
+            .any(|a| a == "-A" || a == "StrictHostKeyChecking=no" || a == "ForwardAgent=yes"),
+        "{argv:?}"
+    );
+    assert_eq!(mode(&forward(&env)), 0o600, "the forward's socket");
+    assert_eq!(mode(&env.socket()), 0o600, "the listen socket");
+    assert_eq!(mode(&env.state) & 0o077, 0, "the state dir");
+
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "{out}");
+    let (ok, out) = through(
+        &env,
+        &["run", "--rm", "bb", "/bin/busybox", "echo", "hi-remote"],
+    );
+    assert!(ok && out.contains("hi-remote"), "{out}");
+
+    let handles: Vec<_> = (0..30)
+        .map(|_| {
+            let sock = env.socket();
+            std::thread::spawn(move || docker(&sock, &["ps"]))
+        })
+        .collect();
+    let failed: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|(ok, _)| !ok)
+        .map(|(_, out)| out)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 30 failed: {failed:?}",
+        failed.len()
+    );
+
+    let (code, out, _) = env.output(&["status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ssh: devbox:") && out.contains("connected since"),
+        "{out}"
+    );
+
+    let pid = engine_pid(&v);
+    ssh_rig::signal(pid as i32, rustix::process::Signal::KILL);
+    // At once, before the supervisor may have noticed: it waits for the
+    // new forward.
+    let answer = get(&env.socket(), "/containers/json");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{answer}\n{}",
+        env.log()
+    );
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "the request after kill -9 of ssh: {out}\n{}", env.log());
+    let v = env.wait_ready();
+    assert_ne!(engine_pid(&v), pid);
+    assert_eq!(v["ssh"]["host"], "devbox", "{v:#}");
+    assert!(v["ssh"]["connected_since"].is_string(), "{v:#}");
+    assert!(
+        v["ssh"]["last_disconnect"]
+            .as_str()
+            .is_some_and(|s| s.contains("ssh to devbox: killed by signal 9")),
+        "{v:#}"
+    );
+}
+
+/// The server's side of the connection frozen (SIGSTOP): probes fail, ssh
+/// is replaced, requests are served again within the probe's bounds.
+#[test]
+fn a_frozen_session_is_healed() {
+    require_sshd!();
+    let (mut env, rig) = rig("");
+    env.run();
+    let v = env.wait_ready();
+    let pid = engine_pid(&v);
+    let frozen = rig.sessions();
+    assert!(!frozen.is_empty());
+    for p in &frozen {
+        ssh_rig::signal(*p, rustix::process::Signal::STOP);
+    }
+    let t = Instant::now();
+    // probe_interval 1s + two probe timeouts + a reconnect.
+    env.wait_until("a new ssh", Duration::from_secs(15), |v| {
+        v["phase"] == "ready" && v["engine_pid"].as_i64().is_some_and(|p| p != pid)
+    });
+    let healed = t.elapsed();
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "{out}");
+    eprintln!("frozen session healed in {healed:?}");
+    for p in &frozen {
+        ssh_rig::signal(*p, rustix::process::Signal::KILL);
+        ssh_rig::signal(*p, rustix::process::Signal::CONT);
+    }
+}
+
+/// The remote engine stopped: clients are told "remote engine down", ssh
+/// is kept (no new logins), and it serves again once the engine is back.
+#[test]
+fn remote_engine_down_is_named_without_a_reconnect_storm() {
+    require_sshd!();
+    let (mut env, mut rig) = rig("");
+    env.run();
+    let v = env.wait_ready();
+    let pid = engine_pid(&v);
+    let logins = rig.logins();
+    rig.stop_remote();
+    let v = env.wait_until("remote engine down", Duration::from_secs(15), |v| {
+        v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("remote engine down at devbox:"))
+    });
+    assert_eq!(v["phase"], "unhealthy", "{v:#}");
+    for _ in 0..5 {
+        let (ok, out) = through(&env, &["ps"]);
+        assert!(
+            !ok && out.contains("remote engine down at devbox:"),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        rig.logins(),
+        logins,
+        "ssh reconnected while the remote engine was down"
+    );
+    assert_eq!(
+        env.status().1["engine_pid"].as_i64(),
+        Some(pid),
+        "ssh was restarted"
+    );
+    rig.start_remote();
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "{out}\n{}", env.log());
+    let v = env.wait_ready();
+    assert_eq!(engine_pid(&v), pid);
+    assert_eq!(rig.logins(), logins);
+}
+
+/// sshd down: retried with backoff; when it is back, a client request
+/// makes the next attempt at once and succeeds within 3 s.
+#[test]
+fn server_down_and_back_serves_the_next_request_at_once() {
+    require_sshd!();
+    let (mut env, mut rig) = rig("restart_backoff_max = \"30s\"");
+    env.run();
+    env.wait_ready();
+    // The remote's answers recorded once it was ready.
+    let cache = env.state.join("api-cache.json");
+    harness::eventually("the recorded answers", Duration::from_secs(10), || {
+        std::fs::read_to_string(&cache)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|v| v["ping"].is_object() && v["version"].is_object())
+    });
+    rig.stop_sshd();
+    // Failed attempts until the backoff waits several seconds.
+    let v = env.wait_until("a long backoff", Duration::from_secs(30), |v| {
+        v["phase"] == "failed"
+            && v["restarts"].as_u64().is_some_and(|r| r >= 3)
+            && v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Connection refused") && e.contains("next attempt in"))
+    });
+    assert!(v["held"].is_null(), "a network failure is retried: {v:#}");
+    // Meanwhile the CLI's first questions get the remote's last answers.
+    for target in ["/_ping", "/version"] {
+        let answer = get(&env.socket(), target);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{target}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("api-version: 1."),
+            "{target}: {answer}"
+        );
+    }
+    rig.start_sshd("");
+    let t = Instant::now();
+    let (ok, out) = through(&env, &["ps"]);
+    let took = t.elapsed();
+    assert!(ok, "{out}\n{}", env.log());
+    assert!(took < Duration::from_secs(3), "served after {took:?}");
+}
+
+/// An unknown host key, then a key the server refuses: each holds the
+/// profile `failed` with its fix, without retries; `up` after the fix.
+#[test]
+fn host_key_and_login_failures_are_fatal_with_the_fix() {
+    require_sshd!();
+    let (mut env, rig) = rig("");
+    rig.trust_host_key(false);
+    rig.authorize("other_key");
+    // The rig's own check that sshd listens was one.
+    let before = rig.connections();
+    env.run();
+    let v = env.wait_until("failed (host key)", Duration::from_secs(20), |v| {
+        v["phase"] == "failed" && v["held"] == "failed"
+    });
+    let e = v["last_error"].as_str().unwrap();
+    assert!(e.contains("run `ssh devbox` once"), "{e}");
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(!ok && out.contains("run `ssh devbox` once"), "{out}");
+    let connections = rig.connections();
+    assert_eq!(connections, before + 1, "{}", rig.log());
+
+    rig.trust_host_key(true);
+    let (code, out, err) = env.output(&["up"]);
+    assert_ne!(code, 0, "{out}{err}");
+    let v = env.wait_until("failed (login)", Duration::from_secs(20), |v| {
+        v["held"] == "failed"
+            && v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("ssh-add"))
+    });
+    assert!(
+        v["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{v:#}"
+    );
+    for _ in 0..3 {
+        let (ok, out) = through(&env, &["ps"]);
+        assert!(!ok && out.contains("ssh-add"), "{out}");
+    }
+    let attempts = rig.log().matches("Failed publickey").count();
+    assert!(attempts <= 2, "{attempts} login attempts:\n{}", rig.log());
+    assert_eq!(rig.connections(), connections + 1, "{}", rig.log());
+
+    rig.authorize("user_key");
+    let (code, out, err) = env.output(&["up"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", env.log());
+    assert!(through(&env, &["ps"]).0);
+}
+
+/// A server that forbids socket forwarding: the message names it, ssh is
+/// kept (one login).
+#[test]
+fn forwarding_disabled_is_named() {
+    require_sshd!();
+    let env = Env::new();
+    let mut rig = Rig::new(&env.root);
+    rig.start_sshd("AllowStreamLocalForwarding no");
+    rig.start_remote();
+    config(&env, &rig, "");
+    let mut env = env;
+    env.run();
+    let v = env.wait_until("unhealthy", Duration::from_secs(20), |v| {
+        v["phase"] == "unhealthy"
+    });
+    let e = v["last_error"].as_str().unwrap();
+    assert!(
+        e.contains("AllowStreamLocalForwarding no") && e.contains("remote engine down at devbox:"),
+        "{e}"
+    );
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(!ok && out.contains("AllowStreamLocalForwarding"), "{out}");
+    assert_eq!(rig.logins(), 1, "{}", rig.log());
+}
+
+/// on_demand + idle_stop: no connection until a request, served, closed
+/// when idle (a container running on the remote doesn't keep it open),
+/// served again.
+#[test]
+fn on_demand_connects_at_the_first_request_and_idle_closes_it() {
+    require_sshd!();
+    let (mut env, rig) = rig("on_demand = true\nidle_stop = \"2s\"");
+    let tar = harness::busybox_tar(&rig.dir);
+    assert!(docker(&rig.remote_sock, &["import", tar.to_str().unwrap(), "bb"]).0);
+    let (ok, out) = docker(
+        &rig.remote_sock,
+        &["run", "-d", "bb", "/bin/busybox", "sleep", "600"],
+    );
+    assert!(ok, "{out}");
+    let before = rig.connections();
+    env.run();
+    env.wait_until("held on_demand", Duration::from_secs(20), |v| {
+        v["held"] == "on_demand"
+    });
+    assert_eq!(rig.connections(), before);
+    assert_eq!(rig.established(), 0);
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok && out.contains("sleep"), "{out}");
+    assert_eq!(rig.logins(), 1);
+    env.wait_until("idle stop", Duration::from_secs(30), |v| {
+        v["held"] == "idle"
+    });
+    harness::eventually("the connection closed", Duration::from_secs(10), || {
+        rig.established() == 0
+    });
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok && out.contains("sleep"), "{out}");
+    assert_eq!(rig.logins(), 2);
+}
+
+/// `doctor`: the host resolves, a BatchMode login forwards, the remote
+/// socket answers (and is named when it doesn't), API versions compared.
+#[test]
+fn doctor_checks_the_ssh_path() {
+    require_sshd!();
+    let (env, mut rig) = rig("");
+    let check = |v: &Value, id: &str| -> Value {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {v:#}"))
+            .clone()
+    };
+    let doctor = || {
+        let (_, out, err) = env.output(&["doctor", "--json"]);
+        serde_json::from_str::<Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"))
+    };
+    let v = doctor();
+    let host = check(&v, "ssh.host");
+    assert_eq!(host["status"], "pass", "{host}");
+    assert!(
+        host["summary"].as_str().unwrap().contains("root@127.0.0.1"),
+        "{host}"
+    );
+    assert_eq!(check(&v, "ssh.login")["status"], "pass", "{v:#}");
+    assert_eq!(check(&v, "ssh.remote_socket")["status"], "pass", "{v:#}");
+    assert_ne!(check(&v, "ssh.api_version")["status"], "fail", "{v:#}");
+    assert_ne!(
+        check(&v, "ssh.agent")["status"],
+        "pass",
+        "no agent here: {v:#}"
+    );
+    rig.stop_remote();
+    let v = doctor();
+    let r = check(&v, "ssh.remote_socket");
+    assert_eq!(r["status"], "fail", "{r}");
+    assert!(
+        r["summary"].as_str().unwrap().contains("does not answer"),
+        "{r}"
+    );
+    rig.authorize("other_key");
+    let v = doctor();
+    let l = check(&v, "ssh.login");
+    assert_eq!(l["status"], "fail", "{l}");
+    assert!(
+        l["summary"].as_str().unwrap().contains("Permission denied"),
+        "{l}"
+    );
+}
+
+/// After a wake from sleep there is no grace period for an ssh forward:
+/// the frozen connection is probed at once and replaced, without the
+/// retries other engines get (supervisor.rs
+/// `a_resume_from_sleep_probes_at_once`).
+#[test]
+fn a_resume_from_sleep_replaces_a_dead_forward_at_once() {
+    require_sshd!();
+    let Some(lib) = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "libfaketime is missing: apt-get install faketime"
+        );
+        eprintln!("SKIP: libfaketime not installed (apt-get install faketime)");
+        return;
+    };
+    // Neither the probe's interval nor ssh's keepalive would notice soon.
+    let (mut env, rig) = rig("probe_interval = \"1h\"\nprobe_timeout = \"1s\"");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    env.write_config(&text.replace("keepalive = \"2s\"", "keepalive = \"1h\""));
+    let offset = env.root.join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    env.extra_env = vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        (
+            "FAKETIME_TIMESTAMP_FILE".into(),
+            offset.display().to_string(),
+        ),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ];
+    env.run();
+    let pid = engine_pid(&env.wait_ready());
+    let frozen = rig.sessions();
+    for p in &frozen {
+        ssh_rig::signal(*p, rustix::process::Signal::STOP);
+    }
+    std::fs::write(&offset, "+2h\n").unwrap();
+    // The clock check (every 5 s), two probe timeouts, a reconnect: well
+    // inside the 60 s grace other engines get.
+    env.wait_until("a new ssh", Duration::from_secs(30), |v| {
+        v["phase"] == "ready" && v["engine_pid"].as_i64().is_some_and(|p| p != pid)
+    });
+    let log = env.log();
+    assert!(log.contains("resumed from sleep"), "{log}");
+    assert!(!log.contains("shortly after a resume"), "{log}");
+    for p in &frozen {
+        ssh_rig::signal(*p, rustix::process::Signal::KILL);
+        ssh_rig::signal(*p, rustix::process::Signal::CONT);
+    }
+}

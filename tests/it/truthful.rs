@@ -1,0 +1,128 @@
+//! Issue 17: `down`, `up`, `restart` and `status` say exactly what they
+//! know. A supervisor that holds the profile but does not answer (its
+//! control socket replaced by a FIFO or a regular file, or the process
+//! stopped by SIGSTOP) is named with its pid, exit 8; never "nothing to
+//! stop" while an engine runs; a command it only reads after its client
+//! gave up is not carried out.
+
+use std::io::Write;
+use std::time::Duration;
+
+use rustix::process::Signal;
+
+use crate::harness::{self, Env};
+
+/// The engine at `sock` answers `GET /_ping` with 200.
+fn pings(sock: &std::path::Path) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n";
+    let mut out = String::new();
+    s.write_all(req).is_ok()
+        && s.read_to_string(&mut out).is_ok()
+        && out.starts_with("HTTP/1.1 200")
+}
+
+/// A supervisor over the ping-server engine, ready.
+fn ready_env() -> (Env, usize) {
+    let mut env = Env::new();
+    let server = harness::fixture("engine/ping-server");
+    let sock = env.socket();
+    env.command_config(&[server.to_str().unwrap(), sock.to_str().unwrap()], "");
+    let i = env.run();
+    env.wait_ready();
+    (env, i)
+}
+
+/// Every command that drives the supervisor says it does not answer,
+/// with its pid, and exits 8; the engine still runs.
+fn all_say_not_answering(env: &Env, pid: i32) {
+    for args in [&["down"][..], &["up"], &["restart"], &["status"]] {
+        let (code, out, err) = env.output(args);
+        let text = format!("{out}{err}");
+        assert_eq!(code, 8, "{args:?}: {text}");
+        assert!(
+            text.contains(&format!("pid {pid}")) && text.contains("not answering"),
+            "{args:?}: {text}"
+        );
+        assert!(!text.contains("nothing to stop"), "{args:?}: {text}");
+    }
+    let (code, out, _) = env.output(&["status", "--json"]);
+    assert_eq!(code, 8);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["not_answering"].as_str().is_some(), "{v:#}");
+    assert!(pings(&env.socket()), "the engine was stopped");
+}
+
+#[test]
+fn down_with_control_sock_replaced_by_a_fifo_names_the_supervisor() {
+    let (env, i) = ready_env();
+    let sock = env.state.join("control.sock");
+    std::fs::remove_file(&sock).unwrap();
+    let c = std::ffi::CString::new(sock.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    all_say_not_answering(&env, env.supervisor_pid(i));
+}
+
+#[test]
+fn down_with_control_sock_replaced_by_a_file_names_the_supervisor() {
+    let (env, i) = ready_env();
+    let sock = env.state.join("control.sock");
+    std::fs::remove_file(&sock).unwrap();
+    std::fs::write(&sock, "not a socket\n").unwrap();
+    all_say_not_answering(&env, env.supervisor_pid(i));
+}
+
+#[test]
+fn down_against_a_stopped_supervisor_says_so_and_is_not_carried_out_later() {
+    let (env, i) = ready_env();
+    let pid = env.supervisor_pid(i);
+    env.signal(i, Signal::STOP);
+    all_say_not_answering(&env, pid);
+    // A stop request that reaches it while it is stopped, whose client
+    // then gives up and goes away: dropped when it is read.
+    let mut c = std::os::unix::net::UnixStream::connect(env.state.join("control.sock")).unwrap();
+    c.write_all(b"{\"cmd\":\"stop\"}\n").unwrap();
+    drop(c);
+    env.signal(i, Signal::CONT);
+    harness::eventually(
+        "the dropped request in the log",
+        Duration::from_secs(20),
+        || {
+            env.log()
+                .contains("dropped a Stop request whose client went away")
+        },
+    );
+    let (code, v) = env.status();
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["phase"], "ready", "{v:#}");
+    assert!(
+        v["held"].is_null(),
+        "the timed-out down was carried out: {v:#}"
+    );
+    assert!(pings(&env.socket()));
+}
+
+#[test]
+fn down_without_a_supervisor_but_a_running_engine_does_not_say_nothing_to_stop() {
+    let env = Env::new();
+    env.command_config(&["/bin/true"], "");
+    std::fs::create_dir_all(env.socket().parent().unwrap()).unwrap();
+    let mut server = std::process::Command::new(harness::fixture("engine/ping-server"))
+        .arg(env.socket())
+        .spawn()
+        .unwrap();
+    harness::eventually("the engine", Duration::from_secs(10), || {
+        pings(&env.socket())
+    });
+    let (code, out, err) = env.output(&["down"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(!out.contains("nothing to stop"), "{out}");
+    assert!(err.contains("an engine answers on"), "{err}");
+}
