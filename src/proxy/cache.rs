@@ -3,7 +3,7 @@
 //! status, body and headers such as `API-Version`, `OSType`,
 //! `Docker-Experimental`, `Builder-Version`). Kept in
 //! `<state_dir>/api-cache.json` so a socket-activated dockhand has them
-//! too; its presence also means "an engine has answered once".
+//! too.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -68,12 +68,6 @@ impl Cache {
             path,
             answers: Mutex::new(answers),
         }
-    }
-
-    /// Has any engine answered once (through us, here or before)?
-    pub fn answered_once(&self) -> bool {
-        let a = self.lock();
-        a.ping.is_some() || a.version.is_some()
     }
 
     /// The engine's API version (`ApiVersion` of its `/version` answer).
