@@ -96,6 +96,15 @@ async fn running_containers(shared: &Shared) -> Result<u32, String> {
     Ok(list.len() as u32)
 }
 
+/// Containers that keep the engine awake. A remote engine's (ssh) run
+/// without the connection: they don't keep it open.
+async fn busy(shared: &Shared) -> Result<u32, String> {
+    match shared.remote {
+        true => Ok(0),
+        false => running_containers(shared).await,
+    }
+}
+
 /// Why an adopted engine without a process dockhand can verify is never
 /// stopped as idle.
 const NOT_OURS: &str = "never stopped as idle: the engine was running before dockhand and has no process dockhand can verify, so it isn't dockhand's to stop";
@@ -157,13 +166,7 @@ fn not_ours(shared: &Shared) -> Awake {
 /// what `status` shows (with when the idle stop is due, when nothing
 /// runs), and when that is.
 async fn look(shared: &Shared, after: Duration) -> (Awake, Instant) {
-    // A remote engine's containers run without the connection: they
-    // don't keep it open.
-    let running = match shared.remote {
-        true => Ok(0),
-        false => running_containers(shared).await,
-    };
-    let running = match running {
+    let running = match busy(shared).await {
         Ok(n) => Some(n),
         Err(e) => {
             warn!("idle check: cannot list running containers: {e}");
@@ -218,7 +221,7 @@ async fn stop_idle(shared: &Shared, after: Duration) -> bool {
     }
     // Asked again with the gate held: a container started meanwhile
     // (also directly on the engine's socket) keeps it awake.
-    if running_containers(shared).await != Ok(0) {
+    if busy(shared).await != Ok(0) {
         shared.idle.touch();
         return false;
     }
