@@ -15,16 +15,21 @@ use crate::error::Result;
 /// Unload the profile's service (launchd: `bootout`; systemd: `stop` of
 /// its socket unit, if any, then of the service), its files kept.
 pub fn unload(ctx: &Context) -> Result<()> {
-    let platform = Platform::for_actions()?;
-    let profile = ctx
-        .config
-        .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
-    let i = Inputs::gather(ctx, &profile)?;
+    let (platform, i) = target(ctx)?;
     let env = &ctx.config.env;
     match platform {
         Platform::Launchd => launchd::unload(&i, &launchd::plist_path(&env.home, &i.label)),
         Platform::Systemd => stop_units(&i, &env.config_home()),
     }
+}
+
+/// The platform acted on and the profile's service inputs.
+fn target(ctx: &Context) -> Result<(Platform, Inputs)> {
+    let platform = Platform::for_actions()?;
+    let profile = ctx
+        .config
+        .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
+    Ok((platform, Inputs::gather(ctx, &profile)?))
 }
 
 fn stop_units(i: &Inputs, config_home: &Path) -> Result<()> {
@@ -79,11 +84,7 @@ pub fn start_socket(ctx: &Context) -> Result<()> {
 /// `down --service`): load it as it is, never rewritten. launchd:
 /// `enable` + `bootstrap` of that plist; systemd: `start` the unit.
 pub fn load_as_is(ctx: &Context) -> Result<()> {
-    let platform = Platform::for_actions()?;
-    let profile = ctx
-        .config
-        .profile_on(&ctx.profile_name, platform == Platform::Launchd)?;
-    let i = Inputs::gather(ctx, &profile)?;
+    let (platform, i) = target(ctx)?;
     let env = &ctx.config.env;
     match platform {
         Platform::Launchd => launchd::load_existing(&i, &launchd::plist_path(&env.home, &i.label)),
