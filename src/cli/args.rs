@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
     about = "Keeps a Docker engine ready: Colima on macOS, dockerd on Linux, supervised.",
     after_help = "Example:\n  dockhand status\n\nExit codes: 0 ok, 1 not ready, 2 bad config or usage, 3 already running, \
 4 engine prerequisite missing, 5 service manager unavailable, 6 unsafe or conflicting path, \
-7 external command failed, 10 I/O error."
+7 external command failed, 8 supervisor not answering, 10 I/O error."
 )]
 pub struct Cli {
     /// Config file (default: $DOCKHAND_CONFIG, else $XDG_CONFIG_HOME/dockhand/config.toml).
