@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::watcher::{Target, Watcher};
 use super::{ResumePolicy, Running};
 use crate::config::{self, Profile};
 use crate::error::{Error, Result};
@@ -134,14 +135,26 @@ impl ColimaEngine {
         Some(Running {
             child: None,
             pid: ha.as_ref().map(sys::Proc::pid),
+            watcher: self.watcher(ha.as_ref()),
             watched: ha,
             adopted: true,
             own_group: false,
-            // Not yet: a Colima VM is stopped with `colima stop`, which a
-            // watcher would need the profile's config for (issue 17 covers
-            // the process engines).
-            watcher: None,
         })
+    }
+
+    /// A watcher that stops this VM (`colima stop`) if this supervisor
+    /// ends without doing so and none claims the profile in time.
+    fn watcher(&self, host_agent: Option<&sys::Proc>) -> Option<Watcher> {
+        let vm = Vm {
+            profile: self.c.profile.clone(),
+            home: self.c.home.clone(),
+            lima_home: self.c.lima_home.clone(),
+        };
+        let target = Target::Colima {
+            host_agent: host_agent.map(sys::Proc::pid),
+            vm,
+        };
+        Watcher::start(target, &self.state_dir, self.stop_timeout)
     }
 
     /// The VM's forwarded socket reconnects after a resume (Lima's ssh).
@@ -378,6 +391,9 @@ impl ColimaEngine {
         }
         let ha = self.host_agent();
         r.pid = ha.as_ref().map(sys::Proc::pid);
+        if r.watcher.is_none() {
+            r.watcher = self.watcher(ha.as_ref());
+        }
         r.watched = ha;
         if r.watched.is_none() {
             tracing::warn!(
@@ -435,6 +451,43 @@ impl ColimaEngine {
         let left = deadline.saturating_duration_since(Instant::now());
         self.run_stop(true, left.max(Duration::from_secs(1))).await
     }
+}
+
+/// A Colima VM as a watcher knows it: enough to run `colima stop` as the
+/// supervisor would, without the config (which may no longer load).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vm {
+    pub profile: String,
+    pub home: PathBuf,
+    pub lima_home: PathBuf,
+}
+
+/// The watcher's stop of a VM no supervisor claimed
+/// (`crate::engine::watcher`): `colima stop`, forced if that fails or
+/// leaves the instance unclean, after the pid-file checks.
+pub async fn stop_unclaimed(vm: &Vm, state_dir: &Path, timeout: Duration) -> Result<(), String> {
+    let c = config::Colima {
+        profile: vm.profile.clone(),
+        cpu: None,
+        memory: None,
+        disk: None,
+        vm_type: None,
+        arch: None,
+        runtime: String::new(),
+        mounts: Vec::new(),
+        args: Vec::new(),
+        create_timeout: Duration::ZERO,
+        home: vm.home.clone(),
+        lima_home: vm.lima_home.clone(),
+    };
+    let e = ColimaEngine {
+        c,
+        socket: PathBuf::new(),
+        state_dir: state_dir.to_path_buf(),
+        stop_timeout: timeout,
+        creating: None,
+    };
+    e.stop_within(timeout).await
 }
 
 /// How long Lima's ssh ControlMaster may keep serving docker.sock after a

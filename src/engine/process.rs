@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::watcher::{Target, Watcher};
 use super::{Record, ResumePolicy, Running};
 use crate::config::{EngineKind, Profile};
 use crate::error::{Error, Result};
@@ -155,12 +156,11 @@ impl ProcessEngine {
             None => (None, false),
         };
         let watcher = watched.as_ref().and_then(|p| {
-            crate::engine::watcher::Watcher::start(
-                p.pid(),
-                own_group,
-                &self.state_dir,
-                self.stop_timeout,
-            )
+            let target = Target::Process {
+                pid: p.pid(),
+                group: own_group,
+            };
+            Watcher::start(target, &self.state_dir, self.stop_timeout)
         });
         Some(Running {
             child: None,
@@ -249,9 +249,8 @@ impl ProcessEngine {
             pid: Some(pid),
             adopted: false,
             own_group: false,
-            watcher: crate::engine::watcher::Watcher::start(
-                pid,
-                true,
+            watcher: Watcher::start(
+                Target::Process { pid, group: true },
                 &self.state_dir,
                 self.stop_timeout,
             ),

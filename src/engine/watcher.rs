@@ -11,12 +11,19 @@
 //! killed) the watcher reads end-of-file and waits up to [`BOUND`] for a
 //! supervisor to claim the state dir again (the successor adopts the
 //! engine and leaves its own watcher); the engine ending also ends the
-//! watch. If neither happens, the watcher checks the engine is still the
-//! process it was given (pid and start time, then held by a handle that
-//! can't name another process) and stops it as the supervisor would:
-//! SIGTERM to it and its process group, SIGKILL after at most
-//! [`STOP_GRACE`]. So an engine is left unsupervised for at most
-//! `BOUND + STOP_GRACE` (30 s).
+//! watch. If neither happens, it stops the engine as the supervisor would
+//! ([`Target`]):
+//! - a process engine: checked to be the process it was given (pid and
+//!   start time, then held by a handle that can't name another process),
+//!   SIGTERM to it and its process group, SIGKILL after at most
+//!   [`STOP_GRACE`]; so it is left unsupervised for at most
+//!   `BOUND + STOP_GRACE` (30 s);
+//! - a Colima VM: `colima stop <profile>` with the profile's `COLIMA_HOME`
+//!   (given on the command line: the config may no longer load), and
+//!   `colima stop --force` if that fails or leaves it unclean, within the
+//!   profile's `stop_timeout`, each after the pid-file checks of
+//!   `engine::colima`. Lima's host agent (when known) is the VM's process:
+//!   its end ends the watch.
 //!
 //! The watcher runs in a process group of its own, ignores SIGHUP and
 //! SIGINT (a closed terminal or Ctrl-C are the supervisor's business) and
@@ -35,6 +42,19 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The hidden first argument that makes `dockhand` a watcher.
 const ARG: &str = "__watch-engine";
 
+/// What a watcher stops when no supervisor claims it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A process engine dockhand started: a process group leader when
+    /// `group`.
+    Process { pid: i32, group: bool },
+    /// A Colima VM, with Lima's host agent when it is known.
+    Colima {
+        host_agent: Option<i32>,
+        vm: crate::engine::colima::Vm,
+    },
+}
+
 /// The supervisor's end of a watcher.
 #[derive(Debug)]
 pub struct Watcher {
@@ -43,16 +63,11 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Leave a watcher for the engine `pid` (a process group leader when
-    /// `group`). None (logged) when it can't be started: the engine is
-    /// still supervised, only not watched past this supervisor.
-    pub fn start(
-        pid: i32,
-        group: bool,
-        state_dir: &Path,
-        stop_timeout: Duration,
-    ) -> Option<Watcher> {
-        match Self::try_start(pid, group, state_dir, stop_timeout) {
+    /// Leave a watcher for `target`. None (logged) when it can't be
+    /// started: the engine is still supervised, only not watched past
+    /// this supervisor.
+    pub fn start(target: Target, state_dir: &Path, stop_timeout: Duration) -> Option<Watcher> {
+        match Self::try_start(&target, state_dir, stop_timeout) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("cannot start the engine watcher: {e}");
@@ -62,25 +77,45 @@ impl Watcher {
     }
 
     fn try_start(
-        pid: i32,
-        group: bool,
+        target: &Target,
         state_dir: &Path,
         stop_timeout: Duration,
     ) -> std::io::Result<Watcher> {
-        let info = crate::sys::proc_info(pid)
-            .ok_or_else(|| std::io::Error::other(format!("the engine (pid {pid}) is gone")))?;
+        let pid = match target {
+            Target::Process { pid, .. } => Some(*pid),
+            Target::Colima { host_agent, .. } => *host_agent,
+        };
+        let start = match pid {
+            Some(pid) => {
+                crate::sys::proc_info(pid)
+                    .ok_or_else(|| {
+                        std::io::Error::other(format!("the engine (pid {pid}) is gone"))
+                    })?
+                    .start
+            }
+            None => 0,
+        };
         let (r, w) = pipe()?;
         let exe = std::env::current_exe()?;
-        let grace = stop_timeout.min(STOP_GRACE);
         let mut cmd = std::process::Command::new(exe);
         cmd.arg(ARG)
             .arg(state_dir)
-            .arg(pid.to_string())
-            .arg(info.start.to_string())
-            .arg(if group { "group" } else { "process" })
             .arg(BOUND.as_millis().to_string())
-            .arg(grace.as_millis().to_string())
-            .stdin(std::process::Stdio::from(r))
+            .arg(grace(target, stop_timeout).as_millis().to_string())
+            .arg(pid.unwrap_or(0).to_string())
+            .arg(start.to_string());
+        match target {
+            Target::Process { group, .. } => {
+                cmd.arg(if *group { "group" } else { "process" });
+            }
+            Target::Colima { vm, .. } => {
+                cmd.arg("colima")
+                    .arg(&vm.profile)
+                    .arg(&vm.home)
+                    .arg(&vm.lima_home);
+            }
+        }
+        cmd.stdin(std::process::Stdio::from(r))
             .stdout(std::process::Stdio::null());
         let child = crate::sys::reaper::spawn(&mut cmd)?;
         tracing::debug!("engine watcher pid {}", child.pid);
@@ -153,28 +188,55 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     }
 }
 
+/// How long the watcher's stop may take: a process gets SIGKILL after at
+/// most [`STOP_GRACE`]; `colima stop` (and its forced stop) gets the
+/// profile's `stop_timeout`, as a supervisor's stop.
+fn grace(target: &Target, stop_timeout: Duration) -> Duration {
+    match target {
+        Target::Process { .. } => stop_timeout.min(STOP_GRACE),
+        Target::Colima { .. } => stop_timeout,
+    }
+}
+
 /// What a watcher was given.
 #[derive(Debug, PartialEq)]
 struct Args {
     state_dir: PathBuf,
-    pid: i32,
-    start: u64,
-    group: bool,
     bound: Duration,
     grace: Duration,
+    /// The engine's process and its start time (0: none known).
+    pid: i32,
+    start: u64,
+    target: Target,
 }
 
 fn parse(args: &[String]) -> Option<Args> {
-    let [state_dir, pid, start, group, bound, grace] = args else {
+    let [state_dir, bound, grace, pid, start, kind, rest @ ..] = args else {
         return None;
+    };
+    let pid: i32 = pid.parse().ok()?;
+    let target = match (kind.as_str(), rest) {
+        ("group" | "process", []) if pid > 0 => Target::Process {
+            pid,
+            group: kind == "group",
+        },
+        ("colima", [profile, home, lima_home]) => Target::Colima {
+            host_agent: (pid > 0).then_some(pid),
+            vm: crate::engine::colima::Vm {
+                profile: profile.clone(),
+                home: home.into(),
+                lima_home: lima_home.into(),
+            },
+        },
+        _ => return None,
     };
     Some(Args {
         state_dir: PathBuf::from(state_dir),
-        pid: pid.parse().ok()?,
-        start: start.parse().ok()?,
-        group: group == "group",
         bound: Duration::from_millis(bound.parse().ok()?),
         grace: Duration::from_millis(grace.parse().ok()?),
+        pid,
+        start: start.parse().ok()?,
+        target,
     })
 }
 
@@ -186,11 +248,29 @@ pub fn main_if_asked() -> Option<u8> {
     }
     let Some(a) = parse(&args[2..]) else {
         eprintln!(
-            "dockhand: {ARG} is internal: it takes STATE_DIR PID START group|process BOUND_MS GRACE_MS"
+            "dockhand: {ARG} is internal: it takes STATE_DIR BOUND_MS GRACE_MS PID START group|process, or ... colima PROFILE COLIMA_HOME LIMA_HOME"
         );
         return Some(2);
     };
     Some(watch(&a))
+}
+
+impl Args {
+    /// The engine's process is still the one given (or none was given).
+    fn same(&self, i: &crate::sys::ProcInfo) -> bool {
+        i.start == self.start && !i.zombie
+    }
+
+    fn alive(&self) -> bool {
+        self.pid == 0 || crate::sys::proc_info(self.pid).is_some_and(|i| self.same(&i))
+    }
+
+    fn what(&self) -> String {
+        match &self.target {
+            Target::Process { pid, .. } => format!("the engine (pid {pid})"),
+            Target::Colima { vm, .. } => format!("the Colima VM {}", vm.profile),
+        }
+    }
 }
 
 fn watch(a: &Args) -> u8 {
@@ -201,12 +281,10 @@ fn watch(a: &Args) -> u8 {
     if released() {
         return 0;
     }
-    let same = |i: &crate::sys::ProcInfo| i.start == a.start && !i.zombie;
-    let alive = || crate::sys::proc_info(a.pid).is_some_and(|i| same(&i));
     let lock = a.state_dir.join("lock");
     let deadline = Instant::now() + a.bound;
     loop {
-        if !alive() || crate::state::holder_pid(&lock).is_some() {
+        if !a.alive() || crate::state::holder_pid(&lock).is_some() {
             return 0; // gone, or a supervisor has it again
         }
         if Instant::now() >= deadline {
@@ -215,8 +293,8 @@ fn watch(a: &Args) -> u8 {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!(
-        "dockhand: no supervisor took over the engine (pid {}) of {} within {}: stopping it",
-        a.pid,
+        "dockhand: no supervisor took over {} of {} within {}: stopping it",
+        a.what(),
         a.state_dir.display(),
         humantime::format_duration(a.bound)
     );
@@ -226,14 +304,36 @@ fn watch(a: &Args) -> u8 {
     else {
         return 1;
     };
-    rt.block_on(async {
-        // The same process (pid and start time), held by a handle that
-        // can't name another one from here on.
-        if let Some(p) = crate::sys::Proc::open(a.pid, same) {
-            crate::engine::stop_proc(&p, a.grace, a.group).await;
+    rt.block_on(stop(a))
+}
+
+/// Stop the unclaimed engine as its supervisor would.
+async fn stop(a: &Args) -> u8 {
+    match &a.target {
+        Target::Process { pid, group } => {
+            // The same process (pid and start time), held by a handle that
+            // can't name another one from here on.
+            if let Some(p) = crate::sys::Proc::open(*pid, |i| a.same(i)) {
+                crate::engine::stop_proc(&p, a.grace, *group).await;
+            }
+            0
         }
-    });
-    0
+        Target::Colima { vm, .. } => {
+            if crate::sys::reaper::start().is_err() {
+                return 1;
+            }
+            match crate::engine::colima::stop_unclaimed(vm, &a.state_dir, a.grace).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!(
+                        "dockhand: colima stop --force {} failed: {e}; the VM may still run",
+                        vm.profile
+                    );
+                    1
+                }
+            }
+        }
+    }
 }
 
 /// Block until the supervisor writes its byte (true) or is gone (false).
@@ -254,23 +354,48 @@ fn released() -> bool {
 mod tests {
     use super::*;
 
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn arguments_round_trip() {
-        let v: Vec<String> = ["/s", "42", "99", "group", "20000", "3000"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let v = args(&["/s", "20000", "3000", "42", "99", "group"]);
         assert_eq!(
             parse(&v),
             Some(Args {
                 state_dir: "/s".into(),
-                pid: 42,
-                start: 99,
-                group: true,
                 bound: Duration::from_secs(20),
                 grace: Duration::from_secs(3),
+                pid: 42,
+                start: 99,
+                target: Target::Process {
+                    pid: 42,
+                    group: true
+                },
             })
         );
         assert_eq!(parse(&v[..5]), None);
+        // A process engine needs its pid.
+        assert_eq!(parse(&args(&["/s", "1", "1", "0", "0", "process"])), None);
+    }
+
+    #[test]
+    fn a_colima_vm_is_named_by_profile_and_homes() {
+        let v = args(&["/s", "1", "2", "0", "0", "colima", "work", "/c", "/c/_lima"]);
+        let a = parse(&v).unwrap();
+        assert_eq!(
+            a.target,
+            Target::Colima {
+                host_agent: None,
+                vm: crate::engine::colima::Vm {
+                    profile: "work".into(),
+                    home: "/c".into(),
+                    lima_home: "/c/_lima".into(),
+                },
+            }
+        );
+        assert!(a.alive(), "no host agent known: nothing ends the watch");
+        assert_eq!(parse(&v[..8]), None);
     }
 }

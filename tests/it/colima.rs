@@ -705,3 +705,71 @@ fn a_launch_daemon_running_as_this_user_is_reported_by_install_and_status() {
     );
     assert!(!out.contains("someone-else") && !out.contains(&brew.display().to_string()));
 }
+
+/// The longest a VM nobody claims may run on: the watcher's bound (20 s),
+/// then `colima stop` within the profile's stop_timeout (30 s here), with
+/// slack for a loaded machine.
+const UNCLAIMED: Duration = Duration::from_secs(20 + 30 + 10);
+
+/// Issue 17: a VM handed over (`prepare-restart`, then a stop: a logout
+/// within the request's window) to a successor that never comes is
+/// stopped by the watcher dockhand left, with `colima stop` as the
+/// supervisor would.
+#[test]
+fn a_handed_over_vm_nobody_claims_is_stopped_by_its_watcher() {
+    require_engine!();
+    let mut c = Colima::new();
+    let first = c.env.run();
+    c.wait_ready();
+    let ha = c.read_pid("ha.pid");
+    let (code, out, err) = c.env.output(&["service", "prepare-restart"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("hands its engine over"), "{out}");
+    assert_eq!(c.env.stop(first, Duration::from_secs(40)).code(), Some(0));
+    assert!(
+        c.env
+            .log()
+            .contains("the engine keeps running for the next supervisor"),
+        "{}",
+        c.env.log()
+    );
+    assert!(alive(ha), "handed over: kept for a successor at first");
+    assert_eq!(c.count("stop"), 0, "{:?}", c.calls());
+    eventually("the unclaimed VM stopped", UNCLAIMED, || !alive(ha));
+    assert_eq!(c.count("stop default"), 1, "{:?}", c.calls());
+    assert!(
+        c.env
+            .log()
+            .contains("no supervisor took over the Colima VM default"),
+        "{}",
+        c.env.log()
+    );
+    eventually("the watcher gone", Duration::from_secs(10), || {
+        c.env.our_processes().is_empty()
+    });
+    assert!(!c.docker_works());
+}
+
+/// Issue 17: dockhand SIGKILLed and no supervisor after it (the service
+/// manager stopped, not restarting it): the watcher stops the VM; a
+/// successor within the bound adopts it instead (the per-release tests).
+#[test]
+fn a_vm_whose_supervisor_was_killed_is_stopped_when_none_comes() {
+    require_engine!();
+    let mut c = Colima::new();
+    // The oldest release: its home is $XDG_CONFIG_HOME/colima (no
+    // COLIMA_HOME before 0.6.10), which the watcher's `colima stop` must
+    // reach as the supervisor's did.
+    c.release("0.6.9");
+    let first = c.env.run();
+    c.wait_ready();
+    let ha = c.read_pid("ha.pid");
+    c.env.signal(first, Signal::KILL);
+    c.env.wait_exit(first, Duration::from_secs(5));
+    assert!(alive(ha));
+    eventually("the orphaned VM stopped", UNCLAIMED, || !alive(ha));
+    assert_eq!(c.count("stop default"), 1, "{:?}", c.calls());
+    eventually("nothing of ours left", Duration::from_secs(10), || {
+        c.env.our_processes().is_empty()
+    });
+}
