@@ -580,3 +580,19 @@ pub fn colima_env(extra: &str) -> (Env, PathBuf) {
     ));
     (env, home)
 }
+
+/// Copy an executable to `to` (mode 0755) so that it can be run at once:
+/// by `cp`, not by this process, because a copy's write descriptor open
+/// here leaks into whatever another test thread forks meanwhile and keeps
+/// the new file "Text file busy" (ETXTBSY) until that child execs.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "cp {} {}", from.display(), to.display());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

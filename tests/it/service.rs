@@ -421,8 +421,7 @@ fn unit_quotes_odd_binary_path() {
     let dir = sb.root.join("odd dir");
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("dock%hand");
-    std::fs::copy(BIN, &bin).unwrap();
-    make_executable(&bin);
+    crate::harness::copy_executable(Path::new(BIN), &bin);
     let cfg = sb.config("a $b.toml", "");
     let out = Command::new(&bin)
         .args(["service", "print", "--platform", "systemd", "--config"])

@@ -98,11 +98,8 @@ impl Rig {
         // The binary and the engine where the user can run them.
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy(BIN, bin.join("dockhand")).unwrap();
-        std::fs::copy(fixture("engine/ping-server"), bin.join("ping-server")).unwrap();
-        for f in ["dockhand", "ping-server"] {
-            std::fs::set_permissions(bin.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        crate::harness::copy_executable(Path::new(BIN), &bin.join("dockhand"));
+        crate::harness::copy_executable(&fixture("engine/ping-server"), &bin.join("ping-server"));
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         Rig {
             config: home.join("config.toml"),
@@ -283,7 +280,7 @@ fn lifecycle(round: Round) {
     // over the binary), then `dockhand service restart`: a new supervisor
     // running the new binary, the same engine.
     let exe = rig.bin.join("dockhand");
-    std::fs::copy(BIN, rig.bin.join("dockhand.new")).unwrap();
+    crate::harness::copy_executable(Path::new(BIN), &rig.bin.join("dockhand.new"));
     std::fs::rename(rig.bin.join("dockhand.new"), &exe).unwrap();
     let main = rig.show("MainPID");
     let text = ok(&rig.dockhand(&["service", "restart"]), "restart");
