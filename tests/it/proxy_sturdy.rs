@@ -500,3 +500,55 @@ fn a_half_close_reaches_the_engine() {
         env.log()
     );
 }
+
+/// Slowloris: a head begun and never finished is answered 408 and closed
+/// after the head deadline (30 s), its memory returned; a keep-alive
+/// connection idle as long (no byte of a next request) stays open (it is
+/// closed only after the idle timeout, 120 s, longer than clients keep
+/// one); and the engine serves others meanwhile.
+#[test]
+fn a_head_never_finished_is_answered_408_and_an_idle_connection_kept() {
+    require_engine!();
+    let mut env = proxy_env("");
+    env.run();
+    env.wait_ready();
+    let sock = listen(&env);
+    let mut idle = UnixStream::connect(&sock).unwrap();
+    idle.write_all(&head_with("")).unwrap();
+    let mut slow = UnixStream::connect(&sock).unwrap();
+    slow.write_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\nX-Pad: aaaa")
+        .unwrap();
+    // The idle connection's answer, then nothing more from it.
+    assert_eq!(read_answer(&mut idle, Duration::from_secs(10)), Some(200));
+    // Others are served while the slow head waits.
+    assert_eq!(
+        exchange(&sock, &[head_with("")], Duration::from_secs(10)),
+        Some(200)
+    );
+    // Beyond the deadline (30 s) with slack for a loaded machine.
+    let code = read_answer(&mut slow, Duration::from_secs(60));
+    assert_eq!(code, Some(408), "{}", env.log());
+    let mut rest = [0u8; 16];
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(slow.read(&mut rest).unwrap_or(0), 0, "closed after the 408");
+    // The idle connection, idle as long as the slow head took, still
+    // serves its next request.
+    idle.write_all(&head_with("")).unwrap();
+    assert_eq!(read_answer(&mut idle, Duration::from_secs(10)), Some(200));
+}
+
+/// One answer's status from `s` (keep-alive: the connection stays), None
+/// if none came within `within`.
+fn read_answer(s: &mut UnixStream, within: Duration) -> Option<u16> {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer_complete(&out) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+}
