@@ -114,12 +114,32 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         _ => p.socket.clone(),
     };
     let ping = probe::ping_blocking(&socket, p.probe_timeout.min(Duration::from_secs(5)));
-    // No state.json is `stopped`; one that can't be read is `unknown`
-    // (its reason in state_error): never a phase made up.
+    let state = shown_state(p, recorded, state_error.is_some());
+    let launchd_log = holder.is_none().then(|| launchd_note(p, &state)).flatten();
+    let report = Report {
+        state,
+        supervisor_running: holder.is_some(),
+        socket_answers: ping == Ping::Ok,
+        source,
+        not_answering: silent,
+        state_error,
+        other_agents: other_agents(p, json),
+        launchd_log,
+        ssh: crate::engine::ssh::Record::of(p),
+    };
+    let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
+    (report, ping, holder)
+}
+
+/// The state to show: the recorded one, its last error bounded whatever
+/// the file says. No state.json is `stopped`; one that can't be read
+/// (`unreadable`, its reason in state_error) is `unknown`: never a phase
+/// made up.
+fn shown_state(p: &Profile, recorded: Option<State>, unreadable: bool) -> State {
     let mut state = recorded.unwrap_or_else(|| State {
         adopted: false,
         profile: p.name.clone(),
-        phase: if state_error.is_some() {
+        phase: if unreadable {
             Phase::Unknown
         } else {
             Phase::Stopped
@@ -134,28 +154,20 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         awake: None,
         dockhand_trouble: None,
     });
-    // Bounded, whatever the file says.
     state.last_error = state.last_error.as_deref().map(state::bounded);
-    let other_agents: Vec<String> = crate::config::Env::from_process()
+    state
+}
+
+/// Other agents managing the same Colima instance, each with how to
+/// disable it (for the text output, launchctl is also asked which are
+/// loaded; not for `json`).
+fn other_agents(p: &Profile, json: bool) -> Vec<String> {
+    crate::config::Env::from_process()
         .map(|e| crate::service::competitors::find(p, &e.home, !json))
         .unwrap_or_default()
         .iter()
         .map(ToString::to_string)
-        .collect();
-    let launchd_log = holder.is_none().then(|| launchd_note(p, &state)).flatten();
-    let report = Report {
-        state,
-        supervisor_running: holder.is_some(),
-        socket_answers: ping == Ping::Ok,
-        source,
-        not_answering: silent,
-        state_error,
-        other_agents,
-        launchd_log,
-        ssh: crate::engine::ssh::Record::of(p),
-    };
-    let holder = holder.map(|pid| pid.map_or_else(|| "unknown".into(), |p| p.to_string()));
-    (report, ping, holder)
+        .collect()
 }
 
 /// The supervisor, asked over its control socket.

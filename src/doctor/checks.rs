@@ -8,6 +8,7 @@ use super::Check;
 use super::cmd;
 use crate::config::Context;
 use crate::config::{EngineKind, Profile, Source};
+use crate::service::{Definition, Job};
 
 pub fn config(ctx: &Context, p: &Profile) -> Check {
     let what = match &ctx.config.source {
@@ -98,69 +99,64 @@ fn binary_name(p: &Profile, t: &Tool) -> String {
     }
 }
 
+/// The profile's own command, then each tool its engine needs.
 pub fn binaries(p: &Profile) -> Vec<Check> {
-    let mut v = Vec::new();
-    if let Some(c) = &p.command {
-        let prog = &c.argv[0];
-        let id = "binary.command";
-        v.push(match crate::sys::which(prog) {
-            Some(path) => Check::pass(id, format!("{prog} is {}", path.display())),
-            None => Check::fail(
-                id,
-                format!("{prog} (the profile's command) not found on PATH"),
-                "install it, or fix argv in the profile's [command] table",
-            ),
-        });
+    let command = p.command.as_ref().map(|c| command(&c.argv[0]));
+    let tools = tools(p).into_iter().map(|t| tool(p, &t));
+    command.into_iter().chain(tools).collect()
+}
+
+/// `engine = "command"`: its program is on PATH.
+fn command(prog: &str) -> Check {
+    let id = "binary.command";
+    match crate::sys::which(prog) {
+        Some(path) => Check::pass(id, format!("{prog} is {}", path.display())),
+        None => Check::fail(
+            id,
+            format!("{prog} (the profile's command) not found on PATH"),
+            "install it, or fix argv in the profile's [command] table",
+        ),
     }
-    for t in tools(p) {
-        let name = binary_name(p, &t);
-        let id = format!("binary.{}", t.name);
-        let Some(path) = crate::sys::which(&name) else {
-            let summary = format!("{name} not found on PATH");
-            v.push(if t.required {
-                Check::fail(&id, summary, t.install)
-            } else {
-                Check::warn(&id, summary, t.install)
-            });
-            continue;
+}
+
+/// A tool is on PATH, and not older than dockhand supports.
+fn tool(p: &Profile, t: &Tool) -> Check {
+    let name = binary_name(p, t);
+    let id = format!("binary.{}", t.name);
+    let Some(path) = crate::sys::which(&name) else {
+        let summary = format!("{name} not found on PATH");
+        return if t.required {
+            Check::fail(&id, summary, t.install)
+        } else {
+            Check::warn(&id, summary, t.install)
         };
-        let out = cmd::run_or_why(&path, t.version_args, &[], Duration::from_secs(10));
-        let found = out
-            .as_ref()
-            .ok()
-            .and_then(|o| cmd::version(&format!("{}{}", o.stdout, o.stderr)));
-        let oldest = dotted(t.oldest);
-        v.push(match found {
-            Some(ver) if ver.as_slice() >= t.oldest => Check::pass(
-                &id,
-                format!(
-                    "{} {} (oldest supported {oldest})",
-                    path.display(),
-                    dotted(&ver)
-                ),
+    };
+    let out = cmd::run_or_why(&path, t.version_args, &[], Duration::from_secs(10));
+    let found = out
+        .as_ref()
+        .ok()
+        .and_then(|o| cmd::version(&format!("{}{}", o.stdout, o.stderr)));
+    let (at, oldest) = (path.display(), dotted(t.oldest));
+    match found {
+        Some(ver) if ver.as_slice() >= t.oldest => Check::pass(
+            &id,
+            format!("{at} {} (oldest supported {oldest})", dotted(&ver)),
+        ),
+        Some(ver) => Check::fail(
+            &id,
+            format!("{at} is {}, older than {oldest}", dotted(&ver)),
+            format!("upgrade {name} to {oldest} or later"),
+        ),
+        None => Check::warn(
+            &id,
+            format!(
+                "{at}: `{name} {}` {}",
+                t.version_args.join(" "),
+                out.err().unwrap_or_else(|| "printed no version".into())
             ),
-            Some(ver) => Check::fail(
-                &id,
-                format!(
-                    "{} is {}, older than {oldest}",
-                    path.display(),
-                    dotted(&ver)
-                ),
-                format!("upgrade {name} to {oldest} or later"),
-            ),
-            None => Check::warn(
-                &id,
-                format!(
-                    "{}: `{name} {}` {}",
-                    path.display(),
-                    t.version_args.join(" "),
-                    out.err().unwrap_or_else(|| "printed no version".into())
-                ),
-                format!("check that {} works", path.display()),
-            ),
-        });
+            format!("check that {at} works"),
+        ),
     }
-    v
 }
 
 fn dotted(v: &[u64]) -> String {
@@ -170,31 +166,37 @@ fn dotted(v: &[u64]) -> String {
 /// Installed, and pointing at this binary and config (what `service
 /// install` would write now is what is there), and loaded.
 pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
-    use crate::service::Definition;
-    let id = "service";
     let install = format!("dockhand service install --profile {}", p.name);
     let view = match crate::service::view(ctx, p) {
         Ok(v) => v,
         Err(e) => {
             return vec![Check::warn(
-                id,
+                "service",
                 format!("cannot tell: {e}"),
                 "see `dockhand service status`",
             )];
         }
     };
-    let path = &view.path;
-    let first = match view.definition {
-        Definition::Missing => {
-            return vec![Check::warn(
-                id,
-                format!(
-                    "not installed ({} does not exist): the engine won't start at login",
-                    path.display()
-                ),
-                install,
-            )];
-        }
+    let installed = definition(&view.path, view.definition, &install);
+    if view.definition == Definition::Missing {
+        return vec![installed];
+    }
+    vec![installed, loaded(p, view.job, install)]
+}
+
+/// The service's definition file (plist or unit) against what `service
+/// install` would write now.
+fn definition(path: &Path, d: Definition, install: &str) -> Check {
+    let id = "service";
+    match d {
+        Definition::Missing => Check::warn(
+            id,
+            format!(
+                "not installed ({} does not exist): the engine won't start at login",
+                path.display()
+            ),
+            install,
+        ),
         Definition::Current => Check::pass(
             id,
             format!("{} installed, for this binary and config", path.display()),
@@ -205,43 +207,54 @@ pub fn service(ctx: &Context, p: &Profile) -> Vec<Check> {
                 "{} differs from what this binary and config would install (moved binary, changed config?)",
                 path.display()
             ),
-            install.clone(),
+            install,
         ),
-        Definition::Foreign => match crate::service::nix_owned::recognise(path) {
-            Some(n) if n.matches == Some(false) => Check::fail(
-                id,
-                format!("{} ({})", path.display(), n.describe()),
-                format!(
-                    "activate your nix configuration again (`darwin-rebuild switch` / `home-manager switch`): {} is {}",
-                    path.display(),
-                    n.why
-                ),
+        Definition::Foreign => foreign(path),
+    }
+}
+
+/// A definition dockhand doesn't manage: one nix installed (compared with
+/// its generation), or another symlink or special file.
+fn foreign(path: &Path) -> Check {
+    let id = "service";
+    match crate::service::nix_owned::recognise(path) {
+        Some(n) if n.matches == Some(false) => Check::fail(
+            id,
+            format!("{} ({})", path.display(), n.describe()),
+            format!(
+                "activate your nix configuration again (`darwin-rebuild switch` / `home-manager switch`): {} is {}",
+                path.display(),
+                n.why
             ),
-            Some(n) => Check::pass(id, format!("{} ({})", path.display(), n.describe())),
-            None => Check::pass(
-                id,
-                format!(
-                    "{} is not dockhand's to manage (a symlink or special file)",
-                    path.display()
-                ),
+        ),
+        Some(n) => Check::pass(id, format!("{} ({})", path.display(), n.describe())),
+        None => Check::pass(
+            id,
+            format!(
+                "{} is not dockhand's to manage (a symlink or special file)",
+                path.display()
             ),
-        },
-    };
-    let second = match view.job {
-        Ok(v) if v.known && v.running => Check::pass("service.loaded", "loaded and running"),
+        ),
+    }
+}
+
+/// The service manager has the job loaded, and it runs.
+fn loaded(p: &Profile, job: crate::error::Result<Job>, install: String) -> Check {
+    let id = "service.loaded";
+    match job {
+        Ok(v) if v.known && v.running => Check::pass(id, "loaded and running"),
         Ok(v) if v.known => Check::fail(
-            "service.loaded",
+            id,
             "loaded but not running",
             format!("dockhand up --profile {}", p.name),
         ),
-        Ok(_) => Check::fail("service.loaded", "installed but not loaded", install),
+        Ok(_) => Check::fail(id, "installed but not loaded", install),
         Err(e) => Check::warn(
-            "service.loaded",
+            id,
             format!("cannot tell: {e}"),
             "see `dockhand service status`",
         ),
-    };
-    vec![first, second]
+    }
 }
 
 pub fn supervisor(p: &Profile) -> Check {
@@ -299,64 +312,73 @@ pub struct Agent {
     pub fix: String,
 }
 
+/// The log file can be written (or created), and how big it and its
+/// rotated copies are.
 pub fn log(p: &Profile) -> Check {
-    use std::os::unix::fs::OpenOptionsExt;
-    let id = "log";
     let f = &p.log_file;
-    let rotated: u64 = (1..=crate::logging::KEEP)
-        .filter_map(|n| std::fs::metadata(format!("{}.{n}", f.display())).ok())
-        .map(|m| m.len())
-        .sum();
     match std::fs::metadata(f) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let dir = f.parent().unwrap_or(Path::new("/"));
-            let existing = dir
-                .ancestors()
-                .find(|d| d.exists())
-                .unwrap_or(Path::new("/"));
-            if rustix::fs::access(existing, rustix::fs::Access::WRITE_OK).is_ok() {
-                Check::pass(
-                    id,
-                    format!(
-                        "{} not written yet; its directory can be created",
-                        f.display()
-                    ),
-                )
-            } else {
-                Check::fail(
-                    id,
-                    format!(
-                        "{} can't be created: {} is not writable",
-                        f.display(),
-                        existing.display()
-                    ),
-                    "choose a log_file in a directory of yours",
-                )
-            }
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => log_creatable(f),
         Err(e) => Check::fail(
-            id,
+            "log",
             format!("{}: {e}", f.display()),
             "choose another log_file",
         ),
         Ok(m) => {
-            let open = std::fs::OpenOptions::new()
-                .append(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(f);
+            let rotated: u64 = (1..=crate::logging::KEEP)
+                .filter_map(|n| std::fs::metadata(format!("{}.{n}", f.display())).ok())
+                .map(|m| m.len())
+                .sum();
             let size = format!("{} (+{} rotated)", bytes(m.len()), bytes(rotated));
-            match open {
-                Ok(_) => Check::pass(id, format!("{} writable, {size}", f.display())),
-                Err(e) => Check::fail(
-                    id,
-                    format!("{} is not writable: {e}", f.display()),
-                    format!(
-                        "remove it (dockhand recreates it) or `chmod u+w {}`",
-                        f.display()
-                    ),
-                ),
-            }
+            log_writable(f, &size)
         }
+    }
+}
+
+/// No log file yet: its directory, or the first one on the way that
+/// exists, is writable.
+fn log_creatable(f: &Path) -> Check {
+    let dir = f.parent().unwrap_or(Path::new("/"));
+    let existing = dir
+        .ancestors()
+        .find(|d| d.exists())
+        .unwrap_or(Path::new("/"));
+    if rustix::fs::access(existing, rustix::fs::Access::WRITE_OK).is_ok() {
+        return Check::pass(
+            "log",
+            format!(
+                "{} not written yet; its directory can be created",
+                f.display()
+            ),
+        );
+    }
+    Check::fail(
+        "log",
+        format!(
+            "{} can't be created: {} is not writable",
+            f.display(),
+            existing.display()
+        ),
+        "choose a log_file in a directory of yours",
+    )
+}
+
+/// The log file opens for appending (not through a symlink).
+fn log_writable(f: &Path, size: &str) -> Check {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = std::fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(f);
+    match open {
+        Ok(_) => Check::pass("log", format!("{} writable, {size}", f.display())),
+        Err(e) => Check::fail(
+            "log",
+            format!("{} is not writable: {e}", f.display()),
+            format!(
+                "remove it (dockhand recreates it) or `chmod u+w {}`",
+                f.display()
+            ),
+        ),
     }
 }
 

@@ -36,35 +36,24 @@ fn client_socket(p: &Profile) -> &Path {
     p.listen.as_deref().unwrap_or(&p.socket)
 }
 
+/// A docker host (`unix://<path>`) that names `sock`.
+fn names_socket(host: &str, sock: &Path) -> bool {
+    host.strip_prefix("unix://")
+        .is_some_and(|x| same_path(Path::new(x), sock))
+}
+
 /// The same socket file, allowing for links and `/private/tmp`-style paths.
 fn same_path(a: &Path, b: &Path) -> bool {
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     a == b || canon(a) == canon(b)
 }
 
+/// The engine's socket: present, a socket, yours, not open to others
+/// (`mode`), answering.
 pub fn socket(p: &Profile) -> Vec<Check> {
     let s = &p.socket;
-    let md = match std::fs::symlink_metadata(s) {
-        Ok(m) => m,
-        Err(_) => {
-            let up = format!("dockhand up --profile {}", p.name);
-            // Held stopped on purpose (`down`, idle_stop, on_demand): not a fault.
-            let held = crate::state::holder_pid(&p.lock_path())
-                .and_then(|_| crate::control_socket::query_state(p, Duration::from_secs(2)))
-                .and_then(|st| st.held);
-            return vec![match held {
-                Some(h) => Check::warn(
-                    "socket",
-                    format!("no socket at {}: engine {h}", s.display()),
-                    up,
-                ),
-                None => Check::fail(
-                    "socket",
-                    format!("no socket at {} (the engine is not running)", s.display()),
-                    up,
-                ),
-            }];
-        }
+    let Ok(md) = std::fs::symlink_metadata(s) else {
+        return vec![missing(p)];
     };
     if !md.file_type().is_socket() {
         return vec![Check::fail(
@@ -74,34 +63,61 @@ pub fn socket(p: &Profile) -> Vec<Check> {
         )];
     }
     let uid = rustix::process::geteuid().as_raw();
-    let mut v = vec![if md.uid() == uid {
-        Check::pass("socket", format!("{} present, yours", s.display()))
-    } else {
-        Check::fail(
+    vec![
+        owner(s, md.uid(), uid),
+        mode(s, md.mode() & 0o7777, md.uid() == uid),
+        ping(p),
+    ]
+}
+
+/// No socket: a warning when the engine is held stopped on purpose
+/// (`down`, idle_stop, on_demand), else a failure.
+fn missing(p: &Profile) -> Check {
+    let s = p.socket.display();
+    let up = format!("dockhand up --profile {}", p.name);
+    let held = crate::state::holder_pid(&p.lock_path())
+        .and_then(|_| crate::control_socket::query_state(p, Duration::from_secs(2)))
+        .and_then(|st| st.held);
+    match held {
+        Some(h) => Check::warn("socket", format!("no socket at {s}: engine {h}"), up),
+        None => Check::fail(
             "socket",
-            format!(
-                "{} belongs to uid {}, not to you (uid {uid})",
-                s.display(),
-                md.uid()
-            ),
-            "stop the other user's engine or set another socket path",
-        )
-    }];
-    v.push(mode(s, md.mode() & 0o7777, md.uid() == uid));
+            format!("no socket at {s} (the engine is not running)"),
+            up,
+        ),
+    }
+}
+
+/// The socket belongs to the user running doctor (`uid`).
+fn owner(s: &Path, owner: u32, uid: u32) -> Check {
+    if owner == uid {
+        return Check::pass("socket", format!("{} present, yours", s.display()));
+    }
+    Check::fail(
+        "socket",
+        format!(
+            "{} belongs to uid {owner}, not to you (uid {uid})",
+            s.display()
+        ),
+        "stop the other user's engine or set another socket path",
+    )
+}
+
+/// The engine answers `/_ping` on the socket.
+fn ping(p: &Profile) -> Check {
+    let s = &p.socket;
     let ping = probe::ping_blocking(s, p.probe_timeout.min(Duration::from_secs(5)));
-    v.push(if ping == Ping::Ok {
-        Check::pass("socket.ping", "answers /_ping")
-    } else {
-        Check::fail(
-            "socket.ping",
-            format!("{}: {ping}", s.display()),
-            format!(
-                "dockhand up --profile {} (see `dockhand logs` for why it isn't ready)",
-                p.name
-            ),
-        )
-    });
-    v
+    if ping == Ping::Ok {
+        return Check::pass("socket.ping", "answers /_ping");
+    }
+    Check::fail(
+        "socket.ping",
+        format!("{}: {ping}", s.display()),
+        format!(
+            "dockhand up --profile {} (see `dockhand logs` for why it isn't ready)",
+            p.name
+        ),
+    )
 }
 
 /// Whoever may write to the Docker socket is root on the engine: 0600.
@@ -147,61 +163,62 @@ pub fn context(p: &Profile) -> Vec<Check> {
     if docker().is_none() {
         return vec![];
     }
-    // `context inspect` without a name is the current context; `context
-    // show` only exists since docker 23.
-    let current = docker_or_why(&[
-        "context",
-        "inspect",
-        "--format",
-        "{{.Name}}|{{.Endpoints.docker.Host}}",
-    ]);
-    let parsed = current.as_ref().ok().filter(|o| o.ok).and_then(|o| {
-        let (n, h) = o.stdout.trim().split_once('|')?;
-        Some((n.to_string(), h.to_string()))
-    });
-    let Some((name, host)) = parsed else {
-        let why = match current {
-            Err(e) => e,
-            Ok(o) => format!("failed: {}", o.stderr.trim()),
-        };
-        return vec![Check::warn(
-            "context",
-            format!("`docker context inspect` {why}"),
-            "check your docker CLI config (DOCKER_CONFIG, ~/.docker/config.json)",
-        )];
+    let (name, host) = match current_context() {
+        Ok(c) => c,
+        Err(why) => {
+            return vec![Check::warn(
+                "context",
+                format!("`docker context inspect` {why}"),
+                "check your docker CLI config (DOCKER_CONFIG, ~/.docker/config.json)",
+            )];
+        }
     };
-    if host
-        .strip_prefix("unix://")
-        .is_some_and(|x| same_path(Path::new(x), sock))
-    {
+    if names_socket(&host, sock) {
         return vec![Check::pass(
             "context",
             format!("docker context `{name}` → {host}"),
         )];
     }
-    // A context that already points at our socket (Colima makes one named
-    // after the instance), else one of our own; one of our name that
-    // dockhand did not make is the user's: never touched.
-    let (target, create) = match context_for(sock) {
-        Some(n) => (n, false),
-        None => (crate::context::name(&p.name), true),
-    };
     let now = format!(
         "docker context `{name}` → {host}, not this profile's socket {}",
         sock.display()
     );
-    if create && let Some(e) = existing_context(&target) {
-        use crate::context::Plan;
-        if let Plan::Foreign(h) = crate::context::plan(Some(&e), &want) {
-            let why = crate::context::foreign_message(&target, &h, &want, p);
-            return vec![Check::fail(
-                "context",
-                format!("{now}; {why}"),
-                format!(
-                    "by hand: docker context create <another name> --docker host={want} && docker context use <another name>"
-                ),
-            )];
-        }
+    vec![switch_context(p, sock, want, now)]
+}
+
+/// The current context's name and host, or why they can't be read.
+fn current_context() -> Result<(String, String), String> {
+    // `context inspect` without a name is the current context; `context
+    // show` only exists since docker 23.
+    let o = docker_or_why(&[
+        "context",
+        "inspect",
+        "--format",
+        "{{.Name}}|{{.Endpoints.docker.Host}}",
+    ])?;
+    let parsed = o.ok.then(|| o.stdout.trim().split_once('|')).flatten();
+    parsed
+        .map(|(n, h)| (n.to_string(), h.to_string()))
+        .ok_or_else(|| format!("failed: {}", o.stderr.trim()))
+}
+
+/// The current context (`now`) points elsewhere: the failure and its fix,
+/// to use a context that already points at our socket (Colima makes one
+/// named after the instance), else one of our own; one of our name that
+/// dockhand did not make is the user's: never touched.
+fn switch_context(p: &Profile, sock: &Path, want: String, now: String) -> Check {
+    let (target, create) = match context_for(sock) {
+        Some(n) => (n, false),
+        None => (crate::context::name(&p.name), true),
+    };
+    if create && let Some(why) = foreign_context(p, &target, &want) {
+        return Check::fail(
+            "context",
+            format!("{now}; {why}"),
+            format!(
+                "by hand: docker context create <another name> --docker host={want} && docker context use <another name>"
+            ),
+        );
     }
     let how = if create {
         format!(
@@ -210,11 +227,21 @@ pub fn context(p: &Profile) -> Vec<Check> {
     } else {
         format!("docker context use {target}")
     };
-    vec![Check::fail("context", now, how).repair(Fix::Context {
+    Check::fail("context", now, how).repair(Fix::Context {
         name: target,
         host: want,
         create,
-    })]
+    })
+}
+
+/// Why context `name` can't be pointed at `want`: it exists, and dockhand
+/// did not make it.
+fn foreign_context(p: &Profile, name: &str, want: &str) -> Option<String> {
+    let e = existing_context(name)?;
+    let crate::context::Plan::Foreign(h) = crate::context::plan(Some(&e), want) else {
+        return None;
+    };
+    Some(crate::context::foreign_message(name, &h, want, p))
 }
 
 /// The context named `name`, if the docker CLI has one.
@@ -227,9 +254,7 @@ fn existing_context(name: &str) -> Option<crate::context::Existing> {
 
 /// `DOCKER_HOST` overrides every context: it must name `sock`.
 fn docker_host(h: &str, sock: &Path, want: &str) -> Check {
-    if h.strip_prefix("unix://")
-        .is_some_and(|x| same_path(Path::new(x), sock))
-    {
+    if names_socket(h, sock) {
         return Check::pass("context", format!("DOCKER_HOST={h}: this profile's socket"));
     }
     Check::fail(
@@ -245,8 +270,7 @@ fn context_for(sock: &Path) -> Option<String> {
         .filter(|o| o.ok)?;
     o.stdout.lines().find_map(|l| {
         let (n, h) = l.split_once('|')?;
-        let path = h.strip_prefix("unix://")?;
-        same_path(Path::new(path), sock).then(|| n.trim().to_string())
+        names_socket(h, sock).then(|| n.trim().to_string())
     })
 }
 

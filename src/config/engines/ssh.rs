@@ -58,8 +58,18 @@ impl Config {
     /// by default `<state_dir>/forward.sock` (a path without `:`, which
     /// ssh's `-L local:remote` would split).
     pub(super) fn ssh(&self, i: &Input) -> Result<(Ssh, PathBuf)> {
-        let (name, raw, env, state_dir) = (i.name, i.raw, i.env, i.state_dir);
-        let t = raw.ssh.as_ref().map(Spanned::get_ref);
+        let t = i.raw.ssh.as_ref().map(Spanned::get_ref);
+        let ssh = Ssh {
+            host: self.ssh_host(i.name, t)?,
+            remote_socket: self.ssh_remote_socket(t)?,
+            keepalive: self.ssh_keepalive(t)?,
+            config_file: self.path(&t.and_then(|t| t.config_file.clone()), "config_file", i.env)?,
+        };
+        Ok((ssh, self.ssh_forward_socket(i)?))
+    }
+
+    /// `host`: required, and a destination ssh can't take for an option.
+    fn ssh_host(&self, name: &str, t: Option<&RawSsh>) -> Result<String> {
         let Some(host) = t.and_then(|t| t.host.as_ref()) else {
             return Err(Error::Config(format!(
                 "{}: profile `{name}` has engine = \"ssh\" but no host: add [profiles.{name}.ssh] with host = \"<ssh config alias or user@host>\"",
@@ -75,52 +85,61 @@ impl Config {
                 ),
             ));
         }
-        let remote_socket = match t.and_then(|t| t.remote_socket.as_ref()) {
+        Ok(host.get_ref().clone())
+    }
+
+    /// `remote_socket`: an absolute path on the remote host, without the
+    /// `:` that `-L local:remote` would split on.
+    fn ssh_remote_socket(&self, t: Option<&RawSsh>) -> Result<String> {
+        match t.and_then(|t| t.remote_socket.as_ref()) {
             Some(r) if !r.get_ref().starts_with('/') || r.get_ref().contains([':', '\n']) => {
-                return Err(self.err_at(
+                Err(self.err_at(
                     r.span(),
                     format!(
                         "remote_socket {:?} must be an absolute path on the remote host without ':' (such as \"/var/run/docker.sock\" or \"/run/user/1000/docker.sock\")",
                         r.get_ref()
                     ),
-                ));
+                ))
             }
-            Some(r) => r.get_ref().clone(),
-            None => DEFAULT_REMOTE_SOCKET.into(),
-        };
-        let keepalive = match t.and_then(|t| t.keepalive.as_ref()) {
+            Some(r) => Ok(r.get_ref().clone()),
+            None => Ok(DEFAULT_REMOTE_SOCKET.into()),
+        }
+    }
+
+    /// `keepalive`: between 1 s and 1 h, in whole seconds (ssh's
+    /// `ServerAliveInterval`).
+    fn ssh_keepalive(&self, t: Option<&RawSsh>) -> Result<Duration> {
+        match t.and_then(|t| t.keepalive.as_ref()) {
             Some(k)
                 if k.get_ref().0 < Duration::from_secs(1)
                     || k.get_ref().0 > Duration::from_secs(3600) =>
             {
-                return Err(self.err_at(
+                Err(self.err_at(
                     k.span(),
                     "keepalive must be between 1s and 1h, such as \"10s\" (ssh's ServerAliveInterval counts whole seconds)".into(),
-                ));
+                ))
             }
-            Some(k) => Duration::from_secs(k.get_ref().0.as_secs()),
-            None => DEFAULT_KEEPALIVE,
-        };
-        let config_file = self.path(&t.and_then(|t| t.config_file.clone()), "config_file", env)?;
+            Some(k) => Ok(Duration::from_secs(k.get_ref().0.as_secs())),
+            None => Ok(DEFAULT_KEEPALIVE),
+        }
+    }
+
+    /// The forward's local end: `socket`, by default
+    /// `<state_dir>/forward.sock`, without `:`.
+    fn ssh_forward_socket(&self, i: &Input) -> Result<PathBuf> {
         let socket = self
-            .path(&raw.socket, "socket", env)?
-            .unwrap_or_else(|| state_dir.join("forward.sock"));
+            .path(&i.raw.socket, "socket", i.env)?
+            .unwrap_or_else(|| i.state_dir.join("forward.sock"));
         if socket.to_string_lossy().contains(':') {
             return Err(self.err_at(
-                raw.socket.as_ref().map(Spanned::span).unwrap_or(0..0),
+                i.raw.socket.as_ref().map(Spanned::span).unwrap_or(0..0),
                 format!(
                     "socket {} contains ':', which ssh's -L local:remote cannot take: choose another path",
                     socket.display()
                 ),
             ));
         }
-        let ssh = Ssh {
-            host: host.get_ref().clone(),
-            remote_socket,
-            keepalive,
-            config_file,
-        };
-        Ok((ssh, socket))
+        Ok(socket)
     }
 }
 
