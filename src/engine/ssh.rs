@@ -159,9 +159,12 @@ impl Record {
         let bytes = sys::file::read_regular(&state_dir.join(RECORD), 64 * 1024, false).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
+    /// Written at each connect and disconnect, in the restart path: not
+    /// synced to disk (like `state.json`: it describes a connection, which
+    /// a power loss ends anyway), two fsyncs less before the next answer.
     fn save(&self, state_dir: &Path) {
         let json = serde_json::to_vec(self).expect("record serializes");
-        if let Err(e) = crate::state::write_atomic(&state_dir.join(RECORD), &json, 0o600) {
+        if let Err(e) = crate::state::write_runtime(&state_dir.join(RECORD), &json, 0o600) {
             tracing::warn!("{e}");
         }
     }
@@ -278,7 +281,7 @@ impl SshEngine {
     /// the server refuses the channel (the remote engine is down): then
     /// at once, ssh left running.
     pub async fn wait_ready(&mut self, r: &mut Running, deadline: Instant) -> Result<(), String> {
-        let mut step = Duration::from_millis(10);
+        let started = Instant::now();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -290,21 +293,22 @@ impl SshEngine {
                     super::last_words(&self.state_dir)
                 ));
             }
-            if probe::ping(&self.socket, left.min(Duration::from_secs(2))).await == Ping::Ok {
+            let ping = probe::ping(&self.socket, left.min(Duration::from_secs(2))).await;
+            if ping == Ping::Ok {
                 self.connected();
                 return Ok(());
             }
-            if let Some(why) = self.remote_down() {
+            // ssh refuses a channel only on a connection made to the
+            // forward: before it listens there is nothing to read.
+            let listens = !matches!(ping, Ping::NoSocket | Ping::Refused);
+            if listens && let Some(why) = self.remote_down() {
                 self.degraded = true;
                 return Err(why);
             }
             tokio::select! {
                 why = r.exited() => return Err(self.exit_reason(&why)),
-                _ = tokio::time::sleep(step) => {}
+                _ = tokio::time::sleep(poll_step(started.elapsed())) => {}
             }
-            // A connect to a socket not there yet costs microseconds: look
-            // often, so the forward is used as soon as ssh has bound it.
-            step = (step * 2).min(Duration::from_millis(20));
         }
     }
 
@@ -435,6 +439,21 @@ impl SshEngine {
         self.record.last_disconnect = Some(crate::state::bounded(why));
         self.record.last_disconnect_at = Some(crate::state::now_rfc3339());
         self.record.save(&self.state_dir);
+    }
+}
+
+/// How long `wait_ready` waits between looks at the forward, `since` ssh
+/// was started. ssh binds the forward's socket once it has logged in; a
+/// connect to a socket not there yet costs microseconds, while every ms
+/// between the bind and the look is added to each reconnect (and to the
+/// request waiting for it): look every 2 ms for the first seconds (a
+/// login takes 0.1 to a few s), then at a gentler pace (a slow link, a
+/// ProxyJump chain, a server that takes its time).
+fn poll_step(since: Duration) -> Duration {
+    const TIGHT_FOR: Duration = Duration::from_secs(5);
+    match since < TIGHT_FOR {
+        true => Duration::from_millis(2),
+        false => Duration::from_millis(20),
     }
 }
 
