@@ -205,8 +205,9 @@ fn get(sock: &Path, target: &str) -> u16 {
 fn recovery(env: &Env, rig: &Rig, runs: usize) {
     let (mut heal, mut fresh) = (Vec::new(), Vec::new());
     for i in 0..runs {
-        heal.push(heal_once(env));
-        fresh.push(fresh_once(rig, i));
+        let (ms, argv) = heal_once(env);
+        heal.push(ms);
+        fresh.push(fresh_once(rig, i, &argv));
     }
     heal.sort_by(f64::total_cmp);
     fresh.sort_by(f64::total_cmp);
@@ -219,37 +220,42 @@ fn recovery(env: &Env, rig: &Rig, runs: usize) {
     );
 }
 
-/// One kill -9 of dockhand's forward → the next answer, in ms.
-fn heal_once(env: &Env) -> f64 {
+/// One kill -9 of dockhand's forward → the next answer, in ms; and the
+/// argv of the ssh it killed.
+fn heal_once(env: &Env) -> (f64, Vec<String>) {
     let (_, v) = env.status();
     let pid = v["engine_pid"].as_i64().unwrap() as i32;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
     let t = Instant::now();
     ssh_rig::signal(pid, rustix::process::Signal::KILL);
     let code = get(&env.socket(), "/containers/json");
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(code, 200, "{}", env.log());
     env.wait_ready();
-    ms
+    (ms, argv)
 }
 
-/// One `ssh -N -L` started by hand until the same request answers
-/// through it (looked at every 2 ms), in ms.
-fn fresh_once(rig: &Rig, i: usize) -> f64 {
+/// The same ssh command as dockhand's (its options cost time too: host
+/// key checks, ...), started by hand with its own local socket, until the
+/// same request answers through it (looked at every 2 ms), in ms.
+fn fresh_once(rig: &Rig, i: usize, argv: &[String]) -> f64 {
     let sock: PathBuf = rig.dir.join(format!("b{i}.sock"));
+    let forward = format!("{}:{}", sock.display(), rig.remote_sock.display());
+    let args = argv[1..]
+        .iter()
+        .enumerate()
+        .map(|(n, a)| match argv[n] == "-L" {
+            true => forward.clone(),
+            false => a.clone(),
+        });
     let t = Instant::now();
-    let mut child = Command::new("ssh")
-        .args(["-F"])
-        .arg(&rig.client_config)
-        .args([
-            "-N",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ExitOnForwardFailure=yes",
-            "-L",
-        ])
-        .arg(format!("{}:{}", sock.display(), rig.remote_sock.display()))
-        .arg("devbox")
+    let mut child = Command::new(&argv[0])
+        .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
