@@ -140,65 +140,81 @@ impl Conn {
             false => Some(Activity::begin(&self.shared).await),
         };
         if let Some(answer) = self.engine_or_answer(&head, &path, passive).await {
-            self.cr.consume(head.len);
-            // A body we did not read leaves the stream unframed: close.
-            let close = framing != Framing::None || head.closes();
-            let answer = match (answer, close) {
-                (Local::Bytes(b), _) => b,
-                (Local::Error(m), c) => http::json_error(503, &m, c),
-            };
-            if self.reply(&answer).await.is_err() || close {
-                return Next::Close;
-            }
-            return Next::More;
+            return self.answer_locally(&head, framing, answer).await;
         }
         if head.method == "GET"
             && path == "/events"
             && head.version == 1
             && framing == Framing::None
         {
-            // Its own engine connection, kept across an idle stop.
-            self.engine = None;
-            bound.store(NO_ENGINE, Ordering::SeqCst);
-            let req = self.cr.buffered()[..head.len].to_vec();
-            self.cr.consume(head.len);
-            let more =
-                super::events::stream(&self.shared, &req, &head.target, &mut self.cr, &mut self.cw);
-            return match more.await && !head.closes() {
-                true => Next::More,
-                false => Next::Close,
-            };
+            return self.events(&head, bound).await;
         }
-        if self.engine.is_none() {
-            let mut epoch = *self.shared.epoch.borrow();
-            let connected = match UnixStream::connect(&self.shared.socket).await {
-                Err(_) if self.shared.remote => self.await_forward(&mut epoch).await,
-                c => c.map_err(|e| e.to_string()),
-            };
-            match connected {
-                Ok(s) => {
-                    big_buffers(&s);
-                    let Ok((r, w)) = sock::from_tokio(s) else {
-                        return Next::Close;
-                    };
-                    self.engine = Some((Reader::new(r), w));
-                    bound.store(epoch, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    let m = format!(
-                        "dockhand cannot reach the Docker engine on {}: {e}; see `dockhand status --profile {}`",
-                        self.shared.socket.display(),
-                        self.shared.profile
-                    );
-                    self.cr.consume(head.len);
-                    let _ = self.reply(&http::json_error(503, &m, true)).await;
-                    return Next::Close;
-                }
-            }
+        if self.engine.is_none()
+            && let Err(next) = self.connect_engine(&head, bound).await
+        {
+            return next;
         }
         match self.forward(&head, framing, &mut active).await {
             Next::Replay(bytes) => self.replay(bytes, &head, bound).await,
             next => next,
+        }
+    }
+
+    /// A request dockhand answers itself (`answer`), its body unread.
+    async fn answer_locally(&mut self, head: &Head, framing: Framing, answer: Local) -> Next {
+        self.cr.consume(head.len);
+        // A body we did not read leaves the stream unframed: close.
+        let close = framing != Framing::None || head.closes();
+        let answer = match (answer, close) {
+            (Local::Bytes(b), _) => b,
+            (Local::Error(m), c) => http::json_error(503, &m, c),
+        };
+        match self.reply(&answer).await.is_err() || close {
+            true => Next::Close,
+            false => Next::More,
+        }
+    }
+
+    /// `GET /events`: its own engine connection, kept across an idle stop.
+    async fn events(&mut self, head: &Head, bound: &AtomicU64) -> Next {
+        self.engine = None;
+        bound.store(NO_ENGINE, Ordering::SeqCst);
+        let req = self.cr.buffered()[..head.len].to_vec();
+        self.cr.consume(head.len);
+        let more =
+            super::events::stream(&self.shared, &req, &head.target, &mut self.cr, &mut self.cw);
+        match more.await && !head.closes() {
+            true => Next::More,
+            false => Next::Close,
+        }
+    }
+
+    /// A connection to the engine for this client connection, bound to
+    /// the engine's epoch; or what to do when there is none (a 503 sent).
+    async fn connect_engine(&mut self, head: &Head, bound: &AtomicU64) -> Result<(), Next> {
+        let mut epoch = *self.shared.epoch.borrow();
+        let connected = match UnixStream::connect(&self.shared.socket).await {
+            Err(_) if self.shared.remote => self.await_forward(&mut epoch).await,
+            c => c.map_err(|e| e.to_string()),
+        };
+        match connected {
+            Ok(s) => {
+                big_buffers(&s);
+                let (r, w) = sock::from_tokio(s).map_err(|_| Next::Close)?;
+                self.engine = Some((Reader::new(r), w));
+                bound.store(epoch, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                let m = format!(
+                    "dockhand cannot reach the Docker engine on {}: {e}; see `dockhand status --profile {}`",
+                    self.shared.socket.display(),
+                    self.shared.profile
+                );
+                self.cr.consume(head.len);
+                let _ = self.reply(&http::json_error(503, &m, true)).await;
+                Err(Next::Close)
+            }
         }
     }
 
@@ -348,24 +364,8 @@ impl Conn {
                 return Some(Local::Bytes(b));
             }
         }
-        let cli = head
-            .header("user-agent")
-            .is_some_and(|v| v.starts_with(b"Docker-Client/"));
-        let answer_here = match st.held {
-            Some(Held::Down | Held::Failed) => true,
-            Some(Held::Idle | Held::OnDemand) => passive && !cli,
-            None => false,
-        };
-        if answer_here {
-            let head_only = head.method == "HEAD";
-            let recorded = passive
-                .then(|| self.shared.record.answer(&head.method, &head.target))
-                .flatten();
-            let cached =
-                || super::cache::key(path).and_then(|k| self.shared.cache.answer(k, head_only));
-            if let Some(b) = recorded.or_else(cached) {
-                return Some(Local::Bytes(b));
-            }
+        if let Some(b) = self.held_answer(head, path, passive, st.held) {
+            return Some(Local::Bytes(b));
         }
         match st.held {
             Some(Held::Failed) => {
@@ -384,6 +384,42 @@ impl Conn {
             }
             _ => {}
         }
+        self.start_and_wait().await
+    }
+
+    /// While the engine is held: a passive request's (not the docker
+    /// CLI's) recorded or cached answer; any for a stopped or failed one.
+    fn held_answer(
+        &self,
+        head: &Head,
+        path: &str,
+        passive: bool,
+        held: Option<Held>,
+    ) -> Option<Vec<u8>> {
+        let cli = head
+            .header("user-agent")
+            .is_some_and(|v| v.starts_with(b"Docker-Client/"));
+        let answer_here = match held {
+            Some(Held::Down | Held::Failed) => true,
+            Some(Held::Idle | Held::OnDemand) => passive && !cli,
+            None => false,
+        };
+        if !answer_here {
+            return None;
+        }
+        let head_only = head.method == "HEAD";
+        let recorded = passive
+            .then(|| self.shared.record.answer(&head.method, &head.target))
+            .flatten();
+        let cached =
+            || super::cache::key(path).and_then(|k| self.shared.cache.answer(k, head_only));
+        recorded.or_else(cached)
+    }
+
+    /// Start the engine (on demand) and wait for it, within start_timeout:
+    /// None when it is up, else the error to answer.
+    async fn start_and_wait(&self) -> Option<Local> {
+        let remote = self.shared.remote;
         let limit = self.shared.start_timeout;
         match tokio::time::timeout(limit, self.shared.control.start()).await {
             Ok(Ok(())) => None,
