@@ -811,4 +811,45 @@ mod tests {
             tx.send(()).await.unwrap();
         }
     }
+
+    /// A keep-alive connection is closed after `IDLE_TIMEOUT` without a
+    /// byte of a next request, and not before: one quiet for just under
+    /// it is still served, and its idle time starts again after the
+    /// answer (time paused: the runtime skips ahead to each deadline).
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        one_shot_engine(&path, |mut s| async move {
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
+                .await
+                .unwrap();
+            std::future::pending::<()>().await;
+        });
+        let shared = shared(&path, dir.path());
+        let (task, mut c) = client(&shared);
+        let almost = limits::IDLE_TIMEOUT - std::time::Duration::from_secs(1);
+        tokio::time::sleep(almost).await;
+        c.write_all(b"GET /v1.41/containers/json HTTP/1.1\r\nHost: d\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while !got.ends_with(b"[]") {
+            let n = c.read(&mut b).await.unwrap();
+            assert!(n > 0, "closed before the idle timeout");
+            got.extend_from_slice(&b[..n]);
+        }
+        let answered = tokio::time::Instant::now();
+        let end = tokio::time::timeout(limits::IDLE_TIMEOUT * 2, c.read(&mut b))
+            .await
+            .expect("an idle connection is closed");
+        assert_eq!(end.unwrap(), 0, "closed without a byte more");
+        assert!(
+            answered.elapsed() >= limits::IDLE_TIMEOUT,
+            "{:?}",
+            answered.elapsed()
+        );
+        task.await.unwrap();
+    }
 }
