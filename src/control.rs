@@ -160,20 +160,7 @@ mod tests {
     use crate::state::Phase;
 
     fn state() -> State {
-        State {
-            adopted: false,
-            profile: "t".into(),
-            phase: Phase::Starting,
-            engine_pid: None,
-            socket: "/x".into(),
-            restarts: 0,
-            last_error: None,
-            since: String::new(),
-            supervisor_pid: 1,
-            held: None,
-            awake: None,
-            dockhand_trouble: None,
-        }
+        State::new("t", std::path::Path::new("/x"), Phase::Starting)
     }
 
     #[tokio::test]

@@ -136,23 +136,16 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
 /// (`unreadable`, its reason in state_error) is `unknown`: never a phase
 /// made up.
 fn shown_state(p: &Profile, recorded: Option<State>, unreadable: bool) -> State {
-    let mut state = recorded.unwrap_or_else(|| State {
-        adopted: false,
-        profile: p.name.clone(),
-        phase: if unreadable {
-            Phase::Unknown
-        } else {
-            Phase::Stopped
-        },
-        engine_pid: None,
-        socket: p.socket.clone(),
-        restarts: 0,
-        last_error: None,
-        since: String::new(),
-        supervisor_pid: 0,
-        held: None,
-        awake: None,
-        dockhand_trouble: None,
+    let mut state = recorded.unwrap_or_else(|| {
+        let phase = match unreadable {
+            true => Phase::Unknown,
+            false => Phase::Stopped,
+        };
+        State {
+            since: String::new(),
+            supervisor_pid: 0,
+            ..State::new(&p.name, &p.socket, phase)
+        }
     });
     state.last_error = state.last_error.as_deref().map(state::bounded);
     state

@@ -629,20 +629,7 @@ mod tests {
 
     /// A proxy in front of `engine` (a socket path), the engine up.
     fn shared(engine: &std::path::Path, dir: &std::path::Path) -> Arc<Shared> {
-        let st = crate::state::State {
-            adopted: false,
-            profile: "t".into(),
-            phase: crate::state::Phase::Ready,
-            engine_pid: None,
-            socket: engine.into(),
-            restarts: 0,
-            last_error: None,
-            since: String::new(),
-            supervisor_pid: 1,
-            held: None,
-            awake: None,
-            dockhand_trouble: None,
-        };
+        let st = crate::state::State::new("t", engine, Phase::Ready);
         let (control, cmds) = crate::control::channel(st);
         std::mem::forget(cmds);
         Arc::new(Shared {
@@ -671,12 +658,7 @@ mod tests {
         tokio::spawn(async move {
             loop {
                 let (mut s, _) = engine.accept().await.unwrap();
-                let mut head = Vec::new();
-                let mut b = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let n = s.read(&mut b).await.unwrap();
-                    head.extend_from_slice(&b[..n]);
-                }
+                read_head(&mut s).await;
                 // Let the proxy fill the socket with body and block on it:
                 // the answer and the failing write then come together.
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -729,14 +711,20 @@ mod tests {
         let engine = tokio::net::UnixListener::bind(path).unwrap();
         tokio::spawn(async move {
             let (mut s, _) = engine.accept().await.unwrap();
-            let mut head = Vec::new();
-            let mut b = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = s.read(&mut b).await.unwrap();
-                head.extend_from_slice(&b[..n]);
-            }
+            read_head(&mut s).await;
             then(s).await;
         });
+    }
+
+    /// Read from `s` to the end of a request head.
+    async fn read_head(s: &mut tokio::net::UnixStream) {
+        let mut head = Vec::new();
+        let mut b = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut b).await.unwrap();
+            assert!(n > 0, "closed before the end of a head");
+            head.extend_from_slice(&b[..n]);
+        }
     }
 
     fn client(shared: &Arc<Shared>) -> (tokio::task::JoinHandle<()>, UnixStream) {

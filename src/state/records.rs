@@ -62,6 +62,27 @@ pub struct State {
     pub dockhand_trouble: Option<String>,
 }
 
+impl State {
+    /// A profile's state entered now by this process: no engine, no
+    /// restarts, no error, nothing held or awake.
+    pub fn new(profile: &str, socket: &std::path::Path, phase: Phase) -> State {
+        State {
+            profile: profile.to_string(),
+            phase,
+            engine_pid: None,
+            socket: socket.to_path_buf(),
+            restarts: 0,
+            last_error: None,
+            since: now_rfc3339(),
+            supervisor_pid: std::process::id(),
+            adopted: false,
+            held: None,
+            awake: None,
+            dockhand_trouble: None,
+        }
+    }
+}
+
 /// Why a supervised engine is stopped and stays stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -90,18 +90,8 @@ fn record_fatal(p: &Profile, dir: &state::Dir, e: &Error) {
         return;
     }
     let st = State {
-        adopted: false,
-        profile: p.name.clone(),
-        phase: Phase::Failed,
-        engine_pid: None,
-        socket: p.socket.clone(),
-        restarts: 0,
         last_error: Some(format!("{e} (exit {}; dockhand exited)", e.exit_code())),
-        since: state::now_rfc3339(),
-        supervisor_pid: me,
-        held: None,
-        awake: None,
-        dockhand_trouble: None,
+        ..State::new(&p.name, &p.socket, Phase::Failed)
     };
     let _ = state::write(p, &st);
 }
@@ -154,20 +144,7 @@ impl Supervisor {
         shutdown: watch::Receiver<bool>,
         dir: &'static state::Dir,
     ) -> (Supervisor, Control) {
-        let st = State {
-            adopted: false,
-            profile: p.name.clone(),
-            phase: Phase::Starting,
-            engine_pid: None,
-            socket: p.socket.clone(),
-            restarts: 0,
-            last_error: None,
-            since: state::now_rfc3339(),
-            supervisor_pid: std::process::id(),
-            held: None,
-            awake: None,
-            dockhand_trouble: None,
-        };
+        let st = State::new(&p.name, &p.socket, Phase::Starting);
         let (control, cmds) = control::channel(st.clone());
         let held = p.on_demand.then_some(Held::OnDemand);
         let sup = Supervisor {
