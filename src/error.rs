@@ -24,7 +24,8 @@ pub enum Error {
         pid: String,
     },
 
-    #[error("{what} not found on PATH: {hint}")]
+    /// `what` says how it is missing ("`x` not found on PATH", "`/a/x` does not exist").
+    #[error("{what}: {hint}")]
     EngineMissing { what: String, hint: String },
 
     #[error("{0}")]

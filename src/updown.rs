@@ -301,8 +301,17 @@ async fn follow(
     follow: bool,
 ) -> Result<(End, Option<State>)> {
     let mut last: Option<State> = None;
+    // The supervisor's first answer is waited for even past the deadline
+    // (a bounded moment: it answered `reach` already), so a timeout never
+    // reports a running supervisor's state as unknown.
+    let first_answer = Instant::now() + PATIENCE;
     let end = loop {
+        let give_up = match last {
+            Some(_) => deadline,
+            None => deadline.max(first_answer),
+        };
         tokio::select! {
+            biased;
             line = c.next() => match line? {
                 Some(l) if l.event.is_some() => {
                     if let Some(s) = l.state {
@@ -324,9 +333,9 @@ async fn follow(
                 Some(l) => break End::Reply(Box::new(l)),
                 None => break End::Closed,
             },
-            _ = sleep(Duration::from_millis(100)) => progress.tick(),
-            _ = sleep_until(deadline) => break End::TimedOut,
             _ = sigint.recv() => break End::Interrupted,
+            _ = sleep_until(give_up) => break End::TimedOut,
+            _ = sleep(Duration::from_millis(100)) => progress.tick(),
         }
     };
     Ok((end, last))

@@ -11,9 +11,10 @@ use clap::{Parser, Subcommand};
     name = "dockhand",
     version,
     about = "Keeps a Docker engine ready: Colima on macOS, dockerd on Linux, supervised.",
-    after_help = "Example:\n  dockhand status\n\nExit codes: 0 ok, 1 not ready, 2 bad config or usage, 3 already running, \
+    after_help = "Example:\n  dockhand status\n\nExit codes: 0 ok, 1 not ready (doctor: a check failed; logs: no log yet), 2 bad config or usage, 3 already running, \
 4 engine prerequisite missing, 5 service manager unavailable, 6 unsafe or conflicting path, \
-7 external command failed, 8 supervisor not answering, 10 I/O error."
+7 external command failed, 8 supervisor not answering, 10 I/O error, \
+130 up/restart interrupted (the supervisor goes on)."
 )]
 pub struct Cli {
     /// Config file (default: $DOCKHAND_CONFIG, else $XDG_CONFIG_HOME/dockhand/config.toml).
@@ -170,7 +171,7 @@ pub enum Command {
         /// loads it again now. `dockhand service uninstall` removes it.
         #[arg(long)]
         service: bool,
-        /// Print one JSON document: {ok, elapsed_ms, state}.
+        /// Print one JSON document: {ok, error, elapsed_ms, state}.
         #[arg(long)]
         json: bool,
     },

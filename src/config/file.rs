@@ -29,12 +29,76 @@ pub(super) struct Dur(pub(super) Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Dur).map_err(|e| {
-            serde::de::Error::custom(format!(
+        d.deserialize_any(DurVisitor)
+    }
+}
+
+struct DurVisitor;
+
+impl serde::de::Visitor<'_> for DurVisitor {
+    type Value = Dur;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a duration in quotes, such as \"30s\", \"2m\" or \"1h\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Dur, E> {
+        humantime::parse_duration(s).map(Dur).map_err(|e| {
+            E::custom(format!(
                 "invalid duration {s:?} ({e}): expected a duration such as \"30s\", \"2m\" or \"1h\""
             ))
         })
+    }
+
+    /// A bare number has no unit: say which to write.
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
+        Err(E::custom(format!(
+            "a duration needs a unit and quotes: write \"{n}s\" (or \"{n}m\", \"{n}ms\")"
+        )))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Dur, E> {
+        Err(E::custom(format!(
+            "a duration needs a unit and quotes, in whole numbers: write \"{}ms\"",
+            (n * 1000.0).round()
+        )))
+    }
+}
+
+/// A list of strings (`argv`, `args`, `mounts`). A lone string is refused
+/// with the brackets to write, split at spaces as a shell would not.
+#[derive(Debug, Default, Clone)]
+pub(in crate::config) struct Strings(pub(in crate::config) Vec<String>);
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringsVisitor)
+    }
+}
+
+struct StringsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StringsVisitor {
+    type Value = Strings;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of strings in brackets, such as [\"--debug\"]")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+        let mut v = Vec::new();
+        while let Some(s) = seq.next_element::<String>()? {
+            v.push(s);
+        }
+        Ok(Strings(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Strings, E> {
+        let words: Vec<String> = s.split_whitespace().map(|w| format!("{w:?}")).collect();
+        Err(E::custom(format!(
+            "a list is written in brackets, one string per argument (no shell splits it): write [{}]",
+            words.join(", ")
+        )))
     }
 }
 
@@ -85,6 +149,15 @@ impl Config {
     pub(super) fn err_at(&self, span: std::ops::Range<usize>, msg: String) -> Error {
         let (l, c) = line_col(&self.text, span.start);
         Error::Config(format!("{}:{l}:{c}: {msg}", self.source.path().display()))
+    }
+
+    /// An error about profile `name` as a whole: at its table in the file
+    /// (the file alone for a profile the file doesn't have).
+    pub(super) fn err_profile(&self, name: &str, msg: String) -> Error {
+        match self.file.profiles.get(name) {
+            Some(p) => self.err_at(p.span(), msg),
+            None => Error::Config(format!("{}: {msg}", self.source.path().display())),
+        }
     }
 }
 
@@ -199,6 +272,40 @@ mod tests {
     fn wrong_type() {
         let m = err("[profiles.default]\nprobe_interval = 30\n");
         assert!(m.starts_with("/c.toml:2:18: "), "{m}");
+        assert!(m.contains("write \"30s\""), "{m}");
+        let m = err("[profiles.default]\nprobe_interval = 0.25\n");
+        assert!(m.contains("write \"250ms\""), "{m}");
+        let m = err("[profiles.default]\nprobe_interval = true\n");
+        assert!(m.contains("a duration in quotes"), "{m}");
+    }
+
+    #[test]
+    fn a_lone_string_for_a_list_says_how_to_write_it() {
+        let m = err("[profiles.default.dockerd]\nargs = \"--debug  --tls\"\n");
+        assert!(m.starts_with("/c.toml:2:8: "), "{m}");
+        assert!(m.contains(r#"write ["--debug", "--tls"]"#), "{m}");
+        let m =
+            err("[profiles.default]\nsocket = \"/s\"\n[profiles.default.command]\nargv = [1]\n");
+        assert!(
+            m.contains("invalid type: integer `1`, expected a string"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn profile_wide_errors_name_the_profile_table_line() {
+        let m = err("# c\n[profiles.\"bad name\"]\n");
+        assert!(m.starts_with("/c.toml:2:1: "), "{m}");
+        let m = err("[profiles.a]\n\n[profiles.x]\nengine = \"command\"\n");
+        assert!(
+            m.starts_with("/c.toml:3:1: ") && m.contains("no [profiles.x.command]"),
+            "{m}"
+        );
+        let m = err("[profiles.x]\nengine = \"ssh\"\n");
+        assert!(
+            m.starts_with("/c.toml:1:1: ") && m.contains("no host"),
+            "{m}"
+        );
     }
 
     #[test]

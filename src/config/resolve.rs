@@ -17,10 +17,12 @@ impl Config {
     /// filled in; the first key found wrong is the error.
     pub(super) fn resolve(&self, name: &str, raw: &RawProfile, env: &Env) -> Result<Profile> {
         if !valid_name(name) {
-            return Err(Error::Config(format!(
-                "{}: profile name {name:?} may only contain letters, digits, '-', '_' and '.', and may not start with '.'",
-                self.source.path().display()
-            )));
+            return Err(self.err_profile(
+                name,
+                format!(
+                    "profile name {name:?} may only contain letters, digits, '-', '_' and '.', and may not start with '.'"
+                ),
+            ));
         }
         let engine = self.engine_kind(name, raw, env)?;
 

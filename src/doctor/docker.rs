@@ -307,8 +307,11 @@ pub fn use_context(p: &Profile, name: &str, host: &str, create: bool) -> Result<
 /// Tools that ignore docker contexts (and DOCKER_HOST-less scripts) use
 /// /var/run/docker.sock.
 pub fn contextless(p: &Profile) -> Check {
+    contextless_at(p, Path::new("/var/run/docker.sock"))
+}
+
+fn contextless_at(p: &Profile, var: &Path) -> Check {
     let id = "socket.default";
-    let var = Path::new("/var/run/docker.sock");
     let sock = client_socket(p);
     if same_path(var, sock) {
         return Check::pass(id, "/var/run/docker.sock is this profile's socket");
@@ -324,15 +327,39 @@ pub fn contextless(p: &Profile) -> Check {
             "no /var/run/docker.sock: tools that ignore docker contexts find no engine",
             fix,
         ),
-        Ok(_) => Check::warn(
-            id,
-            format!(
-                "/var/run/docker.sock is another engine's ({}): tools that ignore docker contexts use that one",
-                probe::ping_blocking(var, Duration::from_secs(2))
-            ),
-            fix,
-        ),
+        Ok(_) => {
+            let ping = probe::ping_blocking(var, Duration::from_secs(2));
+            if ping.is_ok() && shares_the_default_bridge(p) {
+                return Check::warn(
+                    id,
+                    "/var/run/docker.sock is another dockerd's (the system's docker.service?): \
+                     it and this profile's dockerd share the default bridge docker0 and its \
+                     addresses, so their containers can get the same IP",
+                    "let this profile's be the only one: `sudo systemctl disable --now \
+                     docker.service docker.socket`; or give the profile a bridge of its own \
+                     ([profiles.<p>.dockerd] args = [\"--bridge=none\"], or a bridge you made)",
+                );
+            }
+            Check::warn(
+                id,
+                format!(
+                    "/var/run/docker.sock is another engine's ({ping}): tools that ignore docker contexts use that one"
+                ),
+                fix,
+            )
+        }
     }
+}
+
+/// A dockerd profile without a bridge of its own uses `docker0`, as the
+/// system's dockerd does (dockerd's `-b`/`--bridge`).
+fn shares_the_default_bridge(p: &Profile) -> bool {
+    let Some(d) = &p.dockerd else {
+        return false;
+    };
+    !d.args
+        .iter()
+        .any(|a| a == "-b" || a == "--bridge" || a.starts_with("--bridge=") || a.starts_with("-b="))
 }
 
 /// `docker system df`: what could be reclaimed (only when docker answers).
@@ -363,4 +390,66 @@ pub fn system_df(p: &Profile) -> Option<Check> {
         })
         .collect();
     Some(Check::pass("docker.df", parts.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    fn profile(engine_table: &str) -> Profile {
+        let text = format!("[profiles.default]\n{engine_table}\n");
+        let env = crate::config::Env::bare("/home/u".into());
+        let source = crate::config::Source::Explicit("/home/u/c.toml".into());
+        let cfg = crate::config::Config::parse(source, env, text).unwrap();
+        cfg.profile("default").unwrap()
+    }
+
+    /// A socket that answers every connection's request with 200 OK.
+    fn system_engine(dir: &Path) -> std::path::PathBuf {
+        use std::io::{Read, Write};
+        let path = dir.join("docker.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let _ = c.read(&mut [0u8; 1024]);
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+            }
+        });
+        path
+    }
+
+    #[test]
+    fn a_second_dockerd_on_the_default_bridge_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let var = system_engine(dir.path());
+        let c = contextless_at(&profile("[profiles.default.dockerd]"), &var);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.summary.contains("docker0"), "{}", c.summary);
+        let fix = c.fix.unwrap();
+        assert!(
+            fix.contains("systemctl disable --now docker.service"),
+            "{fix}"
+        );
+        assert!(fix.contains("--bridge=none"), "{fix}");
+    }
+
+    #[test]
+    fn a_dockerd_with_a_bridge_of_its_own_or_another_kind_is_not_warned_of_the_bridge() {
+        let dir = tempfile::tempdir().unwrap();
+        let var = system_engine(dir.path());
+        for table in [
+            "[profiles.default.dockerd]\nargs = [\"--bridge=none\"]",
+            "[profiles.default.dockerd]\nargs = [\"-b\", \"br-dh\"]",
+            "socket = \"/s/e.sock\"\n[profiles.default.command]\nargv = [\"/bin/true\"]",
+        ] {
+            let c = contextless_at(&profile(table), &var);
+            assert_eq!(c.status, Status::Warn, "{table}");
+            assert!(
+                c.summary.contains("another engine's (answers"),
+                "{table}: {}",
+                c.summary
+            );
+        }
+    }
 }

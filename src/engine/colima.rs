@@ -50,7 +50,7 @@ impl ColimaEngine {
     pub fn check(&self) -> Result<()> {
         if sys::which("colima").is_none() {
             return Err(Error::EngineMissing {
-                what: "colima".into(),
+                what: "colima not found on PATH".into(),
                 hint: "install it with `brew install colima` or nix (`nix profile install nixpkgs#colima`); under launchd, make sure its directory is in the agent's PATH (`dockhand service install` records it)".into(),
             });
         }
@@ -63,7 +63,7 @@ impl ColimaEngine {
         }
         if sys::which("limactl").is_none() {
             return Err(Error::EngineMissing {
-                what: "limactl (Lima, which Colima drives)".into(),
+                what: "limactl (Lima, which Colima drives) not found on PATH".into(),
                 hint: "install it with `brew install lima` or nix (it comes with nixpkgs#colima)"
                     .into(),
             });

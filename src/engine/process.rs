@@ -107,7 +107,7 @@ impl ProcessEngine {
                 _ => "install it, or fix argv in the profile's [command] table (the program is run directly, without a shell)".to_string(),
             };
             return Err(Error::EngineMissing {
-                what: format!("`{program}`"),
+                what: format!("`{program}` {}", sys::explain_program(program)),
                 hint,
             });
         }
@@ -224,7 +224,7 @@ impl ProcessEngine {
             crate::state::private_dir(dir, "socket directory")?;
         }
         let program = sys::which(&self.argv[0]).ok_or_else(|| Error::EngineMissing {
-            what: format!("`{}`", self.argv[0]),
+            what: format!("`{}` {}", self.argv[0], sys::explain_program(&self.argv[0])),
             hint: "it was there when dockhand started; reinstall it".into(),
         })?;
         let mut cmd = std::process::Command::new(&program);

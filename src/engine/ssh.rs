@@ -247,7 +247,7 @@ impl SshEngine {
     pub fn check(&self) -> Result<()> {
         if sys::which("ssh").is_none() {
             return Err(Error::EngineMissing {
-                what: "`ssh` (the OpenSSH client)".into(),
+                what: "`ssh` (the OpenSSH client) not found on PATH".into(),
                 hint: "install it (Debian/Ubuntu: `sudo apt install openssh-client`; macOS has it in /usr/bin), or put a wrapper named ssh on the service's PATH".into(),
             });
         }

@@ -82,7 +82,8 @@ pub fn run(p: &Profile, follow: bool, lines: usize, engine: bool) -> Result<u8> 
     out.flush().ok();
     if !any && !follow {
         eprintln!(
-            "dockhand: no log yet at {} (it appears once `dockhand run` or the service has started)",
+            "dockhand: no log yet at {} (it appears once `dockhand run` or the service has started; \
+             a run that stopped before it could log, such as for a missing engine, is shown by `dockhand status`)",
             logs.iter()
                 .map(|l| l.path.display().to_string())
                 .collect::<Vec<_>>()

@@ -45,8 +45,31 @@ fn wrong_type() {
         &[],
         &[
             "{file}:4:8: ",
-            "invalid type: string \"--debug\", expected a sequence",
+            "a list is written in brackets",
+            "write [\"--debug\"]",
         ],
+    );
+}
+
+#[test]
+fn a_bare_number_for_a_duration_says_to_add_the_unit() {
+    let env = Env::new();
+    refused(
+        &env,
+        "[profiles.default]\nprobe_interval = 30\n",
+        &[],
+        &["{file}:2:18: ", "needs a unit and quotes: write \"30s\""],
+    );
+}
+
+#[test]
+fn a_bad_profile_name_names_its_table_line() {
+    let env = Env::new();
+    refused(
+        &env,
+        "# mine\n\n[profiles.\"my box\"]\nengine = \"dockerd\"\n",
+        &[],
+        &["{file}:3:1: ", "profile name \"my box\" may only contain"],
     );
 }
 

@@ -39,6 +39,15 @@ fn down_keeps_it_stopped_then_up_and_restart_bring_it_back() {
     let (code, out, err) = env.output(&["up"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("✓ ready in"), "{out}");
+    // Even with no time to wait, a ready engine is reported ready, never
+    // with the supervisor's state missing (the deadline used to race the
+    // supervisor's first answer: 1 run in 40 said `"state": null`).
+    for _ in 0..40 {
+        let (code, out, err) = env.output(&["up", "--timeout", "0s", "--json"]);
+        let v = json(&out);
+        assert_eq!((code, &v["ok"]), (0, &Value::Bool(true)), "{out}{err}");
+        assert_eq!(v["state"]["phase"], "ready", "{out}");
+    }
 
     // down: stopped gracefully, and held stopped across probe intervals.
     let (code, out, err) = env.output(&["down"]);

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::Input;
 use crate::config::Config;
-use crate::config::file::Dur;
+use crate::config::file::{Dur, Strings};
 use crate::config::profile::ser_dur;
 use crate::config::resolve::{MAX_DURATION, valid_name};
 use crate::error::{Error, Result};
@@ -26,9 +26,9 @@ pub(in crate::config) struct RawColima {
     arch: Option<String>,
     runtime: Option<Spanned<String>>,
     #[serde(default)]
-    mounts: Vec<String>,
+    mounts: Strings,
     #[serde(default)]
-    args: Vec<String>,
+    args: Strings,
     create_timeout: Option<Spanned<Dur>>,
 }
 
@@ -163,8 +163,8 @@ impl Config {
             vm_type: c.and_then(|c| c.vm_type.as_ref().map(|v| v.get_ref().clone())),
             arch: c.and_then(|c| c.arch.clone()),
             runtime: "docker".into(),
-            mounts: c.map(|c| c.mounts.clone()).unwrap_or_default(),
-            args: c.map(|c| c.args.clone()).unwrap_or_default(),
+            mounts: c.map(|c| c.mounts.0.clone()).unwrap_or_default(),
+            args: c.map(|c| c.args.0.clone()).unwrap_or_default(),
             create_timeout: match c.and_then(|c| c.create_timeout.as_ref()) {
                 Some(d)
                     if d.get_ref().0 < Duration::from_secs(1) || d.get_ref().0 > MAX_DURATION =>

@@ -8,12 +8,13 @@ use toml::Spanned;
 
 use super::Input;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::config::file::Strings;
+use crate::error::Result;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(in crate::config) struct RawCommand {
-    argv: Spanned<Vec<String>>,
+    argv: Spanned<Strings>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -26,12 +27,14 @@ impl Config {
     pub(super) fn command(&self, i: &Input) -> Result<(Command, PathBuf)> {
         let (name, raw, env) = (i.name, i.raw, i.env);
         let Some(c) = raw.command.as_ref() else {
-            return Err(Error::Config(format!(
-                "{}: profile `{name}` has engine = \"command\" but no [profiles.{name}.command] table with argv = [\"program\", \"arg\", ...]",
-                self.source.path().display()
-            )));
+            return Err(self.err_profile(
+                name,
+                format!(
+                    "profile `{name}` has engine = \"command\" but no [profiles.{name}.command] table with argv = [\"program\", \"arg\", ...]"
+                ),
+            ));
         };
-        let argv = c.get_ref().argv.get_ref();
+        let argv = &c.get_ref().argv.get_ref().0;
         if argv.is_empty() || argv[0].is_empty() {
             return Err(self.err_at(
                 c.get_ref().argv.span(),
@@ -51,10 +54,12 @@ impl Config {
         let socket = match self.path(&raw.socket, "socket", env)? {
             Some(s) => s,
             None => {
-                return Err(Error::Config(format!(
-                    "{}: profile `{name}` has engine = \"command\" but no socket: set socket to the unix socket the command serves the Docker API on",
-                    self.source.path().display()
-                )));
+                return Err(self.err_profile(
+                    name,
+                    format!(
+                        "profile `{name}` has engine = \"command\" but no socket: set socket to the unix socket the command serves the Docker API on"
+                    ),
+                ));
             }
         };
         Ok((command, socket))

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::Input;
 use crate::config::Config;
+use crate::config::file::Strings;
 use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize)]
@@ -17,7 +18,7 @@ pub(in crate::config) struct RawDockerd {
     data_root: Option<Spanned<String>>,
     exec_root: Option<Spanned<String>>,
     #[serde(default)]
-    args: Vec<String>,
+    args: Strings,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +51,7 @@ impl Config {
             exec_root: self
                 .path(d.map_or(&None, |d| &d.exec_root), "exec_root", env)?
                 .unwrap_or_else(|| state_dir.join("exec")),
-            args: d.map(|d| d.args.clone()).unwrap_or_default(),
+            args: d.map(|d| d.args.0.clone()).unwrap_or_default(),
         };
         // dockerd's containerd listens under the exec root.
         let exec_root = &dockerd.exec_root;

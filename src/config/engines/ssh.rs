@@ -11,7 +11,7 @@ use super::Input;
 use crate::config::Config;
 use crate::config::file::Dur;
 use crate::config::profile::ser_dur;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,10 +71,12 @@ impl Config {
     /// `host`: required, and a destination ssh can't take for an option.
     fn ssh_host(&self, name: &str, t: Option<&RawSsh>) -> Result<String> {
         let Some(host) = t.and_then(|t| t.host.as_ref()) else {
-            return Err(Error::Config(format!(
-                "{}: profile `{name}` has engine = \"ssh\" but no host: add [profiles.{name}.ssh] with host = \"<ssh config alias or user@host>\"",
-                self.source.path().display()
-            )));
+            return Err(self.err_profile(
+                name,
+                format!(
+                    "profile `{name}` has engine = \"ssh\" but no host: add [profiles.{name}.ssh] with host = \"<ssh config alias or user@host>\""
+                ),
+            ));
         };
         if !host_ok(host.get_ref()) {
             return Err(self.err_at(
