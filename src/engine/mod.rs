@@ -263,9 +263,13 @@ impl Engine {
     }
 
     /// A client request cuts a wait short (between attempts, after a
-    /// failure): true where an attempt is cheap (an ssh connection).
+    /// failure): true where an attempt is cheap and may now succeed (an
+    /// ssh connection that failed on the network, which may be back).
     pub fn retry_on_request(&self) -> bool {
-        matches!(self, Engine::Ssh(_))
+        match self {
+            Engine::Ssh(e) => e.retry_on_request(),
+            _ => false,
+        }
     }
 
     /// How failed probes shortly after a resume from sleep are treated.

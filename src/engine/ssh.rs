@@ -139,6 +139,10 @@ pub struct Record {
     pub last_disconnect: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_disconnect_at: Option<String>,
+    /// The connected ssh: pid and start time (one process, never a
+    /// recycled pid), so that a reader can tell it still runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::state::engine_record::Record>,
 }
 
 const RECORD: &str = "ssh.json";
@@ -148,11 +152,21 @@ impl Record {
     /// host and socket.
     pub fn of(p: &Profile) -> Option<Record> {
         let ssh = p.ssh.as_ref()?;
-        Some(Record {
+        let mut rec = Record {
             host: ssh.host.clone(),
             remote_socket: ssh.remote_socket.clone(),
             ..Record::load(&p.state_dir).unwrap_or_default()
-        })
+        };
+        // Connected only while that ssh runs: a supervisor killed with it
+        // (its watcher stops ssh) leaves the record as it was.
+        let runs = rec
+            .process
+            .as_ref()
+            .is_some_and(|r| crate::state::engine_record::Record::of(r.pid).as_ref() == Some(r));
+        if !runs {
+            rec.connected_since = None;
+        }
+        Some(rec)
     }
 
     fn load(state_dir: &Path) -> Option<Record> {
@@ -245,6 +259,12 @@ impl SshEngine {
     }
 
     pub fn check(&self) -> Result<()> {
+        // The forward's socket opens the remote engine to whoever reaches
+        // it: in a private directory (created 0700 when missing), never
+        // one others can write, where they could swap or squat it.
+        if let Some(dir) = self.socket.parent() {
+            crate::state::private_dir(dir, "the directory of the ssh forward's socket")?;
+        }
         if sys::which("ssh").is_none() {
             return Err(Error::EngineMissing {
                 what: "`ssh` (the OpenSSH client) not found on PATH".into(),
@@ -295,13 +315,15 @@ impl SshEngine {
             }
             let ping = probe::ping(&self.socket, left.min(Duration::from_secs(2))).await;
             if ping == Ping::Ok {
-                self.connected();
+                self.connected(r.pid);
                 return Ok(());
             }
             // ssh refuses a channel only on a connection made to the
             // forward: before it listens there is nothing to read.
             let listens = !matches!(ping, Ping::NoSocket | Ping::Refused);
             if listens && let Some(why) = self.remote_down() {
+                // ssh is connected; what it forwards to is down.
+                self.connected(r.pid);
                 self.degraded = true;
                 return Err(why);
             }
@@ -382,6 +404,13 @@ impl SshEngine {
         }
     }
 
+    /// Whether a client request should bring the next attempt forward:
+    /// after a network failure (the network may be back; an attempt
+    /// costs a TCP connect), not after a full login that failed otherwise.
+    pub fn retry_on_request(&self) -> bool {
+        matches!(self.class(), None | Some(Class::Network(_)))
+    }
+
     /// A failure retrying can't fix (host key, authentication, ssh's
     /// configuration), with its fix: the profile is held `failed`.
     pub fn fatal(&self) -> Option<String> {
@@ -424,18 +453,20 @@ impl SshEngine {
         }
         let (host, sock) = (&self.ssh.host, &self.ssh.remote_socket);
         Some(format!(
-            "remote engine down at {host}:{sock} (the ssh connection is up; the server could not connect it to the socket: no engine listens there, or the server forbids socket forwarding: AllowStreamLocalForwarding no / DisableForwarding yes in its sshd_config, or restrict / no-port-forwarding in authorized_keys)"
+            "remote engine down at {host}:{sock} (the ssh connection is up; the server could not connect it to the socket: no engine listens there, or the server forbids socket forwarding: AllowStreamLocalForwarding no / DisableForwarding yes in its sshd_config, or restrict / no-port-forwarding in authorized_keys; a server setting applies to new logins: `dockhand restart` after changing it)"
         ))
     }
 
-    fn connected(&mut self) {
+    fn connected(&mut self, pid: Option<i32>) {
         self.degraded = false;
         self.record.connected_since = Some(crate::state::now_rfc3339());
+        self.record.process = pid.and_then(crate::state::engine_record::Record::of);
         self.record.save(&self.state_dir);
     }
 
     fn disconnected(&mut self, why: &str) {
         self.record.connected_since = None;
+        self.record.process = None;
         self.record.last_disconnect = Some(crate::state::bounded(why));
         self.record.last_disconnect_at = Some(crate::state::now_rfc3339());
         self.record.save(&self.state_dir);
@@ -489,6 +520,42 @@ pub fn status_lines(p: &Profile) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `status` says connected only while the ssh that connected runs:
+    /// the record names it by pid and start time.
+    #[test]
+    fn connected_only_while_the_recorded_ssh_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[profiles.d]\nengine = \"ssh\"\nstate_dir = {:?}\n[profiles.d.ssh]\nhost = \"h\"\n",
+            dir.path().display().to_string()
+        );
+        let env = crate::config::Env::bare("/home/u".into());
+        let source = crate::config::Source::Explicit("/home/u/c.toml".into());
+        let p = crate::config::Config::parse(source, env, text)
+            .unwrap()
+            .profile("d")
+            .unwrap();
+        let me = crate::state::engine_record::Record::of(std::process::id() as i32).unwrap();
+        let save = |process| {
+            Record {
+                connected_since: Some("2026-12-06T00:00:00Z".into()),
+                process,
+                ..Record::default()
+            }
+            .save(dir.path())
+        };
+        save(Some(me.clone()));
+        assert!(Record::of(&p).unwrap().connected_since.is_some());
+        let recycled = crate::state::engine_record::Record {
+            start: me.start + 1,
+            ..me
+        };
+        save(Some(recycled));
+        assert_eq!(Record::of(&p).unwrap().connected_since, None);
+        save(None);
+        assert_eq!(Record::of(&p).unwrap().connected_since, None);
+    }
 
     #[test]
     fn openssh_messages_are_sorted() {

@@ -357,8 +357,10 @@ impl Conn {
         }
         // A remote engine's forward reconnecting: the CLI's first
         // questions get the remote engine's last answers (so it negotiates
-        // that engine's API version), the rest wait for the forward.
-        if remote && st.held.is_none() {
+        // that engine's API version), the rest wait for the forward. Not
+        // while the forward is up and the remote engine down: nothing is
+        // reconnecting, and `/_ping` must say so.
+        if remote && st.held.is_none() && !st.serving_down {
             let key = super::cache::key(path);
             if let Some(b) = key.and_then(|k| self.shared.cache.answer(k, head.method == "HEAD")) {
                 return Some(Local::Bytes(b));
@@ -388,7 +390,7 @@ impl Conn {
     }
 
     /// While the engine is held: a passive request's (not the docker
-    /// CLI's) recorded or cached answer; any for a stopped or failed one.
+    /// CLI's) recorded or cached answer; any for one stopped by `down`.
     fn held_answer(
         &self,
         head: &Head,
@@ -399,8 +401,11 @@ impl Conn {
         let cli = head
             .header("user-agent")
             .is_some_and(|v| v.starts_with(b"Docker-Client/"));
+        // A failed profile answers nothing for the engine: `/_ping` too
+        // says it failed (tools use it as "is docker up").
         let answer_here = match held {
-            Some(Held::Down | Held::Failed) => true,
+            Some(Held::Down) => true,
+            Some(Held::Failed) => false,
             Some(Held::Idle | Held::OnDemand) => passive && !cli,
             None => false,
         };

@@ -60,6 +60,11 @@ pub struct State {
     /// counted against the engine, shown by `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockhand_trouble: Option<String>,
+    /// `unhealthy` because what the engine serves is down while its
+    /// process runs (ssh connected, the remote engine down): no reconnect
+    /// is under way, so nothing is answered for the engine meanwhile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serving_down: bool,
 }
 
 impl State {
@@ -79,6 +84,7 @@ impl State {
             held: None,
             awake: None,
             dockhand_trouble: None,
+            serving_down: false,
         }
     }
 }

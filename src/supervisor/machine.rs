@@ -41,6 +41,10 @@ impl Backoff {
 
 /// How long an engine must stay ready before the backoff resets.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// The least time from a failed attempt (or probe) to the next one that a
+/// request brings forward: a client or `up` asking in a loop makes at most
+/// one attempt a second, never a storm against the server.
+pub(super) const REQUEST_RETRY_GAP: Duration = Duration::from_secs(1);
 
 /// Why the ready phase ended.
 pub(super) enum Exit {
@@ -113,6 +117,9 @@ impl Supervisor {
         let changed = self.st.phase != phase || self.st.engine_pid != pid;
         self.st.phase = phase;
         self.st.engine_pid = pid;
+        if phase != Phase::Unhealthy {
+            self.st.serving_down = false;
+        }
         if changed {
             self.st.since = state::now_rfc3339();
         }
@@ -359,7 +366,8 @@ impl Supervisor {
         if d.is_zero() || self.stopping() {
             return !self.stopping();
         }
-        let end = Instant::now() + d;
+        let began = Instant::now();
+        let mut end = began + d;
         let mut shutdown = self.shutdown.clone();
         loop {
             let req = tokio::select! {
@@ -367,12 +375,15 @@ impl Supervisor {
                 _ = shutdown.wait_for(|v| *v) => return false,
                 req = Self::request(&mut self.cmds) => req,
             };
-            // A start waits for the next attempt (or makes it now, where
+            // A start waits for the next attempt (or brings it forward,
+            // to at most REQUEST_RETRY_GAP after the failure, where
             // attempts are cheap); a stop or restart ends the wait (the
             // loop then holds, or starts at once).
             match self.take(req) {
                 Act::Hold | Act::Restart => return true,
-                Act::Start if self.engine.retry_on_request() => return true,
+                Act::Start if self.engine.retry_on_request() => {
+                    end = end.min(began + REQUEST_RETRY_GAP);
+                }
                 Act::Start | Act::Nothing => {}
             }
         }

@@ -263,23 +263,27 @@ impl Supervisor {
 impl Supervisor {
     /// The engine's process runs but what it serves is down (the ssh
     /// engine's remote engine): `unhealthy` with `why`, the process kept,
-    /// probed at the backoff's pace (at once on a start request) until it
+    /// probed at the backoff's pace (soon on a start request) until it
     /// answers (Ok) or something else ends it.
     pub(super) async fn degraded(&mut self, r: &mut Running, mut why: String) -> Result<(), Exit> {
+        self.st.serving_down = true;
         self.set(Phase::Unhealthy, r.pid, &why);
         self.waiters.resolve(Err(why.clone()));
         let mut backoff = super::Backoff::new(self.p.restart_backoff_max);
         backoff.next_delay();
         let mut shutdown = self.shutdown.clone();
         loop {
-            let end = Instant::now() + backoff.next_delay();
+            let probed = Instant::now();
+            let mut end = probed + backoff.next_delay();
             loop {
                 tokio::select! {
                     exit = r.exited() => return Err(Exit::Restart(format!("engine {exit}"))),
                     _ = shutdown.wait_for(|v| *v) => return Err(Exit::Shutdown),
                     _ = tokio::time::sleep_until(end) => break,
                     req = Self::request(&mut self.cmds) => match self.take(req) {
-                        Act::Start => break,
+                        // Probed again soon, not at once: at most one
+                        // probe a REQUEST_RETRY_GAP for clients in a loop.
+                        Act::Start => end = end.min(probed + super::machine::REQUEST_RETRY_GAP),
                         Act::Hold => return Err(Exit::Hold),
                         Act::Restart => return Err(Exit::Requested),
                         Act::Nothing => {}

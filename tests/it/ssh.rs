@@ -266,6 +266,117 @@ fn remote_engine_down_is_named_without_a_reconnect_storm() {
     assert_eq!(rig.logins(), logins);
 }
 
+/// A client asking in a loop (`up` re-asks after each failure, scripts
+/// poll) makes at most one attempt a second: with the remote engine down,
+/// one channel open a second on the kept ssh; with sshd down, one connect
+/// a second. While the remote engine is down nothing answers for it
+/// (`/_ping` says it is down), and `status` says ssh is connected.
+#[test]
+fn clients_in_a_loop_make_no_storm_and_nothing_is_answered_for_a_down_engine() {
+    require_sshd!();
+    let (mut env, mut rig) = rig("restart_backoff_max = \"30s\"");
+    env.run();
+    env.wait_ready();
+    rig.stop_remote();
+    let v = env.wait_until("remote engine down", Duration::from_secs(15), |v| {
+        v["serving_down"] == true
+    });
+    assert_eq!(v["phase"], "unhealthy", "{v:#}");
+    let ping = get(&env.socket(), "/_ping");
+    assert!(ping.starts_with("HTTP/1.1 503"), "{ping}");
+    assert!(ping.contains("remote engine down at devbox:"), "{ping}");
+    let (_, v) = env.status();
+    assert!(v["ssh"]["connected_since"].is_string(), "{v:#}");
+    let refusals = |rig: &Rig| {
+        rig.log().matches("refused streamlocal").count() + rig.log().matches("connect to ").count()
+    };
+    let before = refusals(&rig);
+    let t = Instant::now();
+    let (code, out, err) = env.output(&["up", "--timeout", "4s"]);
+    let took = t.elapsed().as_secs() + 1;
+    assert_ne!(code, 0, "{out}{err}");
+    let opened = refusals(&rig) - before;
+    assert!(
+        opened as u64 <= took + 1,
+        "{opened} channels refused in {took} s of `up`:\n{}",
+        rig.log()
+    );
+    rig.start_remote();
+    let (ok, out) = through(&env, &["ps"]);
+    assert!(ok, "{out}\n{}", env.log());
+    let (_, v) = env.status();
+    assert!(v["ssh"]["connected_since"].is_string(), "{v:#}");
+    assert!(v.get("serving_down").is_none(), "{v:#}");
+
+    rig.stop_sshd();
+    env.wait_until("sshd refused", Duration::from_secs(30), |v| {
+        v["phase"] == "failed"
+            && v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Connection refused"))
+    });
+    let attempts = || {
+        std::fs::read_to_string(env.state.join("engine.log"))
+            .unwrap_or_default()
+            .matches("Connection refused")
+            .count()
+    };
+    let before = attempts();
+    let t = Instant::now();
+    let (code, out, err) = env.output(&["up", "--timeout", "4s"]);
+    let took = t.elapsed().as_secs() + 1;
+    assert_ne!(code, 0, "{out}{err}");
+    let made = attempts() - before;
+    assert!(
+        made as u64 <= took + 1,
+        "{made} connects in {took} s of `up`:\n{}",
+        env.log()
+    );
+}
+
+/// The forward's local socket where the user puts it: its directory is
+/// created 0700 when missing; one others can write is refused (exit 6),
+/// as for `listen`: anyone there could swap the remote engine's door.
+#[test]
+fn the_forward_socket_lives_in_a_private_directory() {
+    require_sshd!();
+    let env = Env::new();
+    let mut rig = Rig::new(&env.root);
+    let open = env.root.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let sock = format!("socket = {:?}", open.join("f.sock").display().to_string());
+    config(&env, &rig, &sock);
+    // Refused before any attempt (a `run` that retried would not end).
+    let mut run = env
+        .cmd(&["run"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut code = None;
+    harness::eventually("run to refuse", Duration::from_secs(10), || {
+        code = run.try_wait().unwrap().and_then(|s| s.code());
+        code.is_some()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("writable by others"), "{err}");
+    assert!(!open.join("f.sock").exists());
+
+    let mut env = env;
+    rig.start_sshd("");
+    rig.start_remote();
+    let fresh = env.root.join("new/sub");
+    let sock = format!("socket = {:?}", fresh.join("f.sock").display().to_string());
+    config(&env, &rig, &sock);
+    env.run();
+    env.wait_ready();
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("f.sock")), 0o600);
+    assert!(through(&env, &["ps"]).0);
+}
+
 /// sshd down: retried with backoff; when it is back, a client request
 /// makes the next attempt at once and succeeds within 3 s.
 #[test]
@@ -327,6 +438,10 @@ fn host_key_and_login_failures_are_fatal_with_the_fix() {
     assert!(e.contains("run `ssh devbox` once"), "{e}");
     let (ok, out) = through(&env, &["ps"]);
     assert!(!ok && out.contains("run `ssh devbox` once"), "{out}");
+    // Nothing answers for the engine of a failed profile, /_ping neither.
+    let ping = get(&env.socket(), "/_ping");
+    assert!(ping.starts_with("HTTP/1.1 503"), "{ping}");
+    assert!(ping.contains("host key"), "{ping}");
     let connections = rig.connections();
     assert_eq!(connections, before + 1, "{}", rig.log());
 
