@@ -61,13 +61,14 @@ pub fn parse_inspect(json: &str) -> Option<Existing> {
     })
 }
 
-/// What to do, given the context of that name (if any) and the host it
-/// should point at.
-pub fn plan(existing: Option<&Existing>, want: &str) -> Plan {
+/// What to do, given the context of that name (if any), the host it
+/// should point at and the description it should have (one of ours that
+/// says something else, such as an earlier profile's, is updated).
+pub fn plan(existing: Option<&Existing>, want: &str, described: &str) -> Plan {
     match existing {
         None => Plan::Create,
         Some(e) if !is_ours(&e.description) => Plan::Foreign(e.host.clone()),
-        Some(e) if e.host.trim() == want => Plan::Nothing,
+        Some(e) if e.host.trim() == want && e.description == described => Plan::Nothing,
         Some(_) => Plan::Update,
     }
 }
@@ -80,13 +81,28 @@ pub fn foreign_message(name: &str, host: &str, want: &str, p: &Profile) -> Strin
     )
 }
 
-/// The context's description: what `docker context ls` shows.
-fn description(p: &Profile) -> String {
-    if p.listen.is_some() {
-        format!("dockhand profile {} (engine started on demand)", p.name)
-    } else {
-        format!("dockhand profile {}", p.name)
+/// The context's description: what `docker context ls` shows, after the
+/// mark `is_ours` looks for. Says what the profile does: "dockhand
+/// profile work (dockerd, kept running)", "dockhand profile devbox (ssh to
+/// devbox, connected on demand, closed after 15m idle)".
+pub fn description(p: &Profile) -> String {
+    if p.listen.is_none() {
+        return format!("dockhand profile {}", p.name);
     }
+    let (what, start, keep) = match &p.ssh {
+        Some(s) => (format!("ssh to {}", s.host), "connected", "kept connected"),
+        None => (p.engine.as_str().to_string(), "started", "kept running"),
+    };
+    let when = match (p.on_demand, p.idle_stop) {
+        (_, Some(idle)) => format!(
+            "{start} on demand, {} after {} idle",
+            if p.ssh.is_some() { "closed" } else { "stopped" },
+            humantime::format_duration(idle)
+        ),
+        (true, None) => format!("{start} on demand"),
+        (false, _) => keep.to_string(),
+    };
+    format!("dockhand profile {} ({what}, {when})", p.name)
 }
 
 /// The docker CLI arguments that carry out `plan`: context `name`
@@ -130,7 +146,7 @@ pub fn write_with<E>(
 ) -> std::result::Result<Plan, E> {
     let o = docker(&inspect_args(name))?;
     let existing = o.ok.then(|| parse_inspect(&o.stdout)).flatten();
-    let plan = plan(existing.as_ref(), host);
+    let plan = plan(existing.as_ref(), host, &description(p));
     if let Some(a) = args(&plan, name, p, host) {
         let o = docker(&a)?;
         if !o.ok {
@@ -163,7 +179,7 @@ pub async fn ensure(p: &Profile) -> Result<String, String> {
         .success()
         .then(|| parse_inspect(&o.stdout))
         .flatten();
-    let plan = plan(existing.as_ref(), &want);
+    let plan = plan(existing.as_ref(), &want, &description(p));
     if let Plan::Foreign(h) = &plan {
         return Err(foreign_message(&name, h, &want, p));
     }
@@ -203,7 +219,10 @@ pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
         )));
     };
     if env {
-        println!("export DOCKER_HOST={}", shell_quote(&host(listen)));
+        println!(
+            "export DOCKER_HOST={}",
+            crate::ui::shell_quote(&host(listen))
+        );
         return Ok(0);
     }
     let name = name(&p.name);
@@ -251,17 +270,6 @@ pub fn run(p: &Profile, use_it: bool, env: bool) -> Result<u8> {
     Ok(0)
 }
 
-/// Single quotes for a POSIX shell, when needed.
-fn shell_quote(s: &str) -> String {
-    if s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-:+@%".contains(&b))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,16 +283,21 @@ mod tests {
             host: host.into(),
             description: description.into(),
         };
-        let ours = "dockhand profile default";
-        assert_eq!(plan(None, want), Plan::Create);
-        assert_eq!(plan(Some(&ctx(want, ours)), want), Plan::Nothing);
-        assert_eq!(plan(Some(&ctx("unix:///other", ours)), want), Plan::Update);
+        let ours = "dockhand profile default (dockerd, kept running)";
+        assert_eq!(plan(None, want, ours), Plan::Create);
+        assert_eq!(plan(Some(&ctx(want, ours)), want, ours), Plan::Nothing);
+        assert_eq!(
+            plan(Some(&ctx("unix:///other", ours)), want, ours),
+            Plan::Update
+        );
+        // One of ours that says something else (an earlier text, the
+        // profile changed) is brought up to date.
         let old = "dockhand profile default (engine started on demand)";
-        assert_eq!(plan(Some(&ctx("unix:///other", old)), want), Plan::Update);
+        assert_eq!(plan(Some(&ctx(want, old)), want, ours), Plan::Update);
         // Issue 17: a user's own context of that name is never rewritten.
         for d in ["", "my remote engine"] {
             assert_eq!(
-                plan(Some(&ctx("tcp://10.0.0.5:2375", d)), want),
+                plan(Some(&ctx("tcp://10.0.0.5:2375", d)), want, ours),
                 Plan::Foreign("tcp://10.0.0.5:2375".into())
             );
         }
@@ -306,17 +319,17 @@ mod tests {
         assert_eq!(parse_inspect("[]"), None);
     }
 
-    #[test]
-    fn quoting_for_the_shell() {
-        assert_eq!(shell_quote("unix:///a/b.sock"), "unix:///a/b.sock");
-        assert_eq!(shell_quote("unix:///a b/it's"), "'unix:///a b/it'\\''s'");
+    fn profile(listen: bool) -> Profile {
+        profile_with(if listen {
+            "listen = \"/s/l.sock\"\n"
+        } else {
+            ""
+        })
     }
 
-    fn profile(listen: bool) -> Profile {
+    fn profile_with(keys: &str) -> Profile {
         let mut text = "[profiles.default]\nsocket = \"/s/e.sock\"\n".to_string();
-        if listen {
-            text.push_str("listen = \"/s/l.sock\"\n");
-        }
+        text.push_str(keys);
         text.push_str("[profiles.default.command]\nargv = [\"/bin/true\"]\n");
         let env = crate::config::Env::bare("/home/u".into());
         let source = crate::config::Source::Explicit("/home/u/c.toml".into());
@@ -362,12 +375,12 @@ mod tests {
             calls,
             [
                 "context inspect dockhand",
-                "context create dockhand --description dockhand profile default (engine started on demand) --docker host=unix:///s/l.sock"
+                "context create dockhand --description dockhand profile default (command, kept running) --docker host=unix:///s/l.sock"
             ]
         );
         let ours = |host: &str| {
             format!(
-                r#"[{{"Metadata":{{"Description":"dockhand profile default"}},"Endpoints":{{"docker":{{"Host":"{host}"}}}}}}]"#
+                r#"[{{"Metadata":{{"Description":"dockhand profile default (command, kept running)"}},"Endpoints":{{"docker":{{"Host":"{host}"}}}}}}]"#
             )
         };
         let (r, calls) = write(&p, Some(&ours("unix:///s/l.sock")), true);
@@ -386,5 +399,33 @@ mod tests {
             (r, calls.len()),
             (Ok(Plan::Foreign("tcp://h:2375".into())), 1)
         );
+    }
+
+    #[test]
+    fn the_description_says_what_the_profile_does() {
+        let d = |keys: &str| description(&profile_with(keys));
+        let l = "listen = \"/s/l.sock\"\n";
+        assert_eq!(d(l), "dockhand profile default (command, kept running)");
+        assert_eq!(
+            d(&format!("{l}on_demand = true\n")),
+            "dockhand profile default (command, started on demand)"
+        );
+        assert_eq!(
+            d(&format!("{l}on_demand = true\nidle_stop = \"15m\"\n")),
+            "dockhand profile default (command, started on demand, stopped after 15m idle)"
+        );
+        assert_eq!(d(""), "dockhand profile default");
+        let text =
+            "[profiles.default]\nengine = \"ssh\"\n[profiles.default.ssh]\nhost = \"devbox\"\n";
+        let env = crate::config::Env::bare("/home/u".into());
+        let source = crate::config::Source::Explicit("/home/u/c.toml".into());
+        let cfg = crate::config::Config::parse(source, env, text.into()).unwrap();
+        assert_eq!(
+            description(&cfg.profile("default").unwrap()),
+            "dockhand profile default (ssh to devbox, kept connected)"
+        );
+        for keys in ["", l] {
+            assert!(is_ours(&d(keys)));
+        }
     }
 }

@@ -26,6 +26,19 @@ pub fn paint(text: &str, code: u8, on: bool) -> String {
     }
 }
 
+/// `s` as one word for a POSIX shell: as is when it is plain, else in
+/// single quotes. For commands shown to a person, never run.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:+@%".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// A stable JSON document on stdout (pretty, one trailing newline).
 pub fn print_json<T: serde::Serialize>(value: &T) {
     println!(
@@ -40,5 +53,13 @@ mod tests {
     fn paint_only_when_on() {
         assert_eq!(super::paint("ok", 32, false), "ok");
         assert_eq!(super::paint("ok", 32, true), "\x1b[32mok\x1b[0m");
+    }
+
+    #[test]
+    fn quoting_for_the_shell() {
+        use super::shell_quote;
+        assert_eq!(shell_quote("unix:///a/b.sock"), "unix:///a/b.sock");
+        assert_eq!(shell_quote("unix:///a b/it's"), "'unix:///a b/it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

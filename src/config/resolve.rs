@@ -37,7 +37,9 @@ impl Config {
             state_dir: &state_dir,
         };
         let (spec, socket) = self.engine_spec(engine, &input)?;
-        self.socket_fits(&socket, "socket", raw.socket.as_ref().map(Spanned::span))?;
+        let span = raw.socket.as_ref().map(Spanned::span);
+        let span = key_or_state_dir(span, raw, &socket, &state_dir);
+        self.socket_fits(&socket, "socket", span)?;
         let kind = spec.defaults(&state_dir);
         if let (Some(d), None) = (kind.restart_backoff_max, &raw.restart_backoff_max) {
             t.restart_backoff_max = d;
@@ -218,6 +220,23 @@ impl Config {
     }
 }
 
+/// The span of a path key; when it was left out and its default lies
+/// under `state_dir`, `state_dir`'s (the default comes from there): an
+/// error about the path then names the line the user wrote.
+pub(super) fn key_or_state_dir(
+    key: Option<std::ops::Range<usize>>,
+    raw: &RawProfile,
+    path: &Path,
+    state_dir: &Path,
+) -> Option<std::ops::Range<usize>> {
+    key.or_else(|| {
+        raw.state_dir
+            .as_ref()
+            .filter(|_| path.starts_with(state_dir))
+            .map(Spanned::span)
+    })
+}
+
 /// The timing keys, resolved.
 struct Timings {
     probe_interval: Duration,
@@ -301,6 +320,11 @@ mod tests {
         // The default socket under a long state_dir, and containerd's.
         let m = err(&format!("[profiles.default]\nstate_dir = \"{long}\"\n"));
         assert!(m.contains("longer than a unix socket path"), "{m}");
+        // containerd's socket under the default exec_root, under state_dir:
+        // the error names the state_dir line.
+        let dir = format!("/{}", "x".repeat(69));
+        let m = err(&format!("[profiles.default]\nstate_dir = \"{dir}\"\n"));
+        assert!(m.starts_with("/c.toml:2:13: containerd's socket"), "{m}");
     }
 
     #[test]

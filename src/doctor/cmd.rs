@@ -45,18 +45,48 @@ pub fn run_or_why(
     r
 }
 
+/// The child is killed when doctor dies (Linux: PR_SET_PDEATHSIG), so a
+/// doctor ended by a signal (which skips its cleanup) leaves no ssh
+/// behind. The parent is checked after the prctl: one that died before
+/// it was set makes the child exit at once. macOS has no such thing:
+/// there each child's life is bounded by doctor's deadline for it, which
+/// a killed doctor no longer enforces.
+pub fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = rustix::process::getpid();
+        // SAFETY: between fork and exec the closure only makes two
+        // syscalls (async-signal-safe) and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                use rustix::process::{Signal, getppid, set_parent_process_death_signal};
+                set_parent_process_death_signal(Some(Signal::KILL))?;
+                if getppid() != Some(parent) {
+                    return Err(rustix::io::Errno::SRCH.into());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
 fn run_once(
     program: &Path,
     args: &[&str],
     env: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<Out, String> {
-    let mut child = Command::new(program)
-        .args(args)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("could not be started: {e}"))?;
     // Readers report through channels: a grandchild that keeps a pipe open

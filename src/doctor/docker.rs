@@ -238,7 +238,7 @@ fn switch_context(p: &Profile, sock: &Path, want: String, now: String) -> Check 
 /// did not make it.
 fn foreign_context(p: &Profile, name: &str, want: &str) -> Option<String> {
     let e = existing_context(name)?;
-    let crate::context::Plan::Foreign(h) = crate::context::plan(Some(&e), want) else {
+    let crate::context::Plan::Foreign(h) = crate::context::plan(Some(&e), want, "") else {
         return None;
     };
     Some(crate::context::foreign_message(name, &h, want, p))

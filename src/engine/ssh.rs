@@ -31,8 +31,17 @@ use crate::sys;
 /// What ssh said, sorted by what dockhand does about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Class {
-    /// The host key is unknown or changed: the user must check it.
+    /// The host key is unknown: the user must check and accept it.
     HostKey(String),
+    /// The host key differs from the one known for the host: the user
+    /// must find out why before replacing it. What OpenSSH printed with
+    /// it, when it did: the new key's fingerprint and its "remove with"
+    /// command (`ssh-keygen -f <known_hosts> -R <host>`).
+    HostKeyChanged {
+        line: String,
+        fingerprint: Option<String>,
+        remove: Option<String>,
+    },
     /// No key the server accepts (BatchMode: nothing is asked).
     Auth(String),
     /// ssh rejects its own configuration or arguments.
@@ -59,10 +68,15 @@ pub enum Class {
 pub fn classify_line(line: &str) -> Option<Class> {
     let l = line.trim().to_string();
     let has = |s: &str| line.contains(s);
+    if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("Host key for") && has("has changed") {
+        return Some(Class::HostKeyChanged {
+            line: l,
+            fingerprint: None,
+            remove: None,
+        });
+    }
     if has("Host key verification failed")
-        || has("REMOTE HOST IDENTIFICATION HAS CHANGED")
         || (has("host key is known for") && has("strict checking"))
-        || has("Host key for") && has("has changed")
     {
         return Some(Class::HostKey(l));
     }
@@ -103,10 +117,22 @@ pub fn classify_line(line: &str) -> Option<Class> {
     None
 }
 
-/// The class of a run's stderr: a fatal class anywhere wins, then the
-/// last recognised line, else the last line.
+/// The class of a run's stderr: a changed host key anywhere wins (ssh
+/// ends it with "Host key verification failed." too), then another fatal
+/// class, then the last recognised line, else the last line.
 pub fn classify(text: &str) -> Option<Class> {
     let classes: Vec<Class> = text.lines().filter_map(classify_line).collect();
+    // The last line: "Host key for <host> has changed ...", after the banner.
+    if let Some(Class::HostKeyChanged { line, .. }) = classes
+        .iter()
+        .rfind(|c| matches!(c, Class::HostKeyChanged { .. }))
+    {
+        return Some(Class::HostKeyChanged {
+            line: line.clone(),
+            fingerprint: after(text, |l| l.starts_with("The fingerprint for the")),
+            remove: after(text, |l| l == "remove with:").filter(|c| c.starts_with("ssh-keygen ")),
+        });
+    }
     let fatal = classes
         .iter()
         .find(|c| matches!(c, Class::HostKey(_) | Class::Auth(_) | Class::Config(_)));
@@ -125,6 +151,46 @@ pub fn classify(text: &str) -> Option<Class> {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(|l| Class::Other(l.to_string()))
+}
+
+/// The line after the first one `is` picks (trimmed): what OpenSSH prints
+/// on a line of its own after a changed host key (sshconnect.c
+/// `warn_changed_key`: "The fingerprint for the %s key sent by the remote
+/// host is" then the fingerprint; `check_host_key`: "  remove with:" then
+/// "  ssh-keygen -f \"%s\" -R \"%s\"").
+fn after(text: &str, is: impl Fn(&str) -> bool) -> Option<String> {
+    let mut lines = text.lines().map(str::trim);
+    lines.find(|l| is(l))?;
+    lines
+        .next()
+        .filter(|l| !l.is_empty() && !l.chars().any(char::is_control))
+        .map(String::from)
+}
+
+/// The command that logs in to the profile's host as dockhand's ssh does
+/// (with its `-F config_file`), for a person to run once in a terminal:
+/// `ssh devbox`, `ssh -F '/my conf/ssh' devbox`. Shell-quoted, for display.
+pub fn login_command(s: &Ssh) -> String {
+    let mut words = vec!["ssh".to_string()];
+    if let Some(f) = &s.config_file {
+        words.push("-F".into());
+        words.push(crate::ui::shell_quote(&f.to_string_lossy()));
+    }
+    words.push(crate::ui::shell_quote(&s.host));
+    words.join(" ")
+}
+
+/// What to do about a changed host key (`Class::HostKeyChanged`'s
+/// `fingerprint` and `remove`).
+pub fn changed_key_fix(s: &Ssh, fingerprint: Option<&str>, remove: Option<&str>) -> String {
+    let fallback = format!("ssh-keygen -R {}", crate::ui::shell_quote(&s.host));
+    let remove = remove.unwrap_or(&fallback);
+    format!(
+        "a reinstalled server, or someone intercepting the connection: verify the new key{} with {}'s admin; only if it is right, remove the old one (`{remove}`) and run `{}` once in a terminal to accept the new one",
+        fingerprint.map(|f| format!(" ({f})")).unwrap_or_default(),
+        s.host,
+        login_command(s)
+    )
 }
 
 /// What `status` shows, kept in `<state_dir>/ssh.json`.
@@ -420,12 +486,25 @@ impl SshEngine {
     fn fatal_message(&self, c: &Class) -> Option<String> {
         let (host, p) = (&self.ssh.host, &self.profile);
         let then = format!("then run `dockhand up --profile {p}`");
+        let login = login_command(&self.ssh);
         Some(match c {
             Class::HostKey(l) => format!(
-                "ssh to {host} failed its host key check ({l:?}): run `ssh {host}` once in a terminal to check and accept the host key (dockhand never accepts one itself), {then}"
+                "ssh to {host} failed its host key check ({l:?}): run `{login}` once in a terminal to check and accept the host key (dockhand never accepts one itself), {then}"
+            ),
+            Class::HostKeyChanged {
+                line,
+                fingerprint,
+                remove,
+            } => format!(
+                "ssh to {host}: the host key has CHANGED ({line:?}): {}, {then}",
+                changed_key_fix(&self.ssh, fingerprint.as_deref(), remove.as_deref())
             ),
             Class::Auth(l) => format!(
-                "ssh could not log in to {host} ({l:?}): load your key into the agent (`ssh-add`) and make sure dockhand's service sees SSH_AUTH_SOCK (README, \"The ssh engine\"), or set IdentityFile for {host} in ~/.ssh/config; dockhand never asks for a password or passphrase; {then}"
+                "ssh could not log in to {host} ({l:?}): load your key into the agent (`ssh-add`) and make sure dockhand's service sees SSH_AUTH_SOCK (README, \"The ssh engine\"), or set IdentityFile for {host} in {}; `{login}` in a terminal tries it; dockhand never asks for a password or passphrase; {then}",
+                self.ssh
+                    .config_file
+                    .as_ref()
+                    .map_or("~/.ssh/config".into(), |f| f.display().to_string())
             ),
             Class::Config(l) => format!(
                 "ssh refused its configuration ({l:?}): fix ~/.ssh/config{}, {then}",
@@ -602,6 +681,70 @@ mod tests {
         ));
         assert_eq!(c("weird\n\n"), Some(Class::Other("weird".into())));
         assert_eq!(c(""), None);
+    }
+
+    /// OpenSSH 9.2's words for a known host whose key changed.
+    const CHANGED: &str = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\nIT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\nSomeone could be eavesdropping on you right now (man-in-the-middle attack)!\nIt is also possible that a host key has just been changed.\nThe fingerprint for the ED25519 key sent by the remote host is\nSHA256:T0Dmib+KVuttZZ+HbuIsCdZDS4/1S1blp6II02PQNSk.\nPlease contact your system administrator.\nAdd correct host key in /tmp/k/known_hosts to get rid of this message.\nOffending ED25519 key in /tmp/k/known_hosts:1\n  remove with:\n  ssh-keygen -f \"/tmp/k/known_hosts\" -R \"[127.0.0.1]:2222\"\nHost key for [127.0.0.1]:2222 has changed and you have requested strict checking.\nHost key verification failed.\n";
+
+    /// An engine for `[profiles.default.ssh]` holding `table`.
+    fn engine(table: &str) -> SshEngine {
+        let text = format!("[profiles.default]\nengine = \"ssh\"\n[profiles.default.ssh]\n{table}");
+        let env = crate::config::Env::bare("/home/u".into());
+        let source = crate::config::Source::Explicit("/home/u/c.toml".into());
+        let cfg = crate::config::Config::parse(source, env, text).unwrap();
+        SshEngine::new(&cfg.profile("default").unwrap())
+    }
+
+    #[test]
+    fn a_changed_host_key_is_told_from_an_unknown_one() {
+        let c = classify(CHANGED).unwrap();
+        assert_eq!(
+            c,
+            Class::HostKeyChanged {
+                line: "Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.".into(),
+                fingerprint: Some("SHA256:T0Dmib+KVuttZZ+HbuIsCdZDS4/1S1blp6II02PQNSk.".into()),
+                remove: Some("ssh-keygen -f \"/tmp/k/known_hosts\" -R \"[127.0.0.1]:2222\"".into()),
+            }
+        );
+        let m = engine("host = \"devbox\"\n").fatal_message(&c).unwrap();
+        for want in [
+            "host key has CHANGED",
+            "verify the new key (SHA256:T0Dmib",
+            "`ssh-keygen -f \"/tmp/k/known_hosts\" -R \"[127.0.0.1]:2222\"`",
+            "run `ssh devbox` once",
+        ] {
+            assert!(m.contains(want), "{want:?} not in {m}");
+        }
+        assert!(!m.contains("check and accept the host key"), "{m}");
+        // Without OpenSSH's own command: ssh-keygen -R <host>.
+        let bare = "Host key for devbox has changed and you have requested strict checking.\nHost key verification failed.\n";
+        let m = engine("host = \"devbox\"\n")
+            .fatal_message(&classify(bare).unwrap())
+            .unwrap();
+        assert!(m.contains("`ssh-keygen -R devbox`"), "{m}");
+    }
+
+    #[test]
+    fn fixes_log_in_with_the_profiles_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("my ssh.conf");
+        std::fs::write(&f, "").unwrap();
+        let table = format!(
+            "host = \"devbox\"\nconfig_file = {:?}\n",
+            f.display().to_string()
+        );
+        let want = format!("`ssh -F '{}' devbox`", f.display());
+        let e = engine(&table);
+        let unknown = Class::HostKey("Host key verification failed.".into());
+        let auth = Class::Auth("root@h: Permission denied (publickey).".into());
+        for c in [&unknown, &auth, &classify(CHANGED).unwrap()] {
+            let m = e.fatal_message(c).unwrap();
+            assert!(m.contains(&want), "{want} not in {m}");
+        }
+        let m = engine("host = \"devbox\"\n")
+            .fatal_message(&unknown)
+            .unwrap();
+        assert!(m.contains("run `ssh devbox` once"), "{m}");
     }
 
     #[test]

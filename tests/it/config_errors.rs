@@ -204,3 +204,44 @@ fn the_config_is_found_where_the_readme_says() {
             .contains("probe_interval = \"9s\"")
     );
 }
+
+/// The ssh engine's `config_file`: one that does not exist or is a
+/// directory is refused at its line (it used to pass `config check` and
+/// fail at run time, without a line, or be retried as a network failure).
+#[test]
+fn an_ssh_config_file_that_is_not_a_file() {
+    let env = Env::new();
+    let text = |f: &std::path::Path| {
+        format!(
+            "[profiles.default]\nengine = \"ssh\"\nstate_dir = {:?}\n[profiles.default.ssh]\nhost = \"devbox\"\nconfig_file = {:?}\n",
+            env.state.display().to_string(),
+            f.display().to_string()
+        )
+    };
+    let missing = env.root.join("missing.conf");
+    refused(
+        &env,
+        &text(&missing),
+        &[],
+        &["{file}:6:15: config_file ", "missing.conf does not exist"],
+    );
+    refused(
+        &env,
+        &text(&env.home),
+        &[],
+        &["{file}:6:15: config_file ", "is a directory"],
+    );
+}
+
+/// A path error about a default that lies under `state_dir` names the
+/// state_dir line, not 1:1.
+#[test]
+fn a_state_dir_that_ssh_cannot_forward_from_names_its_line() {
+    let env = Env::new();
+    refused(
+        &env,
+        "[profiles.default]\nengine = \"ssh\"\nstate_dir = \"/tmp/a:b\"\n[profiles.default.ssh]\nhost = \"devbox\"\n",
+        &[],
+        &["{file}:3:13: socket /tmp/a:b/forward.sock contains ':'"],
+    );
+}

@@ -434,16 +434,42 @@ fn host_key_and_login_failures_are_fatal_with_the_fix() {
     let v = env.wait_until("failed (host key)", Duration::from_secs(20), |v| {
         v["phase"] == "failed" && v["held"] == "failed"
     });
+    // The command shown logs in as dockhand does: with the config file.
+    let login = format!("run `ssh -F {} devbox` once", rig.client_config.display());
     let e = v["last_error"].as_str().unwrap();
-    assert!(e.contains("run `ssh devbox` once"), "{e}");
+    assert!(e.contains(&login), "{e}");
+    assert!(e.contains("check and accept the host key"), "{e}");
     let (ok, out) = through(&env, &["ps"]);
-    assert!(!ok && out.contains("run `ssh devbox` once"), "{out}");
+    assert!(!ok && out.contains(&login), "{out}");
     // Nothing answers for the engine of a failed profile, /_ping neither.
     let ping = get(&env.socket(), "/_ping");
     assert!(ping.starts_with("HTTP/1.1 503"), "{ping}");
     assert!(ping.contains("host key"), "{ping}");
+    assert_eq!(rig.connections(), before + 1, "{}", rig.log());
+
+    // A changed key is not "accepted": checked, then replaced.
+    rig.trust_wrong_host_key();
+    let (code, out, err) = env.output(&["up"]);
+    assert_ne!(code, 0, "{out}{err}");
+    let v = env.wait_until("failed (changed key)", Duration::from_secs(20), |v| {
+        v["held"] == "failed"
+            && v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("CHANGED"))
+    });
+    let e = v["last_error"].as_str().unwrap();
+    let keygen = format!(
+        "`ssh-keygen -f \"{}\" -R \"[127.0.0.1]:{}\"`",
+        rig.dir.join("known_hosts").display(),
+        rig.port
+    );
+    assert!(
+        e.contains(&keygen) && e.contains("verify the new key (SHA256:"),
+        "{e}"
+    );
+    assert!(!e.contains("accept the host key"), "{e}");
     let connections = rig.connections();
-    assert_eq!(connections, before + 1, "{}", rig.log());
+    assert_eq!(connections, before + 2, "{}", rig.log());
 
     rig.trust_host_key(true);
     let (code, out, err) = env.output(&["up"]);
@@ -564,27 +590,148 @@ fn doctor_checks_the_ssh_path() {
     assert_eq!(check(&v, "ssh.login")["status"], "pass", "{v:#}");
     assert_eq!(check(&v, "ssh.remote_socket")["status"], "pass", "{v:#}");
     assert_ne!(check(&v, "ssh.api_version")["status"], "fail", "{v:#}");
-    assert_ne!(
-        check(&v, "ssh.agent")["status"],
-        "pass",
-        "no agent here: {v:#}"
-    );
-    rig.stop_remote();
-    let v = doctor();
-    let r = check(&v, "ssh.remote_socket");
-    assert_eq!(r["status"], "fail", "{r}");
+    // The rig's client config: IdentityAgent none and a key file.
+    let agent = check(&v, "ssh.agent");
+    assert_eq!(agent["status"], "pass", "{agent}");
+    let summary = agent["summary"].as_str().unwrap();
     assert!(
-        r["summary"].as_str().unwrap().contains("does not answer"),
+        summary.contains("without an agent") && summary.contains("user_key"),
+        "{agent}"
+    );
+    let text = |c: &Value| format!("{} {}", c["summary"], c["fix"]);
+
+    // The remote engine up, socket forwarding forbidden.
+    rig.stop_sshd();
+    rig.start_sshd("AllowStreamLocalForwarding no");
+    let r = check(&doctor(), "ssh.remote_socket");
+    assert_eq!(r["status"], "fail", "{r}");
+    let t = text(&r);
+    assert!(
+        t.contains("forbids forwarding unix sockets")
+            && t.contains("AllowStreamLocalForwarding yes"),
         "{r}"
     );
+    assert!(!t.contains("start the engine"), "{r}");
+
+    // Forwarding allowed, the remote engine down.
+    rig.stop_sshd();
+    rig.start_sshd("");
+    rig.stop_remote();
+    let r = check(&doctor(), "ssh.remote_socket");
+    assert_eq!(r["status"], "fail", "{r}");
+    let t = text(&r);
+    assert!(
+        t.contains("does not answer") && t.contains("start the engine on devbox"),
+        "{r}"
+    );
+    assert!(!t.contains("AllowStreamLocalForwarding"), "{r}");
+
+    // A changed host key: checked, then replaced, with the config file.
+    rig.trust_wrong_host_key();
+    let l = check(&doctor(), "ssh.login");
+    assert_eq!(l["status"], "fail", "{l}");
+    let t = text(&l);
+    let login = format!("`ssh -F {} devbox`", rig.client_config.display());
+    assert!(
+        t.contains("CHANGED") && t.contains("ssh-keygen -f") && t.contains(&login),
+        "{l}"
+    );
+    assert!(!t.contains("accept the host key"), "{l}");
+    rig.trust_host_key(true);
+
     rig.authorize("other_key");
-    let v = doctor();
-    let l = check(&v, "ssh.login");
+    let l = check(&doctor(), "ssh.login");
     assert_eq!(l["status"], "fail", "{l}");
     assert!(
         l["summary"].as_str().unwrap().contains("Permission denied"),
         "{l}"
     );
+
+    // Nothing listens: a network fix, not the host key's or the agent's.
+    rig.stop_sshd();
+    let l = check(&doctor(), "ssh.login");
+    assert_eq!(l["status"], "fail", "{l}");
+    let t = text(&l);
+    assert!(
+        t.contains("Connection refused")
+            && t.contains(&format!("listens on port {}", rig.port))
+            && t.contains(&format!(
+                "`ssh -G -F {} devbox`",
+                rig.client_config.display()
+            )),
+        "{l}"
+    );
+    assert!(!t.contains("host key") && !t.contains("ssh-add"), "{l}");
+}
+
+/// `kill -TERM` of doctor while its ssh waits for a server: the ssh dies
+/// with it (Linux), and the next doctor removes the private directory the
+/// killed one left.
+#[test]
+fn a_doctor_killed_during_its_login_leaves_nothing_behind() {
+    if harness::which("ssh").is_none() {
+        eprintln!("SKIP: no ssh client");
+        return;
+    }
+    let mut env = Env::new();
+    let tmp = env.root.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    env.extra_env = vec![("TMPDIR".into(), tmp.display().to_string())];
+    // A server that never says a word: ssh waits for its banner for ever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = env.root.join("ssh_config");
+    let write_client = |port: u16| {
+        std::fs::write(
+            &client,
+            format!("Host hang\n  HostName 127.0.0.1\n  Port {port}\n  User nobody\n  IdentityAgent none\n  UserKnownHostsFile /dev/null\n  GlobalKnownHostsFile /dev/null\n"),
+        )
+        .unwrap();
+    };
+    write_client(silent.local_addr().unwrap().port());
+    env.write_config(&format!(
+        "[profiles.default]\nengine = \"ssh\"\nstate_dir = {:?}\n[profiles.default.ssh]\nhost = \"hang\"\nconfig_file = {:?}\n",
+        env.state.display().to_string(),
+        client.display().to_string()
+    ));
+    let mut doctor = env
+        .cmd(&["doctor", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scratch = tmp.join(format!("dockhand-doctor-{}", doctor.id()));
+    let mut forward = Vec::new();
+    harness::eventually("doctor's ssh -N", Duration::from_secs(20), || {
+        forward = harness::processes_mentioning(&scratch)
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(" -N "))
+            .map(|(pid, _)| pid)
+            .collect();
+        !forward.is_empty()
+    });
+    harness::kill(doctor.id() as i32, rustix::process::Signal::TERM);
+    let _ = doctor.wait();
+    // SIGKILL from the kernel as doctor exits: looked for at once, and a
+    // while (it outlives doctor for ever without it).
+    let gone = || forward.iter().all(|p| !ssh_rig::alive(*p));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !gone() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = !gone();
+    for p in &forward {
+        ssh_rig::signal(*p, rustix::process::Signal::KILL);
+    }
+    assert!(!left, "doctor's ssh {forward:?} outlived it");
+    assert!(scratch.exists(), "a signal skips the cleanup");
+
+    // The next doctor (a port nothing listens on: it fails at once).
+    drop(silent);
+    write_client(ssh_rig::free_port());
+    let (_, out, err) = env.output(&["doctor", "--json"]);
+    assert!(out.contains("ssh.login"), "{out}{err}");
+    assert!(!scratch.exists(), "{} left behind", scratch.display());
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }
 
 /// After a wake from sleep there is no grace period for an ssh forward:

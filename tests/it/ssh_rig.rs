@@ -36,7 +36,7 @@ fn keygen(path: &Path) {
         .arg(path));
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -103,6 +103,14 @@ impl Rig {
             }
             false => String::new(),
         };
+        std::fs::write(self.dir.join("known_hosts"), line).unwrap();
+    }
+
+    /// The client knows another key of the same type for the server: to
+    /// ssh, the server's key has changed.
+    pub fn trust_wrong_host_key(&self) {
+        let k = std::fs::read_to_string(self.dir.join("other_key.pub")).unwrap();
+        let line = format!("[127.0.0.1]:{} {k}", self.port);
         std::fs::write(self.dir.join("known_hosts"), line).unwrap();
     }
 

@@ -443,7 +443,10 @@ fn a_missing_engine_binary_says_which_and_how_to_get_it() {
     ));
     let (code, _, err) = env.output(&["run"]);
     assert_eq!(code, 4, "{err}");
-    assert!(err.contains("`/nonexistent/dockerd` does not exist"), "{err}");
+    assert!(
+        err.contains("`/nonexistent/dockerd` does not exist"),
+        "{err}"
+    );
     assert!(err.contains("apt install docker.io"), "{err}");
 }
 

@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::Input;
 use crate::config::Config;
 use crate::config::file::Strings;
+use crate::config::resolve::key_or_state_dir;
 use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,10 +56,11 @@ impl Config {
         };
         // dockerd's containerd listens under the exec root.
         let exec_root = &dockerd.exec_root;
+        let span = d.and_then(|d| d.exec_root.as_ref()).map(Spanned::span);
         self.socket_fits(
             &exec_root.join("containerd/containerd-debug.sock"),
             "containerd's socket (under exec_root)",
-            d.and_then(|d| d.exec_root.as_ref()).map(Spanned::span),
+            key_or_state_dir(span, raw, exec_root, state_dir),
         )?;
         let socket = self
             .path(&raw.socket, "socket", env)?

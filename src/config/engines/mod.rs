@@ -33,7 +33,7 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    pub(super) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Colima => "colima",
             EngineKind::Dockerd => "dockerd",

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::Input;
-use crate::config::Config;
 use crate::config::file::Dur;
 use crate::config::profile::ser_dur;
+use crate::config::resolve::key_or_state_dir;
+use crate::config::{Config, Env};
 use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +64,7 @@ impl Config {
             host: self.ssh_host(i.name, t)?,
             remote_socket: self.ssh_remote_socket(t)?,
             keepalive: self.ssh_keepalive(t)?,
-            config_file: self.path(&t.and_then(|t| t.config_file.clone()), "config_file", i.env)?,
+            config_file: self.ssh_config_file(t, i.env)?,
         };
         Ok((ssh, self.ssh_forward_socket(i)?))
     }
@@ -111,19 +112,54 @@ impl Config {
     /// `keepalive`: between 1 s and 1 h, in whole seconds (ssh's
     /// `ServerAliveInterval`).
     fn ssh_keepalive(&self, t: Option<&RawSsh>) -> Result<Duration> {
-        match t.and_then(|t| t.keepalive.as_ref()) {
-            Some(k)
-                if k.get_ref().0 < Duration::from_secs(1)
-                    || k.get_ref().0 > Duration::from_secs(3600) =>
-            {
-                Err(self.err_at(
-                    k.span(),
-                    "keepalive must be between 1s and 1h, such as \"10s\" (ssh's ServerAliveInterval counts whole seconds)".into(),
-                ))
-            }
-            Some(k) => Ok(Duration::from_secs(k.get_ref().0.as_secs())),
-            None => Ok(DEFAULT_KEEPALIVE),
+        let Some(k) = t.and_then(|t| t.keepalive.as_ref()) else {
+            return Ok(DEFAULT_KEEPALIVE);
+        };
+        let d = k.get_ref().0;
+        if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+            return Err(self.err_at(
+                k.span(),
+                "keepalive must be between 1s and 1h, such as \"10s\" (ssh's ServerAliveInterval counts whole seconds)".into(),
+            ));
         }
+        if d.subsec_nanos() != 0 {
+            return Err(self.err_at(
+                k.span(),
+                format!(
+                    "keepalive {} is not a whole number of seconds, which ssh's ServerAliveInterval counts: write \"{}s\"",
+                    humantime::format_duration(d),
+                    d.as_secs() + 1
+                ),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// `config_file`: an absolute path to a regular file (or a link to
+    /// one), checked here: ssh would otherwise fail at every connect, its
+    /// message naming no line of this config. One that exists but can't
+    /// be read is left to ssh, whose words the held `failed` state shows.
+    fn ssh_config_file(&self, t: Option<&RawSsh>, env: &Env) -> Result<Option<PathBuf>> {
+        let Some(raw) = t.and_then(|t| t.config_file.as_ref()) else {
+            return Ok(None);
+        };
+        let path = self
+            .path(&Some(raw.clone()), "config_file", env)?
+            .expect("given");
+        let why = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => return Ok(Some(path)),
+            Ok(m) if m.is_dir() => "is a directory",
+            Ok(_) => "is not a regular file",
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+            Err(_) => return Ok(Some(path)),
+        };
+        Err(self.err_at(
+            raw.span(),
+            format!(
+                "config_file {} {why}: point it at an ssh client config file (ssh_config(5), passed to ssh as -F) or remove the key",
+                path.display()
+            ),
+        ))
     }
 
     /// The forward's local end: `socket`, by default
@@ -132,16 +168,23 @@ impl Config {
         let socket = self
             .path(&i.raw.socket, "socket", i.env)?
             .unwrap_or_else(|| i.state_dir.join("forward.sock"));
-        if socket.to_string_lossy().contains(':') {
-            return Err(self.err_at(
-                i.raw.socket.as_ref().map(Spanned::span).unwrap_or(0..0),
-                format!(
-                    "socket {} contains ':', which ssh's -L local:remote cannot take: choose another path",
-                    socket.display()
-                ),
-            ));
+        if !socket.to_string_lossy().contains(':') {
+            return Ok(socket);
         }
-        Ok(socket)
+        let msg = format!(
+            "socket {} contains ':', which ssh's -L local:remote cannot take: choose another {}",
+            socket.display(),
+            match &i.raw.socket {
+                Some(_) => "path",
+                None =>
+                    "state_dir (the socket's default is <state_dir>/forward.sock) or set socket",
+            }
+        );
+        let span = i.raw.socket.as_ref().map(Spanned::span);
+        Err(match key_or_state_dir(span, i.raw, &socket, i.state_dir) {
+            Some(span) => self.err_at(span, msg),
+            None => self.err_profile(i.name, msg),
+        })
     }
 }
 
@@ -174,12 +217,15 @@ mod tests {
 
     #[test]
     fn the_table_implies_the_engine_and_keys_are_checked() {
-        let p = parse("[profiles.devbox.ssh]\nhost = \"me@box\"\nremote_socket = \"/run/user/1000/docker.sock\"\nkeepalive = \"5s\"\nconfig_file = \"~/ssh.conf\"\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("ssh.conf");
+        std::fs::write(&conf, "").unwrap();
+        let p = parse(&format!("[profiles.devbox.ssh]\nhost = \"me@box\"\nremote_socket = \"/run/user/1000/docker.sock\"\nkeepalive = \"5s\"\nconfig_file = {:?}\n", conf.display().to_string())).unwrap();
         assert_eq!(p.engine, EngineKind::Ssh);
         let s = p.ssh.unwrap();
         assert_eq!(s.host, "me@box");
         assert_eq!(s.keepalive, Duration::from_secs(5));
-        assert_eq!(s.config_file, Some(PathBuf::from("/home/u/ssh.conf")));
+        assert_eq!(s.config_file, Some(conf));
         let err = |t: &str| parse(t).unwrap_err().to_string();
         let m = err("[profiles.devbox]\nengine = \"ssh\"\n");
         assert!(m.contains("no host"), "{m}");
@@ -201,5 +247,62 @@ mod tests {
             "[profiles.devbox]\nsocket = \"/tmp/a:b.sock\"\n[profiles.devbox.ssh]\nhost = \"h\"\n",
         );
         assert!(m.contains("contains ':'"), "{m}");
+    }
+
+    #[test]
+    fn config_file_must_be_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |p: &std::path::Path| {
+            format!(
+                "[profiles.devbox.ssh]\nhost = \"h\"\nconfig_file = {:?}\n",
+                p.display().to_string()
+            )
+        };
+        let missing = dir.path().join("missing.conf");
+        let m = parse(&at(&missing)).unwrap_err().to_string();
+        assert!(
+            m.starts_with("/c.toml:3:15: config_file ")
+                && m.contains("missing.conf does not exist"),
+            "{m}"
+        );
+        let m = parse(&at(dir.path())).unwrap_err().to_string();
+        assert!(
+            m.starts_with("/c.toml:3:15: ") && m.contains("is a directory"),
+            "{m}"
+        );
+        // A link to a regular file is fine.
+        let file = dir.path().join("real.conf");
+        std::fs::write(&file, "Host x\n").unwrap();
+        let link = dir.path().join("link.conf");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let s = parse(&at(&link)).unwrap().ssh.unwrap();
+        assert_eq!(s.config_file, Some(link));
+    }
+
+    #[test]
+    fn keepalive_is_whole_seconds() {
+        let m = parse("[profiles.devbox.ssh]\nhost = \"h\"\nkeepalive = \"1500ms\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.starts_with("/c.toml:3:13: keepalive ") && m.contains("write \"2s\""),
+            "{m}"
+        );
+        let p = parse("[profiles.devbox.ssh]\nhost = \"h\"\nkeepalive = \"2s\"\n").unwrap();
+        assert_eq!(p.ssh.unwrap().keepalive, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_default_socket_error_names_the_state_dir_line() {
+        let m = parse(
+            "[profiles.devbox]\nstate_dir = \"/tmp/a:b\"\n[profiles.devbox.ssh]\nhost = \"h\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            m.starts_with("/c.toml:2:13: socket /tmp/a:b/forward.sock contains ':'"),
+            "{m}"
+        );
+        assert!(m.contains("choose another state_dir"), "{m}");
     }
 }
