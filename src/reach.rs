@@ -38,20 +38,25 @@ pub struct Silent {
 
 impl Silent {
     pub fn message(&self, p: &Profile) -> String {
+        format!("{}; {}", self.summary(p), self.fix())
+    }
+
+    /// Who holds the profile, and why it counts as not answering.
+    pub fn summary(&self, p: &Profile) -> String {
         let who = match self.pid {
             Some(pid) => format!("the supervisor of profile `{}` (pid {pid})", p.name),
             None => format!("the supervisor of profile `{}` (pid unknown)", p.name),
         };
-        let what = match self.pid {
+        format!("{who} holds the profile but is not answering: {}", self.why)
+    }
+
+    pub fn fix(&self) -> String {
+        match self.pid {
             Some(pid) => format!(
                 "if it was stopped (SIGSTOP, a debugger), `kill -CONT {pid}`; if it hangs, `kill {pid}` (its engine is stopped with it) and `dockhand up`"
             ),
             None => "see `dockhand service status` and `dockhand logs`".into(),
-        };
-        format!(
-            "{who} holds the profile but is not answering: {}; {what}",
-            self.why
-        )
+        }
     }
 
     pub fn error(&self, p: &Profile) -> Error {

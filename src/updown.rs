@@ -21,6 +21,7 @@ use crate::control_socket::{Client, Line, Req};
 use crate::error::{Error, Result};
 use crate::progress::{Mode, Progress, secs};
 use crate::reach::{PATIENCE, Reach, reach};
+use crate::state::Phase;
 
 /// `up --json` / `restart --json` / `down --json`.
 #[derive(Serialize)]
@@ -31,6 +32,37 @@ struct Outcome<'a> {
     /// Whole milliseconds from the command's start.
     elapsed_ms: u128,
     state: Option<&'a State>,
+}
+
+/// With `--json`, a failure too is one document on stdout (`ok: false`,
+/// the error, `state` null); the message also goes to stderr and the exit
+/// code is the error's.
+pub fn json_errors(json: bool, f: impl FnOnce() -> Result<u8>) -> Result<u8> {
+    let started = std::time::Instant::now();
+    let r = f();
+    if json && let Err(e) = &r {
+        crate::ui::print_json(&Outcome {
+            ok: false,
+            error: Some(&e.to_string()),
+            elapsed_ms: started.elapsed().as_millis(),
+            state: None,
+        });
+    }
+    r
+}
+
+/// The engine the supervisor adopted without a process it can verify (it
+/// answered on the socket when the supervisor came): watched, never
+/// stopped or restarted by dockhand, so `down` and `restart` can't do
+/// what they say.
+fn foreign_engine(p: &Profile, st: &State) -> Option<Error> {
+    let running = matches!(st.phase, Phase::Ready | Phase::Unhealthy);
+    (running && st.adopted && st.engine_pid.is_none()).then(|| {
+        Error::NotReady(format!(
+            "the engine on {} was not started by dockhand: it answered there when the supervisor came, so dockhand watches it but never stops or restarts it; stop it where it was started (`dockhand up` then starts dockhand's own)",
+            p.socket.display()
+        ))
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -71,7 +103,10 @@ pub fn restart(p: &Profile, timeout: Option<Duration>, json: bool) -> Result<u8>
     runtime()?.block_on(async {
         let deadline = Instant::now() + timeout;
         let client = match reach(p, PATIENCE).await {
-            Reach::Answers(c, _) => c,
+            Reach::Answers(c, st) => match foreign_engine(p, &st) {
+                Some(e) => return Err(e),
+                None => c,
+            },
             Reach::Silent(s) => return Err(s.error(p)),
             Reach::Nobody => return Err(no_supervisor(p)),
         };
@@ -91,7 +126,10 @@ pub fn down(ctx: &Context, p: &Profile, service: bool, json: bool) -> Result<u8>
     let started = std::time::Instant::now();
     let state = runtime()?.block_on(async {
         let mut c = match reach(p, PATIENCE).await {
-            Reach::Answers(c, _) => c,
+            Reach::Answers(c, st) => match foreign_engine(p, &st) {
+                Some(e) => return Err(e),
+                None => c,
+            },
             Reach::Silent(s) => return Err(s.error(p)),
             Reach::Nobody => return unsupervised_engine(p).await.map(|_| None),
         };
@@ -281,9 +319,16 @@ async fn drive(
     let (end, last) = follow(&mut c, &mut progress, &mut sigint, deadline, !json).await?;
     progress.clear();
     if let End::Interrupted = end {
-        eprintln!(
-            "dockhand: interrupted; the supervisor goes on (`dockhand status` shows where it is)"
-        );
+        let why = "interrupted; the supervisor goes on (`dockhand status` shows where it is)";
+        eprintln!("dockhand: {why}");
+        if json {
+            crate::ui::print_json(&Outcome {
+                ok: false,
+                error: Some(why),
+                elapsed_ms: started.elapsed().as_millis(),
+                state: last.as_ref(),
+            });
+        }
         return Ok(130);
     }
     let (ok, error, state) = outcome(end, last);

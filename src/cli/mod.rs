@@ -91,13 +91,15 @@ fn dispatch(cli: Cli) -> Result<u8> {
             lines,
             engine,
         } => crate::logs::run(&ctx.profile()?, follow, lines, engine),
-        Command::Up { timeout, json } => crate::updown::up(&ctx, &ctx.profile()?, timeout, json),
-        Command::Down { service, json } => {
+        Command::Up { timeout, json } => crate::updown::json_errors(json, || {
+            crate::updown::up(&ctx, &ctx.profile()?, timeout, json)
+        }),
+        Command::Down { service, json } => crate::updown::json_errors(json, || {
             crate::updown::down(&ctx, &ctx.profile()?, service, json)
-        }
-        Command::Restart { timeout, json } => {
+        }),
+        Command::Restart { timeout, json } => crate::updown::json_errors(json, || {
             crate::updown::restart(&ctx.profile()?, timeout, json)
-        }
+        }),
         Command::Context { use_it, env } => crate::context::run(&ctx.profile()?, use_it, env),
         Command::Completions { .. } | Command::Man { .. } | Command::Doctor { .. } => {
             unreachable!("handled above")

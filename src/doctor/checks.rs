@@ -257,10 +257,23 @@ fn loaded(p: &Profile, job: crate::error::Result<Job>, install: String) -> Check
     }
 }
 
+/// A supervisor holds the profile's lock and answers on its control
+/// socket (one that holds it silently, stopped or hung, fails: its engine
+/// is unsupervised meanwhile).
 pub fn supervisor(p: &Profile) -> Check {
-    match crate::state::holder_pid(&p.lock_path()) {
-        Some(pid) => Check::pass("supervisor", format!("running (pid {pid})")),
-        None => Check::fail(
+    use crate::reach::{PATIENCE, Reach, reach};
+    let reached = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(reach(p, PATIENCE)));
+    match reached {
+        Ok(Reach::Answers(_, st)) => Check::pass(
+            "supervisor",
+            format!("running and answering (pid {})", st.supervisor_pid),
+        ),
+        Ok(Reach::Silent(s)) => Check::fail("supervisor", s.summary(p), s.fix()),
+        Err(e) => Check::warn("supervisor", format!("cannot ask it: {e}"), "try again"),
+        Ok(Reach::Nobody) => Check::fail(
             "supervisor",
             "not running",
             format!(

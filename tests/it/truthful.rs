@@ -54,6 +54,22 @@ fn all_say_not_answering(env: &Env, pid: i32) {
     assert_eq!(code, 8);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["not_answering"].as_str().is_some(), "{v:#}");
+    // With --json, the failure is a document too, with the same exit code.
+    for args in [
+        &["down", "--json"][..],
+        &["up", "--json"],
+        &["restart", "--json"],
+    ] {
+        let (code, out, err) = env.output(args);
+        assert_eq!(code, 8, "{args:?}: {out}{err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out:?}"));
+        assert_eq!(v["ok"], false, "{v:#}");
+        assert!(
+            v["error"].as_str().unwrap().contains("not answering"),
+            "{v:#}"
+        );
+    }
     assert!(pings(&env.socket()), "the engine was stopped");
 }
 
@@ -83,6 +99,28 @@ fn down_against_a_stopped_supervisor_says_so_and_is_not_carried_out_later() {
     let pid = env.supervisor_pid(i);
     env.signal(i, Signal::STOP);
     all_say_not_answering(&env, pid);
+    // doctor too: a frozen supervisor leaves its engine unsupervised.
+    let (code, out, _) = env.output(&["doctor", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sup = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "supervisor")
+        .unwrap();
+    assert_eq!(sup["status"], "fail", "{sup}");
+    assert!(
+        sup["summary"].as_str().unwrap().contains("not answering"),
+        "{sup}"
+    );
+    assert!(
+        sup["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("kill -CONT {pid}")),
+        "{sup}"
+    );
     // A stop request that reaches it while it is stopped, whose client
     // then gives up and goes away: dropped when it is read.
     let mut c = std::os::unix::net::UnixStream::connect(env.state.join("control.sock")).unwrap();
@@ -125,4 +163,45 @@ fn down_without_a_supervisor_but_a_running_engine_does_not_say_nothing_to_stop()
     assert_ne!(code, 0, "{out}{err}");
     assert!(!out.contains("nothing to stop"), "{out}");
     assert!(err.contains("an engine answers on"), "{err}");
+}
+
+/// An engine dockhand adopted without a process it can verify (started by
+/// hand on the socket) is never stopped by dockhand: `down` and `restart`
+/// say so (exit 1) instead of reporting a stop or restart that did not
+/// happen, and it keeps running.
+#[test]
+fn down_and_restart_of_an_engine_dockhand_did_not_start_say_so() {
+    let mut env = Env::new();
+    env.command_config(&["/bin/true"], "");
+    std::fs::create_dir_all(env.socket().parent().unwrap()).unwrap();
+    let mut server = std::process::Command::new(harness::fixture("engine/ping-server"))
+        .arg(env.socket())
+        .spawn()
+        .unwrap();
+    harness::eventually("the engine", Duration::from_secs(10), || {
+        pings(&env.socket())
+    });
+    env.run();
+    let v = env.wait_ready();
+    assert_eq!(v["adopted"], true, "{v:#}");
+    for args in [&["down"][..], &["restart"]] {
+        let (code, out, err) = env.output(args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("was not started by dockhand"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !out.contains("stopped;") && !out.contains("ready in"),
+            "{out}"
+        );
+    }
+    let (code, out, _) = env.output(&["down", "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false, "{v:#}");
+    assert!(pings(&env.socket()), "the hand-started engine was stopped");
+    assert_eq!(env.status().1["phase"], "ready");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
