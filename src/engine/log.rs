@@ -9,8 +9,9 @@ use super::claimed_dir;
 use crate::error::Result;
 use crate::sys;
 
-/// `engine.log` is kept under this size (plus what an engine writes in a
-/// second), with `logging::KEEP` older files, like dockhand's own log.
+/// `engine.log` is kept under this size (plus what an engine writes
+/// between two looks: 50 ms while it floods, see `guard_engine_log`),
+/// with `logging::KEEP` older files, like dockhand's own log.
 pub const ENGINE_LOG_MAX: u64 = crate::logging::MAX_BYTES;
 pub(super) const ENGINE_LOG: &str = "engine.log";
 
@@ -23,13 +24,9 @@ pub fn log_output_to(cmd: &mut std::process::Command, state_dir: &Path) -> Resul
     let err = |e| crate::error::Error::io(format!("cannot open {}", path.display()), e);
     let dir = claimed_dir(state_dir)
         .ok_or_else(|| err(std::io::Error::other("the state directory is not held")))?;
-    if dir
-        .open_rw(ENGINE_LOG)
-        .and_then(|f| f.metadata())
-        .is_ok_and(|m| m.len() > ENGINE_LOG_MAX)
-    {
-        rotate_in(dir, ENGINE_LOG);
-    }
+    // A log an earlier engine left oversized (a flood, a power cut) is
+    // cut to its last ENGINE_LOG_MAX bytes, never kept whole.
+    bound_log(dir, ENGINE_LOG, ENGINE_LOG_MAX);
     // A link or FIFO in its place is replaced (ours: our 0700 dir); a
     // directory there ends `run` (exit 6).
     let (file, note) = crate::logging::open_in_state_dir(dir, ENGINE_LOG)?;
@@ -41,39 +38,47 @@ pub fn log_output_to(cmd: &mut std::process::Command, state_dir: &Path) -> Resul
     Ok(())
 }
 
-/// `name` → `name.1` → ... → `name.KEEP` inside `dir`.
-fn rotate_in(dir: &crate::state::Dir, name: &str) {
-    for n in (1..crate::logging::KEEP).rev() {
-        dir.rename(&format!("{name}.{n}"), &format!("{name}.{}", n + 1));
-    }
-    dir.rename(name, &format!("{name}.1"));
-}
-
 /// Check `engine.log` for the supervisor's life and cut it when it
 /// outgrows `ENGINE_LOG_MAX` (the engine keeps it open, so it is copied,
 /// then truncated: the engine's appends continue at its start). Every
-/// second while it grows; a quiet log is looked at less and less often
-/// (up to every 8 s), so an idle supervisor stays idle.
+/// second while it grows, every 50 ms while it floods (it had to be cut),
+/// so the file outgrows the bound by what the engine writes in 50 ms; a
+/// quiet log is looked at less and less often (up to every 8 s), so an
+/// idle supervisor stays idle.
 pub fn guard_engine_log(dir: &'static crate::state::Dir) {
     tokio::spawn(async move {
         let mut last = None;
         let mut every = Duration::from_secs(1);
         loop {
             tokio::time::sleep(every).await;
-            bound_log(dir, ENGINE_LOG, ENGINE_LOG_MAX);
+            let cut = bound_log(dir, ENGINE_LOG, ENGINE_LOG_MAX);
             let size = dir
                 .open_rw(ENGINE_LOG)
                 .and_then(|f| f.metadata())
                 .map(|m| m.len())
                 .ok();
-            every = if size != last {
-                Duration::from_secs(1)
-            } else {
-                (every * 2).min(Duration::from_secs(8))
-            };
+            every = next_look(cut, size != last, every);
             last = size;
         }
     });
+}
+
+/// When `guard_engine_log` looks next: soon after a cut (a flood), in a
+/// second while the log grows, ever later while it is quiet.
+fn next_look(cut: bool, grew: bool, every: Duration) -> Duration {
+    match (cut, grew) {
+        (true, _) => Duration::from_millis(50),
+        (false, true) => Duration::from_secs(1),
+        (false, false) => (every * 2).min(Duration::from_secs(8)),
+    }
+}
+
+/// Cut `engine.log` to the bound now (an engine just stopped: what it
+/// wrote last is not left oversized on disk).
+pub fn bound_engine_log(state_dir: &Path) {
+    if let Some(dir) = claimed_dir(state_dir) {
+        bound_log(dir, ENGINE_LOG, ENGINE_LOG_MAX);
+    }
 }
 
 /// If `name` is over `max`, keep its last `max` bytes as `name.1`
@@ -142,4 +147,18 @@ pub fn last_words(state_dir: &Path) -> String {
         state_dir.join(ENGINE_LOG).display(),
         tail.join(" | ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flooded_log_is_looked_at_soon_a_quiet_one_ever_later() {
+        let s = Duration::from_secs;
+        assert_eq!(next_look(true, true, s(1)), Duration::from_millis(50));
+        assert_eq!(next_look(false, true, s(8)), s(1));
+        assert_eq!(next_look(false, false, s(1)), s(2));
+        assert_eq!(next_look(false, false, s(8)), s(8));
+    }
 }

@@ -27,7 +27,9 @@ pub mod ssh;
 mod stop;
 pub mod watcher;
 
-pub use log::{ENGINE_LOG_MAX, bound_log, guard_engine_log, last_words, log_output_to};
+pub use log::{
+    ENGINE_LOG_MAX, bound_engine_log, bound_log, guard_engine_log, last_words, log_output_to,
+};
 pub use socket::{ping_until, remove_dead_socket, remove_dead_socket_or};
 pub(crate) use stop::forced;
 pub use stop::{force_stop, stop_group, stop_orphans, stop_proc};

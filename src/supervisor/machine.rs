@@ -284,6 +284,7 @@ impl Supervisor {
                     warn!("the engine may still run (see above); holding it as stopped");
                 }
                 self.engine.remove_runtime_files().await;
+                crate::engine::bound_engine_log(&self.p.state_dir);
                 super::handoff::forget_spec(&self.p);
                 true
             }
@@ -319,6 +320,7 @@ impl Supervisor {
             stopped = self.engine.stop(r, self.p.stop_timeout).await;
         }
         self.engine.remove_runtime_files().await;
+        crate::engine::bound_engine_log(&self.p.state_dir);
         super::handoff::forget_spec(&self.p);
         crate::engine::watcher::wait_released();
         self.set(

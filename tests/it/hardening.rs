@@ -421,6 +421,48 @@ fn engine_log_is_bounded_while_the_engine_runs() {
     env.stop(sup, Duration::from_secs(20));
 }
 
+/// An oversized engine.log left behind (a flood before a power cut) is cut
+/// to its last 10 MiB at the next start, never kept whole as engine.log.1;
+/// and what an engine wrote last is cut when it stops.
+#[test]
+fn an_oversized_engine_log_is_cut_not_kept_whole() {
+    require_engine!();
+    let mut env = Env::new();
+    let marker = env.root.join("written");
+    env.command_config(
+        &[
+            &odd(),
+            "chatty",
+            env.socket().to_str().unwrap(),
+            &(30u64 << 20).to_string(),
+            marker.to_str().unwrap(),
+        ],
+        "",
+    );
+    std::fs::create_dir_all(&env.state).unwrap();
+    std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let left = std::fs::File::create(env.state.join("engine.log")).unwrap();
+    left.set_len(300 << 20).unwrap();
+    drop(left);
+    let max = 10u64 << 20;
+    let state = env.state.clone();
+    let size = |n: &str| {
+        std::fs::metadata(state.join(n))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let sup = env.run();
+    env.wait_ready();
+    assert_eq!(size("engine.log.1"), max, "the old log kept whole");
+    eventually("30 MiB written", Duration::from_secs(60), || {
+        marker.exists()
+    });
+    env.stop(sup, Duration::from_secs(20));
+    for n in ["engine.log", "engine.log.1", "engine.log.2", "engine.log.3"] {
+        assert!(size(n) <= max, "{n}: {} after the stop", size(n));
+    }
+}
+
 /// A config that is not a regular file is refused at once (exit 2),
 /// never read without end nor waited on: a device, a FIFO, a directory,
 /// a link to a device, a file over 1 MiB, a file that isn't UTF-8.
