@@ -352,7 +352,7 @@ impl ColimaEngine {
         let args = self.start_args();
         let mut cmd = self.colima();
         cmd.args(&args).stdin(Stdio::null());
-        super::log_output_to(&mut cmd, &self.state_dir)?;
+        super::log_output_to(&mut cmd, &self.state_dir)?; // its words: Lima's logs
         let child = reaper::spawn(&mut cmd).map_err(|e| Error::io("cannot run colima start", e))?;
         tracing::info!("colima {} (pid {})", args.join(" "), child.pid);
         Ok(Running {

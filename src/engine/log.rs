@@ -18,8 +18,9 @@ pub(super) const ENGINE_LOG: &str = "engine.log";
 /// Send the engine's stdout and stderr to `<state_dir>/engine.log` (opened
 /// through the claimed state dir, never through a link). A file, not a
 /// pipe of ours: if dockhand dies, a broken pipe would take the engine
-/// down (SIGPIPE). `guard_engine_log` keeps it bounded.
-pub fn log_output_to(cmd: &mut std::process::Command, state_dir: &Path) -> Result<()> {
+/// down (SIGPIPE). `guard_engine_log` keeps it bounded. Returns where this
+/// engine's output starts in the file (for `last_words`).
+pub fn log_output_to(cmd: &mut std::process::Command, state_dir: &Path) -> Result<u64> {
     let path = state_dir.join(ENGINE_LOG);
     let err = |e| crate::error::Error::io(format!("cannot open {}", path.display()), e);
     let dir = claimed_dir(state_dir)
@@ -33,9 +34,10 @@ pub fn log_output_to(cmd: &mut std::process::Command, state_dir: &Path) -> Resul
     if let Some(n) = note {
         tracing::warn!("{n}");
     }
+    let from = file.metadata().map_or(0, |m| m.len());
     let errf = file.try_clone().map_err(err)?;
     cmd.stdout(file).stderr(errf);
-    Ok(())
+    Ok(from)
 }
 
 /// Check `engine.log` for the supervisor's life and cut it when it
@@ -107,17 +109,21 @@ pub fn bound_log(dir: &crate::state::Dir, name: &str, max: u64) -> bool {
 const LAST_WORDS_BYTES: u64 = 16 * 1024;
 const LAST_WORD_LINE_MAX: usize = 512;
 
-/// The last lines the engine wrote, for error messages: only the file's
-/// tail is read, decoded lossily (a stray byte doesn't hide the rest),
-/// each line cut to a bounded length.
-pub fn last_words(state_dir: &Path) -> String {
+/// The last lines the engine wrote since `from` (where this attempt's
+/// output starts: never an earlier attempt's lines; the whole tail if the
+/// log was cut meanwhile), for error messages: only the file's tail is
+/// read, decoded lossily (a stray byte doesn't hide the rest), each line
+/// cut to a bounded length.
+pub fn last_words(state_dir: &Path, from: u64) -> String {
     let Some(dir) = claimed_dir(state_dir) else {
         return String::new();
     };
     let Ok(mut f) = dir.open_rw(ENGINE_LOG) else {
         return String::new();
     };
-    let Ok(tail) = sys::file::read_tail(&mut f, LAST_WORDS_BYTES) else {
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = if from > len { 0 } else { from };
+    let Ok(tail) = sys::file::read_tail(&mut f, LAST_WORDS_BYTES.min(len - from)) else {
         return String::new();
     };
     let text = String::from_utf8_lossy(&tail);

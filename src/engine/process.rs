@@ -30,6 +30,8 @@ pub struct ProcessEngine {
     state_dir: PathBuf,
     stop_timeout: Duration,
     dockerd: Option<DockerdFiles>,
+    /// Where the running engine's output starts in `engine.log`.
+    log_from: u64,
 }
 
 impl ProcessEngine {
@@ -61,6 +63,7 @@ impl ProcessEngine {
             (None, None) => (Vec::new(), None),
         };
         ProcessEngine {
+            log_from: 0,
             kind: p.engine,
             name: if p.engine == EngineKind::Dockerd {
                 "dockerd".into()
@@ -78,6 +81,7 @@ impl ProcessEngine {
     /// A process engine running `argv` (the ssh engine's forward).
     pub fn with_argv(p: &Profile, name: &str, argv: Vec<String>) -> ProcessEngine {
         ProcessEngine {
+            log_from: 0,
             kind: p.engine,
             name: name.into(),
             argv,
@@ -231,7 +235,7 @@ impl ProcessEngine {
         cmd.arg0(&self.argv[0])
             .args(&self.argv[1..])
             .stdin(Stdio::null());
-        super::log_output_to(&mut cmd, &self.state_dir)?;
+        self.log_from = super::log_output_to(&mut cmd, &self.state_dir)?;
         let child = reaper::spawn(&mut cmd)
             .map_err(|e| Error::io(format!("cannot start {}", program.display()), e))?;
         let pid = child.pid;
@@ -265,7 +269,7 @@ impl ProcessEngine {
 
     /// The last lines the engine wrote, for error messages.
     fn log_tail(&self) -> String {
-        super::last_words(&self.state_dir)
+        super::last_words(&self.state_dir, self.log_from)
     }
 
     /// The engine's process exited 0 and left processes running in the

@@ -376,7 +376,7 @@ impl SshEngine {
                     "ssh to {} did not forward {} in time ({last}){}",
                     self.ssh.host,
                     self.ssh.remote_socket,
-                    super::last_words(&self.state_dir)
+                    super::last_words(&self.state_dir, self.log_from)
                 ));
             }
             let ping = probe::ping(&self.socket, left.min(Duration::from_secs(2))).await;

@@ -259,7 +259,7 @@ fn a_crashing_command_backs_off_with_one_child_at_a_time() {
     let mut env = Env::new();
     // Each attempt leaves a grandchild in its process group and exits 3.
     let fake = env.root.join("crasher.sh");
-    std::fs::write(&fake, "#!/bin/sh\nsleep 300 &\nexit 3\n").unwrap();
+    std::fs::write(&fake, "#!/bin/sh\necho dying\nsleep 300 &\nexit 3\n").unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     env.command_config(&[fake.to_str().unwrap()], "");
     let sup = env.run();
@@ -275,6 +275,8 @@ fn a_crashing_command_backs_off_with_one_child_at_a_time() {
     let err = v["last_error"].as_str().unwrap();
     assert!(err.contains("exit code 3"), "{err}");
     assert!(err.contains("next attempt in"), "{err}");
+    // The last words are this attempt's, not a line from each earlier one.
+    assert_eq!(err.matches("dying").count(), 1, "{err}");
     // Backoff: the gaps between attempts grow (1 s, 2 s, 4 s, capped).
     let starts = start_times(&env.log());
     assert!(starts.len() >= 4, "{}", env.log());
