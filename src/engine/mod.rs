@@ -144,7 +144,8 @@ impl ResumePolicy {
 pub enum Engine {
     Process(process::ProcessEngine),
     Colima(colima::ColimaEngine),
-    Ssh(ssh::SshEngine),
+    // Boxed: its ssh state is several times the size of the others.
+    Ssh(Box<ssh::SshEngine>),
 }
 
 impl Engine {
@@ -154,7 +155,7 @@ impl Engine {
             EngineKind::Dockerd | EngineKind::Command => {
                 Engine::Process(process::ProcessEngine::new(p))
             }
-            EngineKind::Ssh => Engine::Ssh(ssh::SshEngine::new(p)),
+            EngineKind::Ssh => Engine::Ssh(Box::new(ssh::SshEngine::new(p))),
         }
     }
 

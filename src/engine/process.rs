@@ -132,6 +132,7 @@ impl ProcessEngine {
         // a process that isn't one was not started by us, whatever the
         // record says.
         if let Some(rec) = Record::load(&self.state_dir)
+            && rec.this_boot()
             && let Some(p) = sys::Proc::open(rec.pid, |i| i.start == rec.start)
         {
             if p.leads_group() {
