@@ -76,7 +76,7 @@ fn claimed_dir(state_dir: &Path) -> Option<&'static super::Dir> {
 
 /// This boot's id (Linux: `/proc/sys/kernel/random/boot_id`); None where
 /// start times are absolute (macOS) or it can't be read.
-fn boot_id() -> Option<String> {
+pub fn boot_id() -> Option<String> {
     if !cfg!(target_os = "linux") {
         return None;
     }

@@ -38,6 +38,9 @@ impl Supervisor {
                 self.waiters.resolve(Err(format!("the engine was {why}")));
             }
         }
+        if why == Held::Down {
+            down_marker::set(&self.p);
+        }
         self.stop_acks.drain(..).for_each(|a| {
             let _ = a.send(());
         });
@@ -51,6 +54,9 @@ impl Supervisor {
                 Act::Start | Act::Restart => break,
                 Act::Hold => {
                     let why = self.held.unwrap_or(why);
+                    if why == Held::Down {
+                        down_marker::set(&self.p);
+                    }
                     self.st.held = Some(why);
                     self.set(Phase::Stopped, None, &format!("engine {why}"));
                     self.stop_acks.drain(..).for_each(|a| {
@@ -61,6 +67,7 @@ impl Supervisor {
             }
         }
         info!("start requested");
+        down_marker::clear(&self.p);
         self.held = None;
         self.failed_why = None;
         self.st.held = None;
@@ -75,5 +82,44 @@ impl Supervisor {
         self.held = Some(Held::Failed);
         self.failed_why = Some(msg.clone());
         self.waiters.resolve(Err(msg));
+    }
+}
+
+/// `<state_dir>/held-down`: a `down` outlasts a restart of dockhand (a
+/// crash, `service restart`, an activation) until `up` or `restart`, and
+/// until the next boot at most (it names the boot; at login after a boot
+/// docker works again, as after `down --service`).
+pub(super) mod down_marker {
+    use crate::config::Profile;
+    use crate::state::engine_record::boot_id;
+
+    const NAME: &str = "held-down";
+
+    pub fn set(p: &Profile) {
+        let boot = boot_id().unwrap_or_default();
+        if let Err(e) = crate::state::write_runtime(&p.state_dir.join(NAME), boot.as_bytes(), 0o600)
+        {
+            tracing::warn!("{e}: a restart of dockhand would start the engine again");
+        }
+    }
+
+    pub fn clear(p: &Profile) {
+        match crate::state::claimed() {
+            Some(d) => d.remove(NAME),
+            None => {
+                let _ = std::fs::remove_file(p.state_dir.join(NAME));
+            }
+        }
+    }
+
+    /// A `down` of this boot is in force (read from the claimed state dir).
+    pub fn in_force() -> bool {
+        let Some(d) = crate::state::claimed() else {
+            return false;
+        };
+        match d.read(NAME, 128) {
+            Ok(Some(b)) => String::from_utf8_lossy(&b).trim() == boot_id().unwrap_or_default(),
+            _ => false,
+        }
     }
 }

@@ -146,7 +146,10 @@ impl Supervisor {
     ) -> (Supervisor, Control) {
         let st = State::new(&p.name, &p.socket, Phase::Starting);
         let (control, cmds) = control::channel(st.clone());
-        let held = p.on_demand.then_some(Held::OnDemand);
+        let held = match held::down_marker::in_force() {
+            true => Some(Held::Down),
+            false => p.on_demand.then_some(Held::OnDemand),
+        };
         let sup = Supervisor {
             p,
             engine,

@@ -205,3 +205,40 @@ fn down_and_restart_of_an_engine_dockhand_did_not_start_say_so() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// `down` outlasts a restart of dockhand (here: SIGKILL, then a new `run`,
+/// as systemd's `Restart=` or an activation would): the engine stays
+/// stopped until `up`. A hold from another boot is not in force.
+#[test]
+fn down_outlasts_a_restart_of_dockhand_until_up() {
+    let (mut env, i) = ready_env();
+    let (code, out, err) = env.output(&["down"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!pings(&env.socket()));
+    env.signal(i, Signal::KILL);
+    env.wait_exit(i, Duration::from_secs(10));
+    let second = env.run();
+    let v = env.wait_until("held down again", Duration::from_secs(20), |v| {
+        v["supervisor_running"] == true && v["held"] == "down"
+    });
+    assert_eq!(v["phase"], "stopped", "{v:#}");
+    assert!(!pings(&env.socket()), "a restart of dockhand undid `down`");
+    let (code, out, err) = env.output(&["up"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(pings(&env.socket()));
+    assert!(!env.state.join("held-down").exists());
+
+    // A `down` of an earlier boot: docker works again after a reboot.
+    let (code, _, _) = env.output(&["down"]);
+    assert_eq!(code, 0);
+    env.signal(second, Signal::KILL);
+    env.wait_exit(second, Duration::from_secs(10));
+    std::fs::write(
+        env.state.join("held-down"),
+        "00000000-0000-0000-0000-000000000000",
+    )
+    .unwrap();
+    env.run();
+    env.wait_ready();
+    assert!(pings(&env.socket()));
+}
