@@ -101,7 +101,17 @@ impl Conn {
     /// `HEAD_DEADLINE` (else 408 and close).
     async fn next_head(&mut self) -> Result<Head, HeadError> {
         if self.cr.buffered().is_empty() {
-            match tokio::time::timeout(limits::IDLE_TIMEOUT, self.cr.read_more()).await {
+            // Idle: closed after IDLE_TIMEOUT, or sooner to make room for
+            // a new client when every slot is taken (`IdleConns`).
+            let shared = self.shared.clone();
+            let ticket = shared.idle_conns.enter();
+            let read = tokio::time::timeout(limits::IDLE_TIMEOUT, self.cr.read_more());
+            let got = tokio::select! {
+                r = read => r,
+                _ = ticket.close.notified() => return Err(HeadError::Closed),
+            };
+            drop(ticket);
+            match got {
                 Err(_) | Ok(Ok(0)) => return Err(HeadError::Closed),
                 Ok(Err(e)) => return Err(HeadError::Io(e)),
                 Ok(Ok(_)) => {}
@@ -648,6 +658,7 @@ mod tests {
             idle: Activity::new(),
             epoch: tokio::sync::watch::channel(0).0,
             remote: false,
+            idle_conns: Default::default(),
         })
     }
 

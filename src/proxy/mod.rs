@@ -56,6 +56,9 @@ pub(crate) struct Shared {
     /// unhealthy forward is reconnecting), and containers running there
     /// don't keep the connection open.
     pub remote: bool,
+    /// Connections waiting for their next request (closed longest-idle
+    /// first when every slot is taken and a client waits).
+    pub idle_conns: limits::IdleConns,
 }
 
 /// Serve `listener` (already bound, see `listen::bind`) for the life of
@@ -73,6 +76,7 @@ pub fn spawn(p: &Profile, control: Control, bound: listen::Bound) {
         idle: idle::Activity::new(),
         epoch: watch::channel(0).0,
         remote: p.engine == crate::config::EngineKind::Ssh,
+        idle_conns: limits::IdleConns::default(),
     });
     tokio::spawn(follow_engine(shared.clone()));
     if let Some(after) = p.idle_stop {
@@ -82,17 +86,19 @@ pub fn spawn(p: &Profile, control: Control, bound: listen::Bound) {
 }
 
 /// Accept clients while fewer than the cap are served (`limits`): past
-/// it, new connections wait in the socket's backlog.
+/// it, one accepted client waits for a slot while the connection idle
+/// longest is closed to make room (connections in a request are never
+/// closed for this); the rest wait in the socket's backlog.
 async fn accept(shared: Arc<Shared>, bound: listen::Bound) {
     let cap = limits::proxy_connections();
     info!("serving at most {cap} client connections at once");
     let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         match bound.listener.accept().await {
             Ok((s, _)) => {
+                let Some(slot) = slot_for_one_more(&shared, &slots).await else {
+                    return;
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     conn::serve(shared, s).await;
@@ -105,6 +111,27 @@ async fn accept(shared: Arc<Shared>, bound: listen::Bound) {
                 warn!("cannot accept a connection: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// A slot for a client that was accepted: a free one, else the one an
+/// idle connection gives up when told to (tried again as idle ones age),
+/// else the next one a finished connection frees.
+async fn slot_for_one_more(
+    shared: &Shared,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    loop {
+        match slots.clone().try_acquire_owned() {
+            Ok(s) => return Some(s),
+            Err(tokio::sync::TryAcquireError::Closed) => return None,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {}
+        }
+        shared.idle_conns.evict_oldest();
+        let wait = tokio::time::timeout(limits::EVICTABLE_AFTER, slots.clone().acquire_owned());
+        if let Ok(s) = wait.await {
+            return s.ok();
         }
     }
 }
