@@ -81,7 +81,13 @@ enum Resp {
 impl Conn {
     async fn run(&mut self, bound: &AtomicU64) {
         loop {
-            let head = match self.next_head().await {
+            // Between requests the connection is not bound to the engine:
+            // an engine stop (idle, restart) meanwhile doesn't close it;
+            // its engine side is replaced at the next request.
+            let held = bound.swap(NO_ENGINE, Ordering::SeqCst);
+            let next = self.next_head().await;
+            self.rebind(held, bound);
+            let head = match next {
                 Ok(h) => h,
                 Err(HeadError::Closed | HeadError::Io(_)) => return,
                 Err(HeadError::Bad(code, msg)) => {
@@ -93,6 +99,21 @@ impl Conn {
                 Next::More => {}
                 Next::Close | Next::Replay(_) => return,
             }
+        }
+    }
+
+    /// After the wait for a request: bound again to the engine it talks
+    /// to, if that engine is still the current one; else its engine side
+    /// is dropped (connected afresh by the request).
+    fn rebind(&mut self, held: u64, bound: &AtomicU64) {
+        if self.engine.is_none() {
+            return;
+        }
+        bound.store(held, Ordering::SeqCst);
+        // Checked after binding: a change from now on closes it as before.
+        if held == NO_ENGINE || held != *self.shared.epoch.borrow() {
+            bound.store(NO_ENGINE, Ordering::SeqCst);
+            self.engine = None;
         }
     }
 
@@ -164,6 +185,10 @@ impl Conn {
         {
             return next;
         }
+        // A passive request in flight: an idle stop waits for it (briefly)
+        // rather than cut it.
+        let shared = self.shared.clone();
+        let _in_flight = passive.then(|| shared.idle.passive_begin());
         match self.forward(&head, framing, &mut active).await {
             Next::Replay(bytes) => self.replay(bytes, &head, bound).await,
             next => next,

@@ -23,7 +23,25 @@ pub struct Activity {
     /// Active requests hold it shared; the idle stop takes it exclusively,
     /// so no active request can slip in between "idle" and "stopped".
     gate: Arc<RwLock<()>>,
+    /// Passive requests in flight: never work, but the stop lets them
+    /// finish (`passive_drained`) rather than cut them.
+    passive: AtomicUsize,
+    passive_done: tokio::sync::Notify,
 }
+
+/// A passive request in flight: counted until dropped.
+pub struct Passive<'a>(&'a Activity);
+
+impl Drop for Passive<'_> {
+    fn drop(&mut self) {
+        if self.0.passive.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.passive_done.notify_waiters();
+        }
+    }
+}
+
+/// How long an idle stop waits for passive requests in flight.
+const PASSIVE_DRAIN: Duration = Duration::from_secs(2);
 
 /// An active request in flight: counted until dropped.
 pub struct Active {
@@ -45,6 +63,30 @@ impl Activity {
             active: AtomicUsize::new(0),
             last: std::sync::Mutex::new(Instant::now()),
             gate: Arc::new(RwLock::new(())),
+            passive: AtomicUsize::new(0),
+            passive_done: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn passive_begin(&self) -> Passive<'_> {
+        self.passive.fetch_add(1, Ordering::SeqCst);
+        Passive(self)
+    }
+
+    /// Wait until no passive request is in flight, at most `within`;
+    /// false if some still are.
+    async fn passive_drained(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let done = self.passive_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.passive.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return false;
+            }
         }
     }
 
@@ -218,6 +260,12 @@ async fn stop_idle(shared: &Shared, after: Duration) -> bool {
     };
     if shared.idle.active() > 0 || shared.idle.last() > since {
         return false;
+    }
+    // Pollers' requests in flight finish first, so none is cut by the
+    // stop; a passive stream (an HTTP/1.0 `/events`, a path the profile
+    // made passive) that outlasts the wait is cut, as any would be.
+    if !shared.idle.passive_drained(PASSIVE_DRAIN).await {
+        info!("idle stop: a passive request still in flight after {PASSIVE_DRAIN:?} is cut");
     }
     // Asked again with the gate held: a container started meanwhile
     // (also directly on the engine's socket) keeps it awake.

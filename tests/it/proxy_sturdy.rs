@@ -564,3 +564,28 @@ fn read_answer(s: &mut UnixStream, within: Duration) -> Option<u16> {
     let text = String::from_utf8_lossy(&out);
     text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
 }
+
+/// A keep-alive connection idle between requests when the engine is
+/// stopped as idle is not closed: its next request is answered (here from
+/// the recorded answers), as if the engine were there.
+#[test]
+fn a_keep_alive_connection_outlives_an_idle_stop() {
+    require_engine!();
+    let mut env = proxy_env("idle_stop = \"2s\"");
+    env.run();
+    env.wait_ready();
+    let ping = b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n";
+    let mut s = UnixStream::connect(listen(&env)).unwrap();
+    s.write_all(ping).unwrap();
+    assert_eq!(read_answer(&mut s, Duration::from_secs(10)), Some(200));
+    env.wait_until("stopped as idle", Duration::from_secs(30), |v| {
+        v["held"] == "idle" && v["phase"] == "stopped"
+    });
+    s.write_all(ping).unwrap();
+    assert_eq!(
+        read_answer(&mut s, Duration::from_secs(10)),
+        Some(200),
+        "the idle stop closed a connection between its requests\n{}",
+        env.log()
+    );
+}
