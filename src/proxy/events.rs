@@ -13,7 +13,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
 use super::Shared;
-use super::http::Reader;
+use super::http::{HeadError, Reader};
 use super::sock::{ReadHalf, WriteHalf};
 use crate::control::Held;
 use crate::state::Phase;
@@ -55,10 +55,28 @@ pub async fn stream(
     };
     let mut req = head.to_vec();
     let mut first = true;
+    // The client is watched until it hangs up (the stream ends), sends
+    // its next request (it waits its turn: the stream goes on) or
+    // half-closes: that is passed on to the engine, which ends the stream
+    // on it as it would for the client directly.
+    let mut watch_client = true;
+    let (half_close, half_closed) = tokio::sync::watch::channel(false);
     loop {
-        let ended = tokio::select! {
-            e = one(shared, &req, first, cw, &mut seen) => e,
-            _ = cr.head(true) => return false,
+        let ended = {
+            let fut = one(shared, &req, first, cw, &mut seen, half_closed.clone());
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    e = &mut fut => break e,
+                    r = cr.head(true), if watch_client => {
+                        if hung_up(cr, r.is_ok()) {
+                            return false;
+                        }
+                        watch_client = false;
+                        let _ = half_close.send(matches!(r, Err(HeadError::Closed)));
+                    }
+                }
+            }
         };
         match ended {
             Ended::Done => return true,
@@ -71,13 +89,22 @@ pub async fn stream(
             return false;
         }
         let mut st = shared.control.subscribe();
-        tokio::select! {
-            r = st.wait_for(|s| s.phase == Phase::Ready && s.held.is_none()) => {
-                if r.is_err() {
-                    return false;
+        loop {
+            tokio::select! {
+                r = st.wait_for(|s| s.phase == Phase::Ready && s.held.is_none()) => {
+                    if r.is_err() {
+                        return false;
+                    }
+                    break;
+                }
+                r = cr.head(true), if watch_client => {
+                    if hung_up(cr, r.is_ok()) {
+                        return false;
+                    }
+                    watch_client = false;
+                    let _ = half_close.send(matches!(r, Err(HeadError::Closed)));
                 }
             }
-            _ = cr.head(true) => return false,
         }
         let since = match seen.last {
             Some(n) => n + 1,
@@ -89,6 +116,13 @@ pub async fn stream(
         req = with_since(head, target, since, seen.last.is_some());
         first = false;
     }
+}
+
+/// The client hung up (true), as opposed to half-closing its side or
+/// sending its next request (`head_ok`: a complete head is buffered).
+fn hung_up(cr: &Reader<ReadHalf>, head_ok: bool) -> bool {
+    use std::os::fd::AsFd;
+    !head_ok && super::sock::hung_up(cr.get_ref().as_fd())
 }
 
 /// `head` with its target replaced by `target` with `since` (nanoseconds
@@ -126,6 +160,7 @@ async fn one(
     first: bool,
     cw: &mut WriteHalf,
     seen: &mut Seen,
+    mut half_closed: tokio::sync::watch::Receiver<bool>,
 ) -> Ended {
     let s = match UnixStream::connect(&shared.socket).await {
         Ok(s) => s,
@@ -163,7 +198,16 @@ async fn one(
     if first && cw.write_all(&head).await.is_err() {
         return Ended::Failed;
     }
-    chunks(shared, &mut er, cw, seen).await
+    let relay = chunks(shared, &mut er, cw, seen);
+    tokio::pin!(relay);
+    let mut w = Some(w);
+    loop {
+        tokio::select! {
+            e = &mut relay => return e,
+            // The client's half-close, passed on: our writing side shut.
+            _ = half_closed.wait_for(|h| *h), if w.is_some() => drop(w.take()),
+        }
+    }
 }
 
 /// Read a response head: (its bytes, status, its body's length: None

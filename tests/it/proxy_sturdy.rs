@@ -589,3 +589,48 @@ fn a_keep_alive_connection_outlives_an_idle_stop() {
         env.log()
     );
 }
+
+/// All a client gets on one connection, read to its end.
+fn raw_all(sock: &Path, bytes: &[u8], half_close: bool) -> String {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(bytes).unwrap();
+    if half_close {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET /events` with `until`, then a half-close or a pipelined request:
+/// through dockhand as directly (the engine's history, then the pipelined
+/// request's answer), not an empty answer.
+#[test]
+fn events_with_a_half_close_or_a_pipelined_request_answer_as_directly() {
+    require_engine!();
+    let mut env = proxy_env("");
+    env.run();
+    env.wait_ready();
+    docker_ok(&env, &["volume", "create", "dh-evt"]);
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let events = format!("GET /events?since=0&until={until} HTTP/1.1\r\nHost: d\r\n");
+    let half = format!("{events}Connection: close\r\n\r\n");
+    let piped = format!("{events}\r\nGET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n");
+    for sock in [env.socket(), listen(&env)] {
+        let out = raw_all(&sock, half.as_bytes(), true);
+        assert!(out.starts_with("HTTP/1.1 200"), "{sock:?}: {out}");
+        assert!(out.contains("dh-evt"), "{sock:?} half-closed: {out}");
+        let out = raw_all(&sock, piped.as_bytes(), false);
+        assert!(out.contains("dh-evt"), "{sock:?} pipelined: {out}");
+        let second = out.rfind("HTTP/1.1 200").unwrap_or(0);
+        assert!(
+            second > 0 && out.ends_with("OK"),
+            "{sock:?} pipelined: {out}"
+        );
+    }
+}
