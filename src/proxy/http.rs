@@ -592,8 +592,35 @@ fn parse(buf: &[u8], request: bool) -> Result<Option<Head>, HeadError> {
             let mut many = vec![httparse::EMPTY_HEADER; lines + 1];
             parse_with(buf, request, &mut many)
         }
+        Err(HeadError::Bad(400, m)) if request && m.contains("invalid HTTP version") => {
+            other_version(buf).unwrap_or(Err(HeadError::Bad(400, m)))
+        }
         r => r,
     }
+}
+
+/// A request line's version httparse does not take, judged as Go's
+/// net/http (dockerd) judges it: any `HTTP/1.x` is HTTP/1.1 (parsed as
+/// such; the bytes forwarded as sent), another major version is 505.
+/// None: not a version Go reads either (a 400 as httparse said).
+fn other_version(buf: &[u8]) -> Option<Result<Option<Head>, HeadError>> {
+    let line_end = buf.iter().position(|&b| b == b'\n')?;
+    let at = buf[..line_end].windows(6).rposition(|w| w == b" HTTP/")? + 6;
+    let v = buf.get(at..at + 3)?;
+    if !(v[0].is_ascii_digit() && v[1] == b'.' && v[2].is_ascii_digit()) {
+        return None;
+    }
+    if v[0] != b'1' {
+        return Some(Err(HeadError::Bad(
+            505,
+            "HTTP version not supported".into(),
+        )));
+    }
+    let mut copy = buf.to_vec();
+    copy[at + 2] = b'1';
+    let mut headers =
+        vec![httparse::EMPTY_HEADER; copy.iter().filter(|&&b| b == b'\n').count() + 1];
+    Some(parse_with(&copy, true, &mut headers))
 }
 
 fn parse_with<'b>(
@@ -649,6 +676,7 @@ pub fn json_error(status: u16, message: &str, close: bool) -> Vec<u8> {
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         502 => "Bad Gateway",
+        505 => "HTTP Version Not Supported",
         _ => "Service Unavailable",
     };
     format!(
@@ -662,6 +690,23 @@ pub fn json_error(status: u16, message: &str, close: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As Go's net/http: any HTTP/1.x is read as HTTP/1.1; another major
+    /// version is 505; what is no version at all, 400.
+    #[test]
+    fn versions_are_judged_as_go_judges_them() {
+        let h = parse(b"GET /_ping HTTP/1.2\r\nHost: d\r\n\r\n", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.target.as_str(), h.version), ("/_ping", 1));
+        assert_eq!(h.header("host"), Some(&b"d"[..]));
+        for v in ["HTTP/2.0", "HTTP/9.9"] {
+            let r = parse(format!("GET / {v}\r\nHost: d\r\n\r\n").as_bytes(), true);
+            assert!(matches!(r, Err(HeadError::Bad(505, _))), "{v}");
+        }
+        let r = parse(b"GET / HTTP/x\r\nHost: d\r\n\r\n", true);
+        assert!(matches!(r, Err(HeadError::Bad(400, _))));
+    }
 
     async fn body_of(input: &[u8], framing: Framing) -> (Vec<u8>, Vec<u8>) {
         let mut r = Reader::new(input);

@@ -634,3 +634,20 @@ fn events_with_a_half_close_or_a_pipelined_request_answer_as_directly() {
         );
     }
 }
+
+/// Request-line versions: HTTP/1.2 is served (Go reads any 1.x as 1.1),
+/// HTTP/2.0 and HTTP/9.9 get 505, through dockhand as directly.
+#[test]
+fn http_versions_are_answered_as_directly() {
+    require_engine!();
+    let mut env = proxy_env("");
+    env.run();
+    env.wait_ready();
+    for (v, want) in [("HTTP/1.2", 200), ("HTTP/2.0", 505), ("HTTP/9.9", 505)] {
+        let req = format!("GET /_ping {v}\r\nHost: d\r\nConnection: close\r\n\r\n").into_bytes();
+        for sock in [env.socket(), listen(&env)] {
+            let code = exchange(&sock, std::slice::from_ref(&req), Duration::from_secs(10));
+            assert_eq!(code, Some(want), "{v} on {sock:?}");
+        }
+    }
+}
