@@ -121,11 +121,23 @@ pub async fn serve(p: &Profile, control: Control) -> Result<()> {
     // and the supervisor keeps descriptors for its own work.
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     tokio::spawn(async move {
+        let mut listener = listener;
+        let mut look = tokio::time::interval(PUT_BACK_EVERY);
         loop {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
-            match listener.accept().await {
+            let accepted = loop {
+                tokio::select! {
+                    r = listener.accept() => break r,
+                    _ = look.tick() => {
+                        if let Some(l) = put_back(&path) {
+                            listener = l;
+                        }
+                    }
+                }
+            };
+            match accepted {
                 Ok((s, _)) => {
                     let control = control.clone();
                     tokio::spawn(async move {
@@ -141,6 +153,30 @@ pub async fn serve(p: &Profile, control: Control) -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// How often the socket's path is looked at (as the lock file's).
+const PUT_BACK_EVERY: Duration = Duration::from_secs(5);
+
+/// A new listener when someone removed the socket (every command would
+/// find no supervisor to ask); anything else now at the path is left
+/// alone (someone else's: commands then say the supervisor does not
+/// answer).
+fn put_back(path: &std::path::Path) -> Option<UnixListener> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return None,
+    }
+    let l = UnixListener::bind(path)
+        .map_err(|e| warn!("cannot put back {}: {e}", path.display()))
+        .ok()?;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        warn!("cannot chmod 0600 {}: {e}", path.display());
+        let _ = std::fs::remove_file(path);
+        return None;
+    }
+    warn!("{} was removed: put back", path.display());
+    Some(l)
 }
 
 /// Remove the socket when the supervisor ends.

@@ -242,3 +242,18 @@ fn down_outlasts_a_restart_of_dockhand_until_up() {
     env.wait_ready();
     assert!(pings(&env.socket()));
 }
+
+/// A removed `control.sock` is put back (as the lock file is): commands
+/// reach the supervisor again within seconds, not "not answering" forever.
+#[test]
+fn a_removed_control_socket_is_put_back() {
+    let (env, _) = ready_env();
+    std::fs::remove_file(env.state.join("control.sock")).unwrap();
+    harness::eventually("control.sock put back", Duration::from_secs(15), || {
+        let (code, v) = env.status();
+        code == 0 && v["source"] == "control_socket"
+    });
+    let (code, out, err) = env.output(&["down"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!pings(&env.socket()));
+}
