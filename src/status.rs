@@ -114,7 +114,18 @@ fn gather(p: &Profile, json: bool) -> (Report, Ping, Option<String>) {
         _ => p.socket.clone(),
     };
     let ping = probe::ping_blocking(&socket, p.probe_timeout.min(Duration::from_secs(5)));
-    let state = shown_state(p, recorded, state_error.is_some());
+    let mut state = shown_state(p, recorded, state_error.is_some());
+    // The last supervisor ended without recording a stop (killed) and
+    // nothing answers: its engine is gone too (or its watcher stopped
+    // it). `ready` would be what was, not what is.
+    let running = matches!(
+        state.phase,
+        Phase::Starting | Phase::Ready | Phase::Unhealthy | Phase::Restarting | Phase::Stopping
+    );
+    if holder.is_none() && running && ping != Ping::Ok {
+        state.phase = Phase::Stopped;
+        state.engine_pid = None;
+    }
     let launchd_log = holder.is_none().then(|| launchd_note(p, &state)).flatten();
     let report = Report {
         state,

@@ -257,3 +257,22 @@ fn a_removed_control_socket_is_put_back() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!pings(&env.socket()));
 }
+
+/// A supervisor killed, then its engine gone: `status` says stopped, not
+/// the `ready` the dead supervisor last recorded.
+#[test]
+fn status_after_the_supervisor_and_its_engine_died_says_stopped() {
+    let (mut env, i) = ready_env();
+    let engine = env.status().1["engine_pid"].as_i64().unwrap() as i32;
+    env.signal(i, Signal::KILL);
+    env.wait_exit(i, Duration::from_secs(10));
+    harness::kill(engine, Signal::KILL);
+    harness::eventually("the engine gone", Duration::from_secs(10), || {
+        !pings(&env.socket())
+    });
+    let (code, v) = env.status();
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["phase"], "stopped", "{v:#}");
+    assert_eq!(v["supervisor_running"], false, "{v:#}");
+    assert!(v["engine_pid"].is_null(), "{v:#}");
+}
