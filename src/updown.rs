@@ -135,6 +135,13 @@ pub fn down(ctx: &Context, p: &Profile, service: bool, json: bool) -> Result<u8>
         };
         let limit = p.stop_timeout + Duration::from_secs(30);
         match tokio::time::timeout(limit, c.call(&Req::Stop)).await {
+            // The supervisor itself ended meanwhile (stopped with its
+            // service): what counts is whether an engine still answers.
+            Ok(Err(Error::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                unsupervised_engine(p).await.map(|_| None)
+            }
             Ok(r) => r.map(|l| Some(l.state)).map(Option::flatten),
             Err(_) => Err(Error::NotReady(format!(
                 "the supervisor took the stop but did not finish it within {}: it goes on stopping the engine (`dockhand status` shows when it is stopped; `dockhand logs` why it takes long)",

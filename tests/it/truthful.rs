@@ -276,3 +276,42 @@ fn status_after_the_supervisor_and_its_engine_died_says_stopped() {
     assert_eq!(v["supervisor_running"], false, "{v:#}");
     assert!(v["engine_pid"].is_null(), "{v:#}");
 }
+
+/// The supervisor stopped (SIGTERM, its service stopped) while a `down`
+/// waits for the engine to stop: `down` reports what is true (no engine
+/// answers: exit 0), not an I/O error.
+#[test]
+fn down_whose_supervisor_ends_meanwhile_says_what_is_true() {
+    let mut env = Env::new();
+    let server = harness::fixture("engine/ping-server");
+    let sock = env.socket();
+    env.command_config(
+        &[
+            server.to_str().unwrap(),
+            sock.to_str().unwrap(),
+            "--ignore-term",
+        ],
+        "stop_timeout = \"3s\"",
+    );
+    let i = env.run();
+    env.wait_ready();
+    let down = env
+        .cmd(&["down"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.wait_until("stopping", Duration::from_secs(10), |v| {
+        v["phase"] == "stopping"
+    });
+    env.signal(i, Signal::TERM);
+    let out = down.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("end of file"), "{text}");
+    assert!(!pings(&sock));
+}
