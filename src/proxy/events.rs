@@ -55,28 +55,16 @@ pub async fn stream(
     };
     let mut req = head.to_vec();
     let mut first = true;
-    // The client is watched until it hangs up (the stream ends), sends
-    // its next request (it waits its turn: the stream goes on) or
-    // half-closes: that is passed on to the engine, which ends the stream
-    // on it as it would for the client directly.
-    let mut watch_client = true;
     let (half_close, half_closed) = tokio::sync::watch::channel(false);
+    let mut client = Client {
+        cr,
+        watching: true,
+        half_close,
+    };
     loop {
-        let ended = {
-            let fut = one(shared, &req, first, cw, &mut seen, half_closed.clone());
-            tokio::pin!(fut);
-            loop {
-                tokio::select! {
-                    e = &mut fut => break e,
-                    r = cr.head(true), if watch_client => {
-                        if hung_up(cr, r.is_ok()) {
-                            return false;
-                        }
-                        watch_client = false;
-                        let _ = half_close.send(matches!(r, Err(HeadError::Closed)));
-                    }
-                }
-            }
+        let relay = one(shared, &req, first, cw, &mut seen, half_closed.clone());
+        let Some(ended) = client.until(relay).await else {
+            return false;
         };
         match ended {
             Ended::Done => return true,
@@ -89,22 +77,13 @@ pub async fn stream(
             return false;
         }
         let mut st = shared.control.subscribe();
-        loop {
-            tokio::select! {
-                r = st.wait_for(|s| s.phase == Phase::Ready && s.held.is_none()) => {
-                    if r.is_err() {
-                        return false;
-                    }
-                    break;
-                }
-                r = cr.head(true), if watch_client => {
-                    if hung_up(cr, r.is_ok()) {
-                        return false;
-                    }
-                    watch_client = false;
-                    let _ = half_close.send(matches!(r, Err(HeadError::Closed)));
-                }
-            }
+        let ready = async {
+            st.wait_for(|s| s.phase == Phase::Ready && s.held.is_none())
+                .await
+                .is_ok()
+        };
+        if client.until(ready).await != Some(true) {
+            return false;
         }
         let since = match seen.last {
             Some(n) => n + 1,
@@ -115,6 +94,35 @@ pub async fn stream(
         };
         req = with_since(head, target, since, seen.last.is_some());
         first = false;
+    }
+}
+
+/// The client of a stream, watched until it hangs up (the stream ends),
+/// sends its next request (it waits its turn: the stream goes on) or
+/// half-closes: that is passed on to the engine (`half_close`), which
+/// ends the stream on it as it would for the client directly.
+struct Client<'a> {
+    cr: &'a mut Reader<ReadHalf>,
+    watching: bool,
+    half_close: tokio::sync::watch::Sender<bool>,
+}
+
+impl Client<'_> {
+    /// `fut`'s output; None when the client hung up first.
+    async fn until<T>(&mut self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                v = &mut fut => return Some(v),
+                r = self.cr.head(true), if self.watching => {
+                    if hung_up(self.cr, r.is_ok()) {
+                        return None;
+                    }
+                    self.watching = false;
+                    let _ = self.half_close.send(matches!(r, Err(HeadError::Closed)));
+                }
+            }
+        }
     }
 }
 

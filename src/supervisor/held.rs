@@ -41,9 +41,7 @@ impl Supervisor {
         if why == Held::Down {
             down_marker::set(&self.p);
         }
-        self.stop_acks.drain(..).for_each(|a| {
-            let _ = a.send(());
-        });
+        self.ack_stops();
         let mut shutdown = self.shutdown.clone();
         loop {
             let req = tokio::select! {
@@ -59,9 +57,7 @@ impl Supervisor {
                     }
                     self.st.held = Some(why);
                     self.set(Phase::Stopped, None, &format!("engine {why}"));
-                    self.stop_acks.drain(..).for_each(|a| {
-                        let _ = a.send(());
-                    });
+                    self.ack_stops();
                 }
                 Act::Nothing => {}
             }
@@ -73,6 +69,13 @@ impl Supervisor {
         self.st.held = None;
         self.woken = true;
         true
+    }
+
+    /// Tell the `down`s (and idle stops) waiting that the engine is held.
+    fn ack_stops(&mut self) {
+        self.stop_acks.drain(..).for_each(|a| {
+            let _ = a.send(());
+        });
     }
 
     /// A failure retrying can't fix (the engine's `fatal`): held `failed`
