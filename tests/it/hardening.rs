@@ -559,8 +559,11 @@ fn status_says_unknown_when_state_json_cant_be_read() {
         (0, &serde_json::json!("ready")),
         "{v:#}"
     );
+    // Its socket moved away and a plain file in its place (a removed one
+    // would be put back; something else is left alone).
     let control = env.state.join("control.sock");
     std::fs::rename(&control, env.state.join("control.away")).unwrap();
+    std::fs::write(&control, "").unwrap();
     type Make = fn(&Path);
     let cases: [(&str, Make); 5] = [
         ("link to /dev/zero", |p| {
