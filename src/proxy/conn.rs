@@ -91,7 +91,13 @@ impl Conn {
                 Ok(h) => h,
                 Err(HeadError::Closed | HeadError::Io(_)) => return,
                 Err(HeadError::Bad(code, msg)) => {
-                    let _ = self.reply(&http::json_error(code, &msg, true)).await;
+                    if self
+                        .reply(&http::json_error(code, &msg, true))
+                        .await
+                        .is_ok()
+                    {
+                        self.linger().await;
+                    }
                     return;
                 }
             };
@@ -154,6 +160,28 @@ impl Conn {
         self.cw.write_all(bytes).await
     }
 
+    /// After an error answer with the client's request unread: our side
+    /// shut, then what it still sends read and dropped (`LINGER_BYTES`
+    /// within `LINGER` at most) before the close, so that the close does
+    /// not reset the connection under the answer (as Go's server does:
+    /// closeWriteAndWait).
+    async fn linger(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+        const LINGER_BYTES: usize = 4 << 20;
+        if self.cw.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match tokio::time::timeout_at(deadline, self.cr.discard(left)).await {
+                Ok(Ok(k)) if k > 0 => left = left.saturating_sub(k),
+                _ => return,
+            }
+        }
+    }
+
     /// One request; its head is in `cr`'s buffer.
     async fn request(&mut self, head: Head, bound: &AtomicU64) -> Next {
         let path = super::classify::api_path(&head.target).to_string();
@@ -204,7 +232,13 @@ impl Conn {
             (Local::Bytes(b), _) => b,
             (Local::Error(m), c) => http::json_error(503, &m, c),
         };
-        match self.reply(&answer).await.is_err() || close {
+        if self.reply(&answer).await.is_err() {
+            return Next::Close;
+        }
+        if framing != Framing::None {
+            self.linger().await;
+        }
+        match close {
             true => Next::Close,
             false => Next::More,
         }

@@ -254,6 +254,20 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 
+    /// For a connection about to close: its buffer (and what it holds of
+    /// the heads budget) given back, then up to `max` bytes read and
+    /// dropped through a small scratch buffer; 0 at the end of the stream.
+    pub async fn discard(&mut self, max: usize) -> io::Result<usize> {
+        if !self.buf.is_empty() {
+            self.buf = Vec::new();
+            (self.pos, self.end) = (0, 0);
+            super::limits::release_head(std::mem::take(&mut self.charged));
+        }
+        let mut scratch = [0u8; 1024];
+        let n = max.min(scratch.len());
+        self.r.read(&mut scratch[..n]).await
+    }
+
     /// Wait for more bytes (keeping those buffered); 0 at the end of the
     /// stream. Never returns with a full buffer unread: when it is full,
     /// waits forever (the caller races it against something else).

@@ -651,3 +651,33 @@ fn http_versions_are_answered_as_directly() {
         }
     }
 }
+
+/// A head too large is answered 431 and the connection then ends cleanly
+/// (what the client still sends is read and dropped before the close),
+/// not with a reset that can destroy the answer, as directly.
+#[test]
+fn a_head_too_large_is_answered_431_and_closed_cleanly() {
+    require_engine!();
+    let mut env = proxy_env("");
+    env.run();
+    env.wait_ready();
+    let mut big = b"GET /_ping HTTP/1.1\r\nHost: d\r\nX-Pad: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 2 << 20));
+    big.extend_from_slice(b"\r\n\r\n");
+    for sock in [env.socket(), listen(&env)] {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let bytes = big.clone();
+        let writer = std::thread::spawn(move || {
+            let _ = w.write_all(&bytes);
+            let _ = w.shutdown(std::net::Shutdown::Write);
+        });
+        let mut out = Vec::new();
+        let r = s.read_to_end(&mut out);
+        writer.join().unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 431"), "{sock:?}: {text}");
+        assert!(r.is_ok(), "{sock:?}: {r:?} after {text}");
+    }
+}
