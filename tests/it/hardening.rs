@@ -381,34 +381,43 @@ fn vm_kb(pid: i32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// engine.log stays bounded while a ready engine writes 40 MiB (like
-/// dockhand's own log: 10 MiB, 3 older files).
-#[test]
-fn engine_log_is_bounded_while_the_engine_runs() {
-    require_engine!();
-    let mut env = Env::new();
+/// A profile whose engine writes `bytes` to its output once ready, then
+/// makes the returned marker file.
+fn chatty_env(bytes: u64) -> (Env, PathBuf) {
+    let env = Env::new();
     let marker = env.root.join("written");
     env.command_config(
         &[
             &odd(),
             "chatty",
             env.socket().to_str().unwrap(),
-            &(40u64 << 20).to_string(),
+            &bytes.to_string(),
             marker.to_str().unwrap(),
         ],
         "",
     );
+    (env, marker)
+}
+
+/// A file's length; 0 when there is none.
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+/// engine.log stays bounded while a ready engine writes 40 MiB (like
+/// dockhand's own log: 10 MiB, 3 older files).
+#[test]
+fn engine_log_is_bounded_while_the_engine_runs() {
+    require_engine!();
+    let (mut env, marker) = chatty_env(40 << 20);
     let sup = env.run();
     env.wait_ready();
     eventually("40 MiB written", Duration::from_secs(60), || {
         marker.exists()
     });
     let max = 10u64 << 20;
-    let size = |n: &str| {
-        std::fs::metadata(env.state.join(n))
-            .map(|m| m.len())
-            .unwrap_or(0)
-    };
+    let state = env.state.clone();
+    let size = |n: &str| file_len(&state.join(n));
     eventually("engine.log cut", Duration::from_secs(10), || {
         size("engine.log") <= max
     });
@@ -427,18 +436,7 @@ fn engine_log_is_bounded_while_the_engine_runs() {
 #[test]
 fn an_oversized_engine_log_is_cut_not_kept_whole() {
     require_engine!();
-    let mut env = Env::new();
-    let marker = env.root.join("written");
-    env.command_config(
-        &[
-            &odd(),
-            "chatty",
-            env.socket().to_str().unwrap(),
-            &(30u64 << 20).to_string(),
-            marker.to_str().unwrap(),
-        ],
-        "",
-    );
+    let (mut env, marker) = chatty_env(30 << 20);
     std::fs::create_dir_all(&env.state).unwrap();
     std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o700)).unwrap();
     let left = std::fs::File::create(env.state.join("engine.log")).unwrap();
@@ -446,11 +444,7 @@ fn an_oversized_engine_log_is_cut_not_kept_whole() {
     drop(left);
     let max = 10u64 << 20;
     let state = env.state.clone();
-    let size = |n: &str| {
-        std::fs::metadata(state.join(n))
-            .map(|m| m.len())
-            .unwrap_or(0)
-    };
+    let size = |n: &str| file_len(&state.join(n));
     let sup = env.run();
     env.wait_ready();
     assert_eq!(size("engine.log.1"), max, "the old log kept whole");

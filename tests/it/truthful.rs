@@ -37,6 +37,21 @@ fn ready_env() -> (Env, usize) {
     (env, i)
 }
 
+/// A profile whose engine nobody supervises: the ping-server started by
+/// hand on its socket, answering.
+fn engine_started_by_hand(env: &Env) -> std::process::Child {
+    env.command_config(&["/bin/true"], "");
+    std::fs::create_dir_all(env.socket().parent().unwrap()).unwrap();
+    let server = std::process::Command::new(harness::fixture("engine/ping-server"))
+        .arg(env.socket())
+        .spawn()
+        .unwrap();
+    harness::eventually("the engine", Duration::from_secs(10), || {
+        pings(&env.socket())
+    });
+    server
+}
+
 /// Every command that drives the supervisor says it does not answer,
 /// with its pid, and exits 8; the engine still runs.
 fn all_say_not_answering(env: &Env, pid: i32) {
@@ -148,15 +163,7 @@ fn down_against_a_stopped_supervisor_says_so_and_is_not_carried_out_later() {
 #[test]
 fn down_without_a_supervisor_but_a_running_engine_does_not_say_nothing_to_stop() {
     let env = Env::new();
-    env.command_config(&["/bin/true"], "");
-    std::fs::create_dir_all(env.socket().parent().unwrap()).unwrap();
-    let mut server = std::process::Command::new(harness::fixture("engine/ping-server"))
-        .arg(env.socket())
-        .spawn()
-        .unwrap();
-    harness::eventually("the engine", Duration::from_secs(10), || {
-        pings(&env.socket())
-    });
+    let mut server = engine_started_by_hand(&env);
     let (code, out, err) = env.output(&["down"]);
     let _ = server.kill();
     let _ = server.wait();
@@ -172,15 +179,7 @@ fn down_without_a_supervisor_but_a_running_engine_does_not_say_nothing_to_stop()
 #[test]
 fn down_and_restart_of_an_engine_dockhand_did_not_start_say_so() {
     let mut env = Env::new();
-    env.command_config(&["/bin/true"], "");
-    std::fs::create_dir_all(env.socket().parent().unwrap()).unwrap();
-    let mut server = std::process::Command::new(harness::fixture("engine/ping-server"))
-        .arg(env.socket())
-        .spawn()
-        .unwrap();
-    harness::eventually("the engine", Duration::from_secs(10), || {
-        pings(&env.socket())
-    });
+    let mut server = engine_started_by_hand(&env);
     env.run();
     let v = env.wait_ready();
     assert_eq!(v["adopted"], true, "{v:#}");
